@@ -1,0 +1,276 @@
+"""Kafka clients configured the one way the pipeline uses them.
+
+* :class:`ReliableProducer`: idempotent, ``acks=all``; every delivery report is checked, a failed delivery
+  is logged and produced again (never dropped), and :meth:`ReliableProducer.flush` waits for all of them.
+* :func:`make_consumer`: at-least-once. Offsets are stored by the caller only after its side effect
+  (``store_offsets``), and auto-commit commits only what was stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+Headers = list[tuple[str, bytes]]
+
+
+def client_config(settings: Settings) -> dict[str, Any]:
+    """Connection and security settings common to every client."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "security.protocol": settings.kafka_security_protocol,
+        # librdkafka logs every refused connection at error level; our own code logs outages once.
+        "log_level": 3,
+    }
+    if settings.kafka_sasl_mechanism:
+        config["sasl.mechanism"] = settings.kafka_sasl_mechanism
+        config["sasl.username"] = settings.kafka_sasl_username
+        assert settings.kafka_sasl_password is not None
+        config["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
+    if settings.kafka_ssl_ca_location:
+        config["ssl.ca.location"] = str(settings.kafka_ssl_ca_location)
+    return config
+
+
+@dataclass
+class _Pending:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers | None
+    attempts: int = 0
+
+
+class ReliableProducer:
+    """A producer that does not lose messages: failed deliveries are retried until :meth:`flush` gives up.
+
+    ``on_delivered(count)`` is called (from :meth:`poll`/:meth:`flush`) as deliveries are confirmed.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client_id: str,
+        on_delivered: Callable[[int], None] | None = None,
+        **overrides: Any,
+    ) -> None:
+        config = client_config(settings) | {
+            "client.id": client_id,
+            "enable.idempotence": True,
+            "acks": "all",
+            # Batch small JSON messages: 20 ms of latency buys large batches and far fewer requests.
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 1_000_000,
+        }
+        self._producer = Producer(config | overrides)
+        self._retry: deque[_Pending] = deque()
+        self._in_flight = 0
+        self._on_delivered = on_delivered
+        self.delivered = 0
+        self.failed_attempts = 0
+
+    def produce(
+        self, topic: str, value: bytes, key: bytes | str | None = None, headers: Headers | None = None
+    ) -> None:
+        key_bytes = key.encode() if isinstance(key, str) else key
+        self._send(_Pending(topic, key_bytes, value, headers))
+
+    def _send(self, item: _Pending) -> None:
+        def report(err: KafkaError | None, _msg: Message) -> None:
+            self._in_flight -= 1
+            if err is None:
+                self.delivered += 1
+                if self._on_delivered:
+                    self._on_delivered(1)
+                return
+            item.attempts += 1
+            self.failed_attempts += 1
+            logger.warning(
+                "delivery failed, will retry topic=%s key=%s attempt=%d error=%s",
+                item.topic,
+                item.key.decode(errors="replace") if item.key else None,
+                item.attempts,
+                err.str(),
+            )
+            self._retry.append(item)
+
+        while True:
+            try:
+                self._producer.produce(
+                    item.topic, item.value, item.key, headers=item.headers, on_delivery=report
+                )
+                self._in_flight += 1
+                return
+            except BufferError:
+                # The local queue is full: serve delivery reports to make room, then try again.
+                self._producer.poll(0.05)
+
+    def poll(self, timeout: float = 0) -> None:
+        """Serve delivery reports and resend what failed. Call it often (every loop iteration)."""
+        self._producer.poll(timeout)
+        while self._retry:
+            self._send(self._retry.popleft())
+
+    @property
+    def pending(self) -> int:
+        """Messages produced but not yet confirmed delivered."""
+        return self._in_flight + len(self._retry)
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Wait until every message is delivered (retrying failures); return how many are still pending."""
+        deadline = time.monotonic() + timeout
+        while self.pending and time.monotonic() < deadline:
+            self.poll(0)
+            self._producer.flush(min(1.0, max(0.0, deadline - time.monotonic())))
+        self.poll(0)
+        if self.pending:
+            logger.error("flush gave up after %.0f s with %d messages undelivered", timeout, self.pending)
+        return self.pending
+
+    def list_topics(self, timeout: float = 5.0) -> Any:
+        return self._producer.list_topics(timeout=timeout)
+
+
+def make_consumer(
+    settings: Settings,
+    group_id: str,
+    *,
+    client_id: str,
+    **overrides: Any,
+) -> Consumer:
+    """A consumer for at-least-once processing: call ``store_offsets(msg)`` after the side effect.
+
+    Partitions are assigned cooperatively, so a member joining or leaving does not stop the others.
+    """
+    config = client_config(settings) | {
+        "group.id": group_id,
+        "client.id": client_id,
+        "enable.auto.offset.store": False,
+        "enable.auto.commit": True,
+        "auto.commit.interval.ms": 1_000,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "max.poll.interval.ms": settings.kafka_max_poll_interval_ms,
+        "session.timeout.ms": settings.kafka_session_timeout_ms,
+    }
+    return Consumer(config | overrides)
+
+
+def subscribe(
+    consumer: Consumer,
+    topics: list[str],
+    on_assign: Callable[[Consumer, list[TopicPartition]], None] | None = None,
+    on_revoke: Callable[[Consumer, list[TopicPartition]], None] | None = None,
+) -> None:
+    kwargs: dict[str, Any] = {}
+    if on_assign:
+        kwargs["on_assign"] = on_assign
+    if on_revoke:
+        kwargs["on_revoke"] = on_revoke
+        # A partition lost without a clean revoke (session timeout) must also drop what we hold for it.
+        kwargs["on_lost"] = on_revoke
+    consumer.subscribe(topics, **kwargs)
+
+
+def store_offsets(consumer: Consumer, messages: Iterable[Message]) -> None:
+    """Store the offsets after ``messages`` (processed); a partition already revoked is skipped.
+
+    librdkafka raises ``_STATE`` for a partition this member no longer owns: its messages will be
+    delivered again to the new owner, which is what at-least-once wants.
+    """
+    latest: dict[tuple[str, int], int] = {}
+    for msg in messages:
+        key = (msg.topic(), msg.partition())
+        latest[key] = max(latest.get(key, -1), msg.offset())
+    if not latest:
+        return
+    offsets = [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in latest.items()]
+    try:
+        consumer.store_offsets(offsets=offsets)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError._STATE:
+            raise
+        for tp in offsets:
+            try:
+                consumer.store_offsets(offsets=[tp])
+            except KafkaException as one:
+                if one.args[0].code() != KafkaError._STATE:
+                    raise
+                logger.info("partition %s[%d] revoked before its offset was stored", tp.topic, tp.partition)
+
+
+def commit_stored(consumer: Consumer) -> None:
+    """Commit the stored offsets now (on shutdown or before partitions are revoked).
+
+    Nothing stored since the last commit is not an error.
+    """
+    try:
+        consumer.commit(asynchronous=False)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError._NO_OFFSET:
+            raise
+
+
+def consumer_lag(consumer: Consumer, timeout: float = 2.0) -> int:
+    """Messages behind the log end over the partitions this consumer holds (0 when it holds none)."""
+    assignment = consumer.assignment()
+    if not assignment:
+        return 0
+    lag = 0
+    positions = consumer.position(assignment)
+    for tp in positions:
+        _low, high = consumer.get_watermark_offsets(tp, timeout=timeout, cached=False)
+        position = tp.offset if tp.offset >= 0 else _low
+        lag += max(0, high - position)
+    return lag
+
+
+def ensure_topics(
+    settings: Settings, topics: Iterable[str], partitions: int = 6, timeout: float = 30.0
+) -> None:
+    """Create the topics that do not exist yet (one replica: the local stack has one broker)."""
+    admin = AdminClient(client_config(settings))
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    missing = [
+        NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics if t not in existing
+    ]
+    if not missing:
+        return
+    for topic, future in admin.create_topics(missing, request_timeout=timeout).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+        logger.info("created topic %s with %d partitions", topic, partitions)
+
+
+def wait_for_kafka(settings: Settings, stop: Callable[[], bool], timeout: float | None = None) -> bool:
+    """Block until the brokers answer a metadata request (True) or ``stop()``/``timeout`` (False)."""
+    admin = AdminClient(client_config(settings))
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.5
+    while not stop():
+        try:
+            if admin.list_topics(timeout=5).brokers:
+                return True
+        except KafkaException as exc:
+            logger.warning("Kafka at %s not reachable (%s); retrying", settings.kafka_bootstrap_servers, exc)
+        if deadline is not None and time.monotonic() > deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 10.0)
+    return False

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from shared.schemas import BarV1, MessageError, PredictionV1, decode_bar, decode_prediction, encode
+
+TS = datetime(2026, 11, 25, 14, 31, tzinfo=UTC)
+
+
+def bar(**overrides: object) -> dict[str, object]:
+    values: dict[str, object] = {
+        "v": 1,
+        "ticker": "AAPL",
+        "ts": "2026-11-25T14:31:00Z",
+        "open": 100.0,
+        "high": 101.0,
+        "low": 99.5,
+        "close": 100.5,
+        "volume": 1200,
+        "source": "synthetic",
+        "rev": 0,
+        "final": False,
+    }
+    return values | overrides
+
+
+def test_bar_round_trips_in_the_documented_shape() -> None:
+    original = BarV1.model_validate(bar())
+    wire = encode(original)
+    assert json.loads(wire) == bar()
+    assert decode_bar(wire) == original
+
+
+def test_timestamps_are_written_in_utc_with_z() -> None:
+    eastern = timezone(timedelta(hours=-5))
+    message = BarV1.model_validate(bar(ts=datetime(2026, 11, 25, 9, 31, tzinfo=eastern)))
+    assert json.loads(encode(message))["ts"] == "2026-11-25T14:31:00Z"
+    assert message.ts == TS
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"not json", "not_json"),
+        (b"\xff\xfe", "not_json"),
+        (None, "not_json"),
+        (b"[1, 2]", "invalid"),
+        (json.dumps(bar(v=2)).encode(), "unknown_version"),
+        (json.dumps({k: v for k, v in bar().items() if k != "v"}).encode(), "unknown_version"),
+        (json.dumps({k: v for k, v in bar().items() if k != "close"}).encode(), "invalid"),
+        (json.dumps(bar(close="high")).encode(), "invalid"),
+        (
+            b'{"v":1,"ticker":"AAPL","ts":"2026-11-25T14:31:00Z","open":NaN,"high":1,"low":1,"close":1,'
+            b'"volume":1,"source":"s"}',
+            "invalid",
+        ),
+        (
+            b'{"v":1,"ticker":"AAPL","ts":"2026-11-25T14:31:00Z","open":1,"high":Infinity,"low":1,"close":1,'
+            b'"volume":1,"source":"s"}',
+            "invalid",
+        ),
+        (json.dumps(bar(low=-1.0)).encode(), "invalid"),
+        (json.dumps(bar(low=102.0)).encode(), "invalid"),
+        (json.dumps(bar(close=105.0)).encode(), "invalid"),
+        (json.dumps(bar(volume=-1)).encode(), "invalid"),
+        (json.dumps(bar(ts="2026-11-25T14:31:17Z")).encode(), "invalid"),
+        (json.dumps(bar(ts="2026-11-25T14:31:00")).encode(), "invalid"),
+        (json.dumps(bar(ticker="BRK.B")).encode(), "invalid"),
+        (json.dumps(bar(surprise=1)).encode(), "invalid"),
+        (json.dumps(bar(source="x" * 5000)).encode(), "too_large"),
+    ],
+)
+def test_bad_bars_are_rejected_with_a_reason(raw: bytes | None, reason: str) -> None:
+    with pytest.raises(MessageError) as error:
+        decode_bar(raw, max_bytes=4096)
+    assert error.value.reason == reason
+
+
+def prediction(**overrides: object) -> dict[str, object]:
+    values: dict[str, object] = {
+        "v": 1,
+        "ticker": "AAPL",
+        "ts": "2026-11-25T14:32:00Z",
+        "yhat": 100.7,
+        "horizon_min": 1,
+        "based_on_ts": "2026-11-25T14:31:00Z",
+        "model_version": "per_stock-return-3f2a-17",
+        "trained_at": "2026-11-25T14:31:05Z",
+        "target": "return",
+    }
+    return values | overrides
+
+
+def test_prediction_round_trips_in_the_documented_shape() -> None:
+    original = PredictionV1.model_validate(prediction())
+    assert json.loads(encode(original)) == prediction()
+    assert decode_prediction(encode(original)) == original
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"ts": "2026-11-25T14:31:00Z"},
+        {"ts": "2026-11-25T14:30:00Z"},
+        {"horizon_min": 2},
+        {"yhat": 0},
+        {"target": "level"},
+        {"model_version": ""},
+    ],
+)
+def test_bad_predictions_are_rejected(overrides: dict[str, object]) -> None:
+    with pytest.raises(MessageError):
+        decode_prediction(json.dumps(prediction(**overrides)).encode())
