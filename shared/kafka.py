@@ -22,7 +22,7 @@ from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, str | bytes | None]]
 
 
 def client_config(settings: Settings) -> dict[str, Any]:
@@ -193,8 +193,9 @@ def store_offsets(consumer: Consumer, messages: Iterable[Message]) -> None:
     """
     latest: dict[tuple[str, int], int] = {}
     for msg in messages:
-        key = (msg.topic(), msg.partition())
-        latest[key] = max(latest.get(key, -1), msg.offset())
+        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        assert topic is not None and partition is not None and offset is not None
+        latest[(topic, partition)] = max(latest.get((topic, partition), -1), offset)
     if not latest:
         return
     offsets = [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in latest.items()]

@@ -16,6 +16,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_TICKERS = ("AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "JPM", "XOM")
 
+# The values .env.example ships with: refused, so a copied example never reaches production.
+PLACEHOLDER_SECRETS = frozenset({"change-me", "changeme"})
+
 # Tickers become MongoDB field names (``close.<TICKER>``) and Kafka keys: no '.', no '$', no spaces.
 TICKER_PATTERN = re.compile(r"^[A-Z0-9^=\-]{1,15}$")
 
@@ -159,6 +162,10 @@ class Settings(BaseSettings):
             raise ValueError("replay_file: PORTFOLIO_REPLAY_FILE is required when PORTFOLIO_SOURCE=replay")
         if self.kafka_sasl_mechanism and not (self.kafka_sasl_username and self.kafka_sasl_password):
             raise ValueError("kafka_sasl_username: a SASL mechanism needs a username and a password")
+        for name in ("mongodb_password", "kafka_sasl_password"):
+            secret = getattr(self, name)
+            if secret is not None and secret.get_secret_value() in PLACEHOLDER_SECRETS:
+                raise ValueError(f"{name}: still the placeholder from .env.example; set a real secret")
         if len(set(self.topics())) != 3:
             raise ValueError("bars_topic: the bars, predictions and dead-letter topics must differ")
         return self

@@ -102,3 +102,9 @@ def test_shards_split_tickers_without_overlap(
     monkeypatch.setenv("PORTFOLIO_TICKERS", "A,B,C,D,E,F,G")
     monkeypatch.setenv("PORTFOLIO_SHARD", shard)
     assert load_settings().shard_tickers() == expected
+
+
+def test_placeholder_secret_from_the_example_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORTFOLIO_MONGODB_PASSWORD", "change-me")
+    with pytest.raises(SettingsError, match="mongodb_password"):
+        load_settings()

@@ -1,0 +1,1 @@
+"""``portfolio run``: the whole pipeline on one machine, with a live view in the terminal."""

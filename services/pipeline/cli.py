@@ -1,0 +1,107 @@
+"""``portfolio run``: producer, sink and trainer as separate processes, a live view, a clean Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+
+from services.pipeline import supervisor, view
+from shared.kafka import ensure_topics, wait_for_kafka
+from shared.lifecycle import StopFlag
+from shared.mongo import database, make_client, wait_for_mongodb
+from shared.settings import SettingsError, load_settings
+
+logger = logging.getLogger("pipeline")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="portfolio run", description=__doc__)
+    parser.add_argument(
+        "--duration", type=float, default=0, help="stop by itself after this many seconds (0: never)"
+    )
+    parser.add_argument(
+        "--refresh", type=float, default=None, help="seconds between view updates (default: 2)"
+    )
+    parser.add_argument("--log-dir", type=Path, default=Path("logs"), help="each service's output goes here")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"portfolio run: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s pipeline: %(message)s", stream=sys.stderr
+    )
+    stop = StopFlag().install()
+    console = Console(stderr=False)
+    live_view = console.is_terminal
+
+    if not wait_for_kafka(settings, stop, timeout=15):
+        print(
+            f"portfolio run: Kafka at {settings.kafka_bootstrap_servers} does not answer; start it with "
+            "`make stack-up` (or run `make run`)",
+            file=sys.stderr,
+        )
+        return 1
+    client = make_client(settings)
+    if not wait_for_mongodb(client, stop, timeout=15):
+        print(
+            "portfolio run: the database does not answer; start it with `make stack-up` (or `make run`)",
+            file=sys.stderr,
+        )
+        return 1
+    # Topics exist with all their partitions before any consumer subscribes or producer writes.
+    ensure_topics(settings, settings.topics())
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    ports = {
+        "producer": settings.producer_http_port,
+        "sink": settings.sink_http_port,
+        "trainer": settings.trainer_http_port,
+    }
+    children = {name: supervisor.start(name, env, args.log_dir) for name in supervisor.START_ORDER}
+    db = database(client, settings)
+    refresh = args.refresh or min(2.0, settings.download_period_s)
+    deadline = time.monotonic() + args.duration if args.duration else None
+    title = f"portfol.io · source={settings.source} · {len(settings.tickers)} tickers"
+    crashed: list[str] = []
+    try:
+        with Live(console=console, auto_refresh=False, transient=False) if live_view else _NoLive() as live:
+            while not stop.wait(refresh):
+                snapshot = view.gather(db, list(settings.tickers), children, ports)
+                if live_view:
+                    live.update(view.render(snapshot, title), refresh=True)
+                else:
+                    print(view.status_line(snapshot), flush=True)
+                crashed = [name for name, child in children.items() if child.exit_code not in (None, 0)]
+                if crashed:
+                    logger.error("%s exited unexpectedly; see %s", ", ".join(crashed), args.log_dir)
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+    finally:
+        print("stopping: producer, then trainer, then sink (each flushes and commits)...", file=sys.stderr)
+        codes = supervisor.stop_all(children)
+        client.close()
+    print("stopped: " + ", ".join(f"{name} exit {code}" for name, code in codes.items()), file=sys.stderr)
+    return 1 if crashed or any(codes.values()) else 0
+
+
+class _NoLive:
+    """Stands in for rich's Live when stdout is not a terminal (logs, CI): status lines instead."""
+
+    def __enter__(self) -> _NoLive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, *args: object, **kwargs: object) -> None:
+        return None

@@ -1,0 +1,1 @@
+"""``portfolio report``: actual closes, predictions and their error against naive, as one HTML file."""

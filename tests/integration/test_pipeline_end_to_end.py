@@ -1,0 +1,154 @@
+"""The whole pipeline as a user runs it: `portfolio run` on the synthetic market, real Kafka and database."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from shared.kafka import make_consumer, subscribe
+from shared.mongo import BARS, PORTFOLIO, PREDICTIONS, database, make_client
+from shared.schemas import decode_prediction
+from shared.settings import Settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TICKERS = ["AAPL", "MSFT", "NVDA"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def processes_with(marker: str) -> list[int]:
+    """Pids whose environment holds ``marker``: the services started for this test, and nothing else."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def wait_until(
+    condition: Callable[[], bool], timeout: float, what: str, runner: subprocess.Popen[str]
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        assert runner.poll() is None, f"portfolio run exited early while waiting for {what}"
+        time.sleep(1)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_synthetic_market_flows_to_bars_portfolio_and_predictions_then_stops_cleanly(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    ports = {name: free_port() for name in ("producer", "sink", "trainer")}
+    settings = settings_factory()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTFOLIO_")} | {
+        "PORTFOLIO_BARS_TOPIC": settings.bars_topic,
+        "PORTFOLIO_PREDICTIONS_TOPIC": settings.predictions_topic,
+        "PORTFOLIO_DLQ_TOPIC": settings.dlq_topic,
+        "PORTFOLIO_MONGODB_DB": settings.mongodb_db,
+        "PORTFOLIO_SINK_GROUP_ID": settings.sink_group_id,
+        "PORTFOLIO_TRAINER_GROUP_ID": settings.trainer_group_id,
+        "PORTFOLIO_TICKERS": ",".join(TICKERS),
+        "PORTFOLIO_SOURCE": "synthetic",
+        "PORTFOLIO_DOWNLOAD_PERIOD_S": "2",
+        "PORTFOLIO_BACKFILL_MINUTES": "240",
+        "PORTFOLIO_LOG_FILE": str(tmp_path / "data.log"),
+        "PORTFOLIO_CHECKPOINT_STORE": "volume",
+        "PORTFOLIO_CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
+        # A smaller network than the default so the test's cold start fits a busy 2-core CI machine.
+        "PORTFOLIO_LSTM_LAYERS": "2",
+        "PORTFOLIO_LSTM_UNITS": "16",
+        "PORTFOLIO_WINDOW_MIN": "30",
+        "PORTFOLIO_MAX_EPOCHS": "5",
+        "PORTFOLIO_PRODUCER_HTTP_PORT": str(ports["producer"]),
+        "PORTFOLIO_SINK_HTTP_PORT": str(ports["sink"]),
+        "PORTFOLIO_TRAINER_HTTP_PORT": str(ports["trainer"]),
+    }
+    marker = f"PORTFOLIO_MONGODB_DB={settings.mongodb_db}"
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "shared.cli", "run", "--refresh", "2", "--log-dir", str(tmp_path / "logs")],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        with make_client(settings) as client:
+            db = database(client, settings)
+
+            def every_ticker_has(collection: str) -> bool:
+                return set(db[collection].distinct("ticker")) >= set(TICKERS)
+
+            wait_until(lambda: every_ticker_has(BARS), 90, "bars for every ticker", runner)
+            wait_until(lambda: db[PORTFOLIO].count_documents({}) >= 200, 90, "merged portfolio rows", runner)
+            wait_until(lambda: every_ticker_has(PREDICTIONS), 240, "predictions for every ticker", runner)
+
+            # The merged portfolio holds each ticker's close under close.<TICKER>, never NaN.
+            row = db[PORTFOLIO].find_one(sort=[("ts", -1)])
+            assert row is not None
+            assert set(row["close"]) <= set(TICKERS)
+            assert all(value == value for value in row["close"].values())
+
+            for name, port in ports.items():
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+                    assert json.loads(response.read())["ready"] is True, name
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                    assert "portfolio_" in response.read().decode(), name
+
+            # Predictions are on the topic too, valid v1 messages for every ticker.
+            consumer = make_consumer(settings, f"{settings.predictions_topic}-reader", client_id="test")
+            subscribe(consumer, [settings.predictions_topic])
+            seen: set[str] = set()
+            deadline = time.monotonic() + 30
+            while seen < set(TICKERS) and time.monotonic() < deadline:
+                msg = consumer.poll(0.5)
+                if msg is not None and not msg.error():
+                    prediction = decode_prediction(msg.value())
+                    assert prediction.ts > prediction.based_on_ts
+                    seen.add(prediction.ticker)
+            consumer.close()
+            assert seen == set(TICKERS)
+    finally:
+        if runner.poll() is None:
+            runner.send_signal(signal.SIGINT)
+        output, _ = runner.communicate(timeout=120)
+    assert runner.returncode == 0, output
+    assert "producer exit 0, trainer exit 0, sink exit 0" in output
+    assert processes_with(marker) == [], "a service outlived portfolio run"
+
+    report = tmp_path / "report.html"
+    rendered = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "report", "--hours", "8", "--out", str(report)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    page = report.read_text()
+    assert page.count("data:image/png;base64,") >= 2
+    for ticker in TICKERS:
+        assert ticker in page

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from services.report.scoring import running_mse_ratio, score_predictions, summary_table
+
+T0 = pd.Timestamp("2026-11-25T14:30:00Z")
+
+
+def minute(i: int) -> pd.Timestamp:
+    return T0 + pd.Timedelta(minutes=i)
+
+
+def closes(ticker: str, values: list[float], final_upto: int | None = None) -> pd.DataFrame:
+    n = len(values)
+    final_upto = n if final_upto is None else final_upto
+    return pd.DataFrame(
+        {
+            "ticker": ticker,
+            "ts": [minute(i) for i in range(n)],
+            "close": values,
+            "final": [i < final_upto for i in range(n)],
+        }
+    )
+
+
+def predictions(ticker: str, yhats: dict[int, float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "ticker": ticker,
+            "ts": [minute(i) for i in yhats],
+            "yhat": list(yhats.values()),
+            "based_on_ts": [minute(i - 1) for i in yhats],
+            "model_version": "v1",
+        }
+    )
+
+
+def test_predictions_are_scored_only_against_final_bars_with_the_last_close_as_naive() -> None:
+    bars = closes("AAPL", [100.0, 101.0, 103.0, 104.0], final_upto=3)  # minute 3 still in progress
+    scored = score_predictions(bars, predictions("AAPL", {1: 100.5, 2: 102.0, 3: 104.0}))
+    assert list(scored["ts"]) == [minute(1), minute(2)]
+    assert list(scored["naive"]) == [100.0, 101.0]
+    assert list(scored["actual"]) == [101.0, 103.0]
+
+
+def test_running_ratio_is_below_one_when_the_model_beats_naive_and_per_ticker() -> None:
+    bars = pd.concat([closes("AAPL", [100.0, 101.0, 102.0]), closes("MSFT", [50.0, 49.0, 48.0])])
+    good = predictions("AAPL", {1: 101.0, 2: 101.5})  # errors 0 and 0.5 vs naive 1 and 1
+    bad = predictions("MSFT", {1: 51.0, 2: 50.0})  # errors 2 and 2 vs naive 1 and 1
+    scored = score_predictions(bars, pd.concat([good, bad]))
+    ratio = running_mse_ratio(scored)
+    aapl = ratio[scored["ticker"] == "AAPL"].tolist()
+    msft = ratio[scored["ticker"] == "MSFT"].tolist()
+    assert aapl == pytest.approx([0.0, 0.125])
+    assert msft == pytest.approx([4.0, 4.0])
+
+
+def test_summary_pools_tickers_and_counts_direction_only_on_moves() -> None:
+    bars = pd.concat([closes("AAPL", [100.0, 101.0, 101.0]), closes("MSFT", [50.0, 49.0, 48.0])])
+    preds = pd.concat([predictions("AAPL", {1: 100.5, 2: 101.2}), predictions("MSFT", {1: 50.5, 2: 47.5})])
+    table = summary_table(score_predictions(bars, preds)).set_index("ticker")
+    assert table.loc["AAPL", "moves"] == 1  # minute 2 did not move: no direction to get right
+    assert table.loc["AAPL", "directional_accuracy"] == 1.0
+    assert table.loc["MSFT", "directional_accuracy"] == 0.5
+    assert table.loc["(pooled)", "n"] == 4
+    assert math.isnan(table.loc["AAPL", "mse_ratio"]) is False
