@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     sink_http_port: int = Field(9102, ge=0, le=65535)
     trainer_http_port: int = Field(9103, ge=0, le=65535)
 
+    @field_validator("log_file", "replay_file", "kafka_ssl_ca_location", mode="before")
+    @classmethod
+    def _empty_path_is_none(cls, value: Any) -> Any:
+        # PORTFOLIO_LOG_FILE= (empty) means "no file", not the current directory.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("tickers", mode="before")
     @classmethod
     def _split_tickers(cls, value: Any) -> Any:

@@ -108,3 +108,8 @@ def test_placeholder_secret_from_the_example_is_refused(monkeypatch: pytest.Monk
     monkeypatch.setenv("PORTFOLIO_MONGODB_PASSWORD", "change-me")
     with pytest.raises(SettingsError, match="mongodb_password"):
         load_settings()
+
+
+def test_an_empty_log_file_means_no_log_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORTFOLIO_LOG_FILE", "")
+    assert load_settings().log_file is None

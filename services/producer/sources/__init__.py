@@ -1,0 +1,28 @@
+"""Where bars come from: ``PORTFOLIO_SOURCE`` picks one implementation of :class:`base.Source`."""
+
+from __future__ import annotations
+
+from services.producer.sources.base import Fetch, FetchError, Source
+from shared.settings import Settings, SettingsError
+
+__all__ = ["Fetch", "FetchError", "Source", "make_source"]
+
+
+def make_source(settings: Settings, tickers: list[str]) -> Source:
+    if settings.source == "synthetic":
+        from services.producer.sources.synthetic import SyntheticSource
+
+        return SyntheticSource(tickers, seed=settings.synthetic_seed)
+    if settings.source == "replay":
+        from services.producer.sources.replay import ReplaySource
+
+        assert settings.replay_file is not None  # the settings refuse replay without a file
+        try:
+            return ReplaySource(settings.replay_file, tickers, speed=settings.replay_speed)
+        except (ValueError, OSError) as error:
+            raise SettingsError(f"replay_file (PORTFOLIO_REPLAY_FILE): cannot be replayed: {error}") from None
+    from services.producer.market_hours import MarketHours
+    from services.producer.sources.yfinance_source import YFinanceSource
+
+    hours = MarketHours(settings.exchange_calendar) if settings.market_hours_only else None
+    return YFinanceSource(tickers, hours=hours)
