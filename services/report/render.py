@@ -30,7 +30,7 @@ def _ticker_axes(fig: Figure, rows: int, row: int) -> tuple[plt.Axes, plt.Axes]:
 def draw(closes: pd.DataFrame, predictions: pd.DataFrame, scored: pd.DataFrame, tickers: list[str]) -> Figure:
     """Per ticker: actual closes with the predictions over them, and below, the running MSE ratio to naive."""
     fig = plt.figure(figsize=(11, 3.6 * len(tickers)), dpi=100, layout="constrained")
-    ratio = running_mse_ratio(scored) if not scored.empty else pd.Series(dtype=float)
+    ratio = running_mse_ratio(scored)
     for row, ticker in enumerate(tickers):
         top, bottom = _ticker_axes(fig, len(tickers), row)
         actual = closes[closes["ticker"] == ticker]

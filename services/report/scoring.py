@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 SCORED_COLUMNS = ["ticker", "ts", "yhat", "actual", "naive", "model_version"]
+SUMMARY_COLUMNS = ["ticker", "n", "mse_ratio", "mae_model", "mae_naive", "directional_accuracy", "moves"]
 
 
 def score_predictions(closes: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
@@ -35,8 +36,8 @@ def running_mse_ratio(scored: pd.DataFrame) -> pd.Series:
 
     Below 1 the model has beaten "next close = last close" so far; NaN while naive has made no error yet.
     """
-    model_sq = (scored["yhat"] - scored["actual"]) ** 2
-    naive_sq = (scored["naive"] - scored["actual"]) ** 2
+    model_sq = ((scored["yhat"] - scored["actual"]) ** 2).astype(float)
+    naive_sq = ((scored["naive"] - scored["actual"]) ** 2).astype(float)
     by_ticker = scored["ticker"]
     cum_model = model_sq.groupby(by_ticker).cumsum()
     cum_naive = naive_sq.groupby(by_ticker).cumsum()
@@ -71,4 +72,4 @@ def summary_table(scored: pd.DataFrame) -> pd.DataFrame:
                 "moves": int(moved.sum()),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

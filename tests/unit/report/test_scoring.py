@@ -68,3 +68,11 @@ def test_summary_pools_tickers_and_counts_direction_only_on_moves() -> None:
     assert table.loc["MSFT", "directional_accuracy"] == 0.5
     assert table.loc["(pooled)", "n"] == 4
     assert math.isnan(table.loc["AAPL", "mse_ratio"]) is False
+
+
+def test_nothing_scored_yet_gives_an_empty_table_with_its_columns() -> None:
+    empty = score_predictions(closes("AAPL", [100.0, 101.0]), predictions("AAPL", {}))
+    table = summary_table(empty)
+    assert table.empty
+    assert "ticker" in table.columns
+    assert running_mse_ratio(empty).empty

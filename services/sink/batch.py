@@ -1,0 +1,69 @@
+"""Turn a batch of consumed Kafka records into validated bars, predictions and poison (no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from shared.schemas import BarV1, MessageError, PredictionV1, decode_bar, decode_prediction
+
+
+class KafkaRecord(Protocol):
+    """The part of ``confluent_kafka.Message`` the sink reads (so tests can pass plain objects)."""
+
+    def topic(self) -> str | None: ...
+    def partition(self) -> int | None: ...
+    def offset(self) -> int | None: ...
+    def key(self) -> bytes | None: ...
+    def value(self) -> bytes | None: ...
+
+
+@dataclass(frozen=True)
+class Poison:
+    """A record that failed validation, with what the dead-letter topic needs to explain it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    reason: str
+    detail: str
+
+
+@dataclass
+class DecodedBatch:
+    bars: list[BarV1] = field(default_factory=list)
+    predictions: list[PredictionV1] = field(default_factory=list)
+    poison: list[Poison] = field(default_factory=list)
+
+
+def decode_batch(
+    records: Iterable[KafkaRecord], *, bars_topic: str, predictions_topic: str, max_bytes: int
+) -> DecodedBatch:
+    """Validate each record against the schema of its topic; a failure becomes :class:`Poison`."""
+    batch = DecodedBatch()
+    for record in records:
+        topic = record.topic() or ""
+        value = record.value()
+        try:
+            if topic == bars_topic:
+                batch.bars.append(decode_bar(value, max_bytes))
+            elif topic == predictions_topic:
+                batch.predictions.append(decode_prediction(value, max_bytes))
+            else:
+                raise MessageError("unknown_topic", f"the sink does not read {topic!r}")
+        except MessageError as error:
+            batch.poison.append(
+                Poison(
+                    topic=topic,
+                    partition=record.partition() or 0,
+                    offset=record.offset() or 0,
+                    key=record.key(),
+                    value=value,
+                    reason=error.reason,
+                    detail=error.detail,
+                )
+            )
+    return batch

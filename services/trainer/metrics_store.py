@@ -1,0 +1,126 @@
+"""The trainer's scores in MongoDB's ``metrics`` collection (walk-forward and hold-out), and reading them.
+
+Documents (every number plain: FerretDB rejects NaN, so a score not yet defined is null):
+
+* ``{"kind": "walk_forward", "ticker": "AAPL" | "*", "lineage", "model_version" (the newest scored),
+  "mode", "target", n, mse_ratio, mse_model, mse_naive, mae_model, mae_naive, directional_accuracy,
+  directional_n, directional_ci_low, directional_ci_high, "updated_at"}``: one per (ticker, lineage),
+  upserted as forecasts are scored; ``ticker="*"`` is the pooled score of the lineage.
+* ``{"kind": "holdout", "ticker": ..., "lineage", "model_version", "epochs", "train_seconds", ...the same
+  score fields, "created_at"}``: the 20% hold-out at each cold start (and when a ticker joins a model).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import UpdateOne
+from pymongo.database import Database
+
+from services.trainer.evaluation import Score
+from services.trainer.forecaster import Forecaster, HoldoutResult
+from shared.mongo import METRICS
+
+logger = logging.getLogger(__name__)
+
+POOLED = "*"
+
+
+def _walk_forward_doc(ticker: str, lineage: str, version: str | None, score: Score) -> dict[str, Any]:
+    return {
+        "kind": "walk_forward",
+        "ticker": ticker,
+        "lineage": lineage,
+        "model_version": version,
+        **score.summary(),
+        "updated_at": datetime.now(UTC),
+    }
+
+
+def walk_forward_updates(forecaster: Forecaster) -> tuple[list[UpdateOne], set[tuple[str, str]]]:
+    """Upserts for the scores that changed since the last call (the per-ticker ones and their pools).
+
+    The changed keys are taken out of the forecaster: on a failed write, put them back with
+    :func:`requeue` with the keys returned."""
+    with forecaster.lock:
+        wf = forecaster.walk_forward
+        dirty, wf.dirty = wf.dirty, set()
+        docs = [_walk_forward_doc(t, lin, wf.versions.get((t, lin)), wf.scores[(t, lin)]) for t, lin in dirty]
+        for lineage in {lin for _, lin in dirty}:
+            version = max(
+                (v for (_, lin), v in wf.versions.items() if lin == lineage),
+                key=lambda v: int(v.rsplit(".", 1)[-1]),
+                default=None,
+            )
+            docs.append(_walk_forward_doc(POOLED, lineage, version, wf.pooled(lineage)))
+    mode, target = forecaster.config.mode, forecaster.config.target
+    updates = [
+        UpdateOne(
+            {"kind": "walk_forward", "ticker": d["ticker"], "lineage": d["lineage"]},
+            {"$set": d | {"mode": mode, "target": target}},
+            upsert=True,
+        )
+        for d in docs
+    ]
+    return updates, dirty
+
+
+def requeue(forecaster: Forecaster, keys: set[tuple[str, str]]) -> None:
+    with forecaster.lock:
+        forecaster.walk_forward.dirty |= keys
+
+
+def write_walk_forward(db: Database[dict[str, Any]], forecaster: Forecaster) -> int:
+    """Write the changed walk-forward scores; the whole batch is re-sent next time on failure (idempotent
+    upserts: FerretDB stops a batch at its first error)."""
+    updates, keys = walk_forward_updates(forecaster)
+    if not updates:
+        return 0
+    try:
+        db[METRICS].bulk_write(updates, ordered=True)
+    except Exception:
+        requeue(forecaster, keys)
+        raise
+    return len(updates)
+
+
+def holdout_documents(result: HoldoutResult, mode: str, target: str) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    fit = result.fit
+    common = {
+        "kind": "holdout",
+        "lineage": result.lineage,
+        "model_version": result.model_version,
+        "mode": mode,
+        "target": target,
+        "epochs": fit.epochs if fit else None,
+        "best_epoch": fit.best_epoch if fit else None,
+        "train_seconds": round(fit.seconds, 3) if fit else None,
+        "created_at": now,
+    }
+    docs = [common | {"ticker": t} | s.summary() for t, s in result.per_ticker.items()]
+    docs.append(common | {"ticker": POOLED} | result.pooled.summary())
+    return docs
+
+
+def write_holdout(db: Database[dict[str, Any]], result: HoldoutResult, mode: str, target: str) -> None:
+    # Upserts keyed by (kind, ticker, model_version): a retried write does not duplicate rows.
+    db[METRICS].bulk_write(
+        [
+            UpdateOne(
+                {"kind": "holdout", "ticker": d["ticker"], "model_version": d["model_version"]},
+                {"$set": d},
+                upsert=True,
+            )
+            for d in holdout_documents(result, mode, target)
+        ]
+    )
+
+
+def read_metrics(db: Database[dict[str, Any]], kind: str, lineage: str | None = None) -> list[dict[str, Any]]:
+    query: dict[str, Any] = {"kind": kind}
+    if lineage:
+        query["lineage"] = lineage
+    return list(db[METRICS].find(query, {"_id": 0}))

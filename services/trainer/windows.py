@@ -1,0 +1,158 @@
+"""Training examples from regularized closes: features, sliding windows, the chronological 8:2 split. No I/O.
+
+Values are 2-D, ``[minutes, columns]``: one column for a ticker in ``per_stock`` mode, one per ticker in
+``portfolio`` mode. Windows are cut inside a segment only, so none spans a gap the policy did not fill.
+
+The split is by time: the first ``train_fraction`` of the minutes train, the rest is the hold-out. A
+hold-out window may look back into the training part (that is the past, known at forecast time), but the
+scalers are fitted on training values only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from services.trainer.scaling import PriceScaler, ReturnScaler, Scaler
+
+Target = Literal["return", "price"]
+
+
+def log_returns(closes: np.ndarray) -> np.ndarray:
+    """Log returns along the minutes axis: one row fewer than ``closes``."""
+    return np.diff(np.log(closes), axis=0)
+
+
+def sliding(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs ``values[i:i+window]`` and targets ``values[i+window]`` for every i that fits."""
+    n = len(values) - window
+    if n <= 0:
+        return np.empty((0, window, *values.shape[1:])), np.empty((0, *values.shape[1:]))
+    view = np.lib.stride_tricks.sliding_window_view(values, window, axis=0)[:n]
+    # sliding_window_view puts the window last: [n, columns, window] -> [n, window, columns]
+    return np.ascontiguousarray(np.moveaxis(view, -1, 1)), values[window:]
+
+
+def input_length(window: int, target: Target) -> int:
+    """Closes needed to forecast once: a return window needs one close more than it has returns."""
+    return window + 1 if target == "return" else window
+
+
+def fit_scalers(train_values: Sequence[np.ndarray], target: Target) -> list[Scaler]:
+    """One scaler per column, fitted on the training segments' closes (never on the hold-out)."""
+    stacked = np.concatenate([v for v in train_values if len(v)], axis=0)
+    if target == "price":
+        return [PriceScaler.fit(stacked[:, j]) for j in range(stacked.shape[1])]
+    returns = np.concatenate([log_returns(v) for v in train_values if len(v) > 1], axis=0)
+    return [ReturnScaler.fit(returns[:, j]) for j in range(stacked.shape[1])]
+
+
+def scale(closes: np.ndarray, scalers: Sequence[Scaler]) -> np.ndarray:
+    """Closes ``[minutes, columns]`` -> the model's values (scaled closes or scaled log returns)."""
+    values = log_returns(closes) if isinstance(scalers[0], ReturnScaler) else closes
+    out = np.empty_like(values, dtype=np.float32)
+    for j, scaler in enumerate(scalers):
+        out[:, j] = scaler.transform(values[:, j])
+    return out
+
+
+def to_price(scaled: np.ndarray, last_close: np.ndarray, scalers: Sequence[Scaler]) -> np.ndarray:
+    """Model outputs ``[n, columns]`` -> forecast closes; a return is rebuilt as last close × exp(r̂)."""
+    out = np.empty(scaled.shape, dtype=np.float64)
+    for j, scaler in enumerate(scalers):
+        if isinstance(scaler, ReturnScaler):
+            out[:, j] = last_close[:, j] * np.exp(scaler.inverse(scaled[:, j].astype(np.float64)))
+        else:
+            out[:, j] = scaler.inverse(scaled[:, j].astype(np.float64))
+    return out
+
+
+@dataclass
+class Examples:
+    """Windows ``x`` [n, window, columns], targets ``y`` [n, columns], and in price units the last close
+    before each target (``last``) and the actual close (``actual``), for scoring against naive."""
+
+    x: np.ndarray
+    y: np.ndarray
+    last: np.ndarray
+    actual: np.ndarray
+
+    @classmethod
+    def empty(cls, window: int, columns: int) -> Examples:
+        return cls(
+            np.empty((0, window, columns), np.float32),
+            np.empty((0, columns), np.float32),
+            np.empty((0, columns)),
+            np.empty((0, columns)),
+        )
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @staticmethod
+    def concat(parts: Sequence[Examples]) -> Examples:
+        return Examples(
+            np.concatenate([p.x for p in parts]).astype(np.float32),
+            np.concatenate([p.y for p in parts]).astype(np.float32),
+            np.concatenate([p.last for p in parts]),
+            np.concatenate([p.actual for p in parts]),
+        )
+
+
+def examples(closes: np.ndarray, window: int, scalers: Sequence[Scaler]) -> Examples:
+    """Every window of one segment of closes ``[minutes, columns]``."""
+    columns = closes.shape[1]
+    values = scale(closes, scalers)
+    x, y = sliding(values, window)
+    if not len(x):
+        return Examples.empty(window, columns)
+    # The target of example i is close index (offset + i) with offset = window (+1 for returns).
+    offset = len(closes) - len(y)
+    return Examples(x, y, closes[offset - 1 : -1], closes[offset:])
+
+
+@dataclass
+class Prepared:
+    scalers: list[Scaler]
+    train: Examples
+    holdout: Examples
+
+
+def prepare(
+    segments: Sequence[np.ndarray], window: int, target: Target, train_fraction: float = 0.8
+) -> Prepared | None:
+    """Split ``segments`` (each ``[minutes, columns]``) by time, fit the scalers on the first part, and
+    build the training and hold-out windows. None when either part would have no window."""
+    total = sum(len(s) for s in segments)
+    boundary = int(total * train_fraction)
+    train_parts: list[np.ndarray] = []
+    seen = 0
+    for seg in segments:
+        if seen < boundary:
+            train_parts.append(seg[: boundary - seen])
+        seen += len(seg)
+    if not any(len(p) > 1 for p in train_parts):
+        return None
+    scalers = fit_scalers(train_parts, target)
+    train: list[Examples] = []
+    holdout: list[Examples] = []
+    seen = 0
+    context = input_length(window, target)
+    for seg in segments:
+        cut = min(max(boundary - seen, 0), len(seg))
+        if cut > 0:
+            train.append(examples(seg[:cut], window, scalers))
+        if cut < len(seg):
+            # The hold-out windows' targets are the closes from ``cut`` on; their inputs may reach back.
+            start = max(cut - context, 0)
+            holdout.append(examples(seg[start:], window, scalers))
+        seen += len(seg)
+    columns = segments[0].shape[1]
+    train_ex = Examples.concat(train) if train else Examples.empty(window, columns)
+    hold_ex = Examples.concat(holdout) if holdout else Examples.empty(window, columns)
+    if not len(train_ex) or not len(hold_ex):
+        return None
+    return Prepared(scalers, train_ex, hold_ex)

@@ -1,0 +1,153 @@
+"""The sink against the real broker and FerretDB: revisions, the outer merge, predictions, the DLQ."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from shared.kafka import commit_stored, make_consumer, store_offsets, subscribe
+from shared.mongo import BARS, PORTFOLIO, PREDICTIONS, database, make_client
+from shared.schemas import PredictionV1, encode
+from shared.settings import Settings
+from tests.integration.sink_support import T0, bar, bar_messages, log_text, produce, sink_process, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def read_dlq(settings: Settings, expected: int, timeout: float = 30.0) -> list:
+    consumer = make_consumer(settings, f"{settings.dlq_topic}-reader", client_id="test-dlq")
+    subscribe(consumer, [settings.dlq_topic])
+    got: list = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(got) < expected and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                got.append(msg)
+                store_offsets(consumer, [msg])
+        commit_stored(consumer)
+    finally:
+        consumer.close()
+    return got
+
+
+def test_latest_revision_wins_stale_is_ignored_and_the_portfolio_is_an_outer_merge(
+    integration_settings: Settings, tmp_path: Path
+) -> None:
+    settings = integration_settings
+    bars = [
+        bar("AAPL", 0, rev=0),
+        bar("AAPL", 0, rev=2),
+        bar("AAPL", 0, rev=1),  # stale: arrives after rev 2 in the same stream
+        bar("AAPL", 0, rev=2),  # duplicate
+        bar("MSFT", 0, rev=0),
+        bar("AAPL", 1, rev=0),  # MSFT has no bar at minute 1
+        bar("MSFT", 2, rev=0),
+    ]
+    produce(settings, bar_messages(bars))
+    log_file = tmp_path / "sink.log"
+    with make_client(settings) as client, sink_process(settings, log_file):
+        db = database(client, settings)
+        wait_until(lambda: db[PORTFOLIO].count_documents({}) == 3, 60, "three portfolio rows")
+        # A stale revision sent later, in its own batch, must not overwrite the stored rev 2.
+        time.sleep(1)
+        produce(settings, bar_messages([bar("AAPL", 0, rev=1, close=1.5), bar("MSFT", 2, rev=1, close=77.0)]))
+        wait_until(lambda: db[BARS].find_one({"ticker": "MSFT", "rev": 1}), 30, "MSFT rev 1")
+        wait_until(lambda: "revisions_ignored=1" in log_text(log_file), 10, "the stale bar to be ignored")
+
+        stored = {(d["ticker"], d["ts"]): d for d in db[BARS].find({}, {"_id": 0})}
+        assert len(stored) == 4
+        aapl = stored[("AAPL", T0)]
+        assert aapl["rev"] == 2 and aapl["close"] == bar("AAPL", 0, rev=2).close
+        assert aapl["final"] is True and aapl["ingested_at"].tzinfo is not None
+        assert set(aapl) == {
+            "ticker", "ts", "open", "high", "low", "close", "volume", "source", "rev", "final", "ingested_at"
+        }  # fmt: skip
+        assert stored[("MSFT", T0 + timedelta(minutes=2))]["close"] == 77.0
+
+        rows = {d["ts"]: d["close"] for d in db[PORTFOLIO].find({}, {"_id": 0}).sort("ts", 1)}
+        assert rows == {
+            T0: {"AAPL": bar("AAPL", 0, rev=2).close, "MSFT": bar("MSFT", 0).close},
+            T0 + timedelta(minutes=1): {"AAPL": bar("AAPL", 1).close},
+            T0 + timedelta(minutes=2): {"MSFT": 77.0},
+        }
+
+
+def test_every_kind_of_poison_lands_in_the_dlq_while_good_bars_around_it_are_written(
+    integration_settings: Settings, tmp_path: Path
+) -> None:
+    settings = integration_settings
+    good = bar("AAPL", 0).model_dump(mode="json")
+
+    def variant(**changes: object) -> bytes:
+        return json.dumps(good | changes).encode()
+
+    poison = {
+        "not_json": b"{not json",
+        "unknown_version": variant(v=2),
+        "missing_field": json.dumps({k: v for k, v in good.items() if k != "close"}).encode(),
+        "wrong_type": variant(volume="many"),
+        "nan_price": variant(close=float("nan")),
+        "infinite_price": variant(high=float("inf")),
+        "negative_price": variant(low=-1.0),
+        "low_above_high": variant(low=200.0, high=150.0),
+        "ts_not_on_minute": variant(ts="2024-03-04T14:30:17Z"),
+        "too_large": variant(source="x" * 20_000),
+    }
+    expected_reason = {name: "invalid" for name in poison} | {
+        "not_json": "not_json",
+        "unknown_version": "unknown_version",
+        "too_large": "too_large",
+    }
+    messages: list[tuple[str | None, bytes]] = []
+    for minute, (name, value) in enumerate(poison.items()):
+        messages.append(("AAPL", encode(bar("AAPL", minute))))
+        messages.append((name, value))
+    messages.append(("AAPL", encode(bar("AAPL", len(poison)))))
+    produce(settings, messages)
+
+    prediction = PredictionV1(
+        ticker="AAPL",
+        ts=T0 + timedelta(minutes=1),
+        yhat=101.5,
+        horizon_min=1,
+        based_on_ts=T0,
+        model_version="lstm-1",
+        trained_at=T0,
+        target="return",
+    )
+    newer = prediction.model_copy(update={"yhat": 102.0, "trained_at": T0 + timedelta(minutes=5)})
+    older = prediction.model_copy(update={"yhat": 99.0})
+    produce(
+        settings,
+        [("AAPL", encode(prediction)), ("AAPL", encode(newer)), ("AAPL", encode(older)), ("AAPL", b"[]")],
+        topic=settings.predictions_topic,
+    )
+
+    with make_client(settings) as client, sink_process(settings, tmp_path / "sink.log"):
+        db = database(client, settings)
+        dead = read_dlq(settings, len(poison) + 1, timeout=60)
+        wait_until(lambda: db[BARS].count_documents({}) == len(poison) + 1, 30, "every good bar")
+        wait_until(lambda: db[PREDICTIONS].count_documents({}) == 1, 30, "the prediction")
+
+        by_key = {m.key(): m for m in dead}
+        assert len(dead) == len(poison) + 1
+        for name, value in poison.items():
+            msg = by_key[name.encode()]
+            headers = dict(msg.headers())
+            assert msg.value() == value, name
+            assert headers["dlq.reason"].decode() == expected_reason[name], name
+            assert headers["dlq.topic"].decode() == settings.bars_topic
+            assert int(headers["dlq.offset"]) >= 0 and int(headers["dlq.partition"]) >= 0
+            assert headers["dlq.detail"]
+        assert dict(by_key[b"AAPL"].headers())["dlq.topic"].decode() == settings.predictions_topic
+
+        stored = db[PREDICTIONS].find_one({"ticker": "AAPL"}, {"_id": 0})
+        assert stored is not None
+        assert stored["yhat"] == 102.0 and stored["trained_at"] == newer.trained_at
+        assert stored["ts"] == T0 + timedelta(minutes=1) and stored["based_on_ts"] == T0
+        assert {"horizon_min", "model_version", "target", "ingested_at"} <= set(stored)

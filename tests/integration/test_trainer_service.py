@@ -1,0 +1,245 @@
+"""The trainer against the real broker and database: predictions for every ticker, scores stored,
+restart from the checkpoint, a long training that does not evict the member, two members splitting tickers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from services.trainer import app as trainer_app
+from services.trainer.checkpoints import GRIDFS_BUCKET
+from services.trainer.forecaster import NAIVE_VERSION, Forecaster
+from shared.kafka import ReliableProducer, client_config, ensure_topics, make_consumer, subscribe
+from shared.lifecycle import StopFlag
+from shared.mongo import BARS, METRICS, database, make_client
+from shared.schemas import BarV1, PredictionV1, decode_prediction, encode
+from shared.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+START = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+TINY = {
+    "lstm_layers": 1,
+    "lstm_units": 8,
+    "window_min": 10,
+    "max_epochs": 5,
+    "batch_size": 64,
+    "download_period_s": 0.5,
+    "checkpoint_interval_s": 1.0,
+    "history_minutes": 500,
+    "torch_threads": 1,
+}
+
+
+def make_bars(tickers: list[str], first: int, count: int) -> list[BarV1]:
+    out = []
+    for j, ticker in enumerate(tickers):
+        minutes = np.arange(first, first + count)
+        closes = (50 + 10 * j) * np.exp(0.002 * np.sin(minutes * 2 * np.pi / 12 + j))
+        for m, c in zip(minutes, closes, strict=True):
+            c = round(float(c), 4)
+            out.append(
+                BarV1(ticker=ticker, ts=START + timedelta(minutes=int(m)), open=c, high=c, low=c, close=c,
+                      volume=100, source="synthetic", final=True)
+            )  # fmt: skip
+    return out
+
+
+def produce(settings: Settings, bars: list[BarV1]) -> None:
+    producer = ReliableProducer(settings, client_id="test-bars")
+    for bar in bars:
+        producer.produce(settings.bars_topic, encode(bar), key=bar.ticker)
+    assert producer.flush(30) == 0
+
+
+class Predictions:
+    """Reads the predictions topic in the background, keeping each message with its ``trainer`` header."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.items: list[tuple[str, PredictionV1]] = []
+        self._stop = threading.Event()
+        self._consumer = make_consumer(settings, f"{settings.trainer_group_id}-reader", client_id="reader")
+        subscribe(self._consumer, [settings.predictions_topic])
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            msg = self._consumer.poll(0.2)
+            if msg is None or msg.error():
+                continue
+            member = dict(msg.headers() or []).get("trainer", b"").decode()
+            self.items.append((member, decode_prediction(msg.value())))
+
+    def wait_for(self, condition: Callable[[list[tuple[str, PredictionV1]]], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition(list(self.items)):
+                return True
+            time.sleep(0.2)
+        return False
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._consumer.close()
+
+
+class Trainer:
+    def __init__(self, settings: Settings, member: str) -> None:
+        self.stop = StopFlag()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(settings, member), daemon=True)
+        self.thread.start()
+
+    def _run(self, settings: Settings, member: str) -> None:
+        try:
+            trainer_app.run(settings, self.stop, member=member)
+        except BaseException as exc:
+            self.error = exc
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        self.thread.join(60)
+        assert not self.thread.is_alive() and self.error is None
+
+
+def model_tickers(items: list[tuple[str, PredictionV1]], lineage: str | None = None) -> set[str]:
+    return {
+        p.ticker
+        for _, p in items
+        if p.model_version != NAIVE_VERSION and (lineage is None or f"-{lineage}." in p.model_version)
+    }
+
+
+@pytest.fixture
+def topics(integration_settings: Settings) -> Settings:
+    ensure_topics(
+        integration_settings, [integration_settings.bars_topic, integration_settings.predictions_topic]
+    )
+    return integration_settings
+
+
+def test_predicts_every_ticker_scores_against_naive_and_resumes_from_checkpoint(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    settings = settings_factory(**TINY)
+    ensure_topics(settings, [settings.bars_topic, settings.predictions_topic])
+    tickers = ["AAA", "BBB", "CCC"]
+    reader = Predictions(settings)
+    trainer = Trainer(settings, "one")
+    try:
+        history = make_bars(tickers, 0, 120)
+        produce(settings, history)
+        assert reader.wait_for(lambda items: model_tickers(items) == set(tickers), 60)
+        for minute in range(120, 124):  # live minutes: each settles the previous forecast
+            produce(settings, make_bars(tickers, minute, 1))
+            time.sleep(0.3)
+        with make_client(settings) as client:
+            db = database(client, settings)
+            query = {"kind": "walk_forward", "ticker": "*", "n": {"$gte": 3}}
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not db[METRICS].count_documents(query):
+                time.sleep(0.3)
+            pooled = db[METRICS].find_one({"kind": "walk_forward", "ticker": "*"})
+            assert pooled is not None and pooled["n"] >= 3 and pooled["mse_ratio"] is not None
+            assert db[METRICS].count_documents({"kind": "holdout", "ticker": "*"}) == 1
+        for _, p in reader.items:
+            assert p.ts > p.based_on_ts and p.target == "return" and p.yhat > 0
+        lineage = next(p.model_version for _, p in reader.items if p.model_version != NAIVE_VERSION)
+        lineage = lineage.rsplit(".", 1)[0].rsplit("-", 1)[-1]
+        trainer.shutdown()  # as on SIGTERM: the last checkpoint is written on the way out
+
+        with make_client(settings) as client:
+            db = database(client, settings)
+            assert db[f"{GRIDFS_BUCKET}.files"].count_documents({}) == 1
+            # What the sink would have stored: the restarted trainer reads its history from here.
+            db[BARS].insert_many(
+                [{"ticker": b.ticker, "ts": b.ts, "close": b.close, "rev": b.rev} for b in history]
+            )
+        seen = len(reader.items)
+        trainer = Trainer(settings, "one")
+        produce(settings, make_bars(tickers, 124, 1))
+        assert reader.wait_for(lambda items: model_tickers(items[seen:], lineage) == set(tickers), 60)
+        assert all(p.model_version != NAIVE_VERSION for _, p in reader.items[seen:])
+    finally:
+        trainer.shutdown()
+        reader.close()
+
+
+def test_a_training_longer_than_max_poll_interval_does_not_evict_the_consumer(
+    settings_factory: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = settings_factory(**TINY, kafka_max_poll_interval_ms=6_000, kafka_session_timeout_ms=6_000)
+    ensure_topics(settings, [settings.bars_topic, settings.predictions_topic])
+    training = threading.Event()
+    original = Forecaster.train_cycle
+
+    def slow_cycle(self: Forecaster, should_stop: Any = None) -> Any:
+        if not self.has_model and self._per_stock_ready():
+            training.set()
+            time.sleep(10)  # a cold start well past max.poll.interval.ms
+        return original(self, should_stop)
+
+    monkeypatch.setattr(Forecaster, "train_cycle", slow_cycle)
+    caplog.set_level("INFO", logger="services.trainer.app")
+    reader = Predictions(settings)
+    trainer = Trainer(settings, "slow")
+    try:
+        produce(settings, make_bars(["AAA"], 0, 80))
+        assert training.wait(30)
+        time.sleep(7)  # past max.poll.interval.ms while training goes on
+        produce(settings, make_bars(["AAA"], 80, 1))
+        # Forecast while the training still runs: the poll loop never waited on it.
+        assert reader.wait_for(
+            lambda items: any(p.based_on_ts == START + timedelta(minutes=80) for _, p in items), 3
+        )
+        assert reader.wait_for(lambda items: model_tickers(items) == {"AAA"} or False, 1) is False
+        produce(settings, make_bars(["AAA"], 81, 1))
+        assert reader.wait_for(lambda items: model_tickers(items) == {"AAA"}, 30)
+        assert not [r for r in caplog.records if "revoked partitions" in r.getMessage()]
+    finally:
+        trainer.shutdown()
+        reader.close()
+
+
+def _members_with_partitions(settings: Settings) -> int:
+    admin = AdminClient(client_config(settings))
+    group = admin.describe_consumer_groups([settings.trainer_group_id])[settings.trainer_group_id].result()
+    return sum(1 for m in group.members if m.assignment.topic_partitions)
+
+
+def test_two_trainers_in_one_group_predict_disjoint_tickers_covering_the_portfolio(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    settings = settings_factory(**TINY)
+    ensure_topics(settings, [settings.bars_topic, settings.predictions_topic])
+    tickers = [f"T{i}" for i in range(12)]
+    reader = Predictions(settings)
+    first, second = Trainer(settings, "first"), Trainer(settings, "second")
+    try:
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline and _members_with_partitions(settings) < 2:
+            time.sleep(0.5)
+        assert _members_with_partitions(settings) == 2
+        produce(settings, make_bars(tickers, 0, 3))
+        assert reader.wait_for(lambda items: {p.ticker for _, p in items} == set(tickers), 30)
+        by_member: dict[str, set[str]] = {}
+        for member, p in reader.items:
+            by_member.setdefault(member, set()).add(p.ticker)
+        assert set(by_member) == {"first", "second"}
+        assert not by_member["first"] & by_member["second"]
+        assert by_member["first"] | by_member["second"] == set(tickers)
+    finally:
+        first.shutdown()
+        second.shutdown()
+        reader.close()
