@@ -66,6 +66,7 @@ class SinkLoop:
         self.stop = stop
         self.in_hand: list[Message] = []
         self.first_in_hand_at = 0.0
+        self.bar_partitions: set[int] = set()
 
     def run(self) -> None:
         next_lag_refresh = 0.0
@@ -170,6 +171,7 @@ class SinkLoop:
     def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Before partitions go to another member: write what is in hand and commit it."""
         logger.info("partitions revoked: %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
+        self.bar_partitions -= {p.partition for p in partitions if p.topic == self.settings.bars_topic}
         if self.write_in_hand():
             self._commit()
             return
@@ -180,6 +182,10 @@ class SinkLoop:
     def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         logger.info("partitions assigned: %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
         self.health.set("kafka", True)
+        self.bar_partitions |= {p.partition for p in partitions if p.topic == self.settings.bars_topic}
+        topic = consumer.list_topics(self.settings.bars_topic, timeout=10).topics[self.settings.bars_topic]
+        # Alone with every bars partition, no other sink writes the portfolio rows: skip their repair.
+        self.repository.portfolio_shared = self.bar_partitions != set(topic.partitions)
 
     def _commit(self) -> None:
         try:

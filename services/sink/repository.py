@@ -27,6 +27,7 @@ from services.sink.writes import (
     plan_bar_conflicts,
     plan_prediction_conflicts,
     portfolio_rows,
+    portfolio_rows_from,
     portfolio_set,
     prediction_document,
     prediction_values,
@@ -101,6 +102,8 @@ class SinkRepository:
         self.portfolio = db[PORTFOLIO]
         self.predictions = db[PREDICTIONS]
         self._now = now
+        # Whether other sinks may update the same portfolio rows (set from the partition assignment).
+        self.portfolio_shared = True
 
     def ping(self) -> None:
         self.db.command("ping")
@@ -163,28 +166,30 @@ class SinkRepository:
         # multi-statement update batches touch the same rows.
         for ts in existing:
             self.portfolio.update_one({"ts": ts}, {"$set": portfolio_set(rows[ts])})
-        for ts in existing:
-            self._repair_portfolio_row(ts)
+        if self.portfolio_shared and existing:
+            self._repair_portfolio_rows(existing)
         return len(rows)
 
-    def _repair_portfolio_row(self, ts: datetime) -> None:
-        """Make the row of minute ``ts`` hold every stored bar's close.
+    def _repair_portfolio_rows(self, minutes: list[datetime]) -> None:
+        """Make the rows of ``minutes`` hold every stored bar's close.
 
         FerretDB applies an update as an unlocked read-modify-write of the whole document (measured: two
         sinks each $set-ting their tickers into the same rows lost ~7% of the fields), so after updating
-        a row that another sink may be updating too, re-derive it from ``bars``, the source of truth.
+        rows that another sink may be updating too, re-derive them from ``bars``, the source of truth.
         On MongoDB, whose $set is atomic, this finds nothing to do.
         """
-        truth = {
-            doc["ticker"]: doc["close"]
-            for doc in self.bars.find({"ts": ts}, {"_id": 0, "ticker": 1, "close": 1})
-        }
-        row = self.portfolio.find_one({"ts": ts}, {"_id": 0, "close": 1}) or {}
-        stored = row.get("close", {})
-        missing = {ticker: close for ticker, close in truth.items() if stored.get(ticker) != close}
-        if missing:
-            logger.info("portfolio row %s repaired: %d closes lost to a concurrent update", ts, len(missing))
-            self.portfolio.update_one({"ts": ts}, {"$set": portfolio_set(missing)}, upsert=True)
+        fields = {"_id": 0, "ticker": 1, "ts": 1, "close": 1}
+        truth = portfolio_rows_from(self.bars.find({"ts": {"$in": minutes}}, fields))
+        stored = {doc["ts"]: doc.get("close", {}) for doc in self.portfolio.find({"ts": {"$in": minutes}})}
+        for ts, closes in truth.items():
+            missing = {
+                ticker: close for ticker, close in closes.items() if stored.get(ts, {}).get(ticker) != close
+            }
+            if missing:
+                logger.info(
+                    "portfolio row %s repaired: %d closes lost to a concurrent update", ts, len(missing)
+                )
+                self.portfolio.update_one({"ts": ts}, {"$set": portfolio_set(missing)}, upsert=True)
 
     def _write_predictions(self, predictions: Sequence[PredictionV1]) -> int:
         if not predictions:

@@ -170,6 +170,14 @@ def portfolio_rows(bars: Iterable[BarV1]) -> dict[datetime, dict[str, float]]:
     return dict(sorted(rows.items()))
 
 
+def portfolio_rows_from(docs: Iterable[Mapping[str, Any]]) -> dict[datetime, dict[str, float]]:
+    """The same outer merge from stored bar documents (``ticker``, ``ts``, ``close``)."""
+    rows: dict[datetime, dict[str, float]] = defaultdict(dict)
+    for doc in docs:
+        rows[doc["ts"]][doc["ticker"]] = doc["close"]
+    return dict(rows)
+
+
 def portfolio_set(closes: Mapping[str, float]) -> dict[str, float]:
     """``$set`` of the tickers that arrived, so the others' closes in the row stay as they are."""
     return {f"close.{ticker}": close for ticker, close in sorted(closes.items())}

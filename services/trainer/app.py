@@ -16,15 +16,17 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, NoReturn
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
+from tqdm import tqdm
 
 from services.trainer.checkpoints import CheckpointStore, checkpoint_name, make_store
 from services.trainer.forecaster import Config, Forecast, Forecaster
@@ -140,7 +142,8 @@ class TrainingWorker(threading.Thread):
 
     def cycle(self) -> None:
         started = time.perf_counter()
-        report = self.forecaster.train_cycle(should_stop=self.stop.is_set)
+        with ColdStartProgress(self.forecaster, self.settings.max_epochs):
+            report = self.forecaster.train_cycle(should_stop=self.stop.is_set)
         cold = report.cold_start
         if cold is not None and cold.fit is not None:
             self.metrics.training.labels("cold").observe(cold.fit.seconds)
@@ -202,6 +205,31 @@ class TrainingWorker(threading.Thread):
         except (PyMongoError, OSError) as exc:
             logger.warning("MongoDB write failed (%s: %s); retrying next cycle", type(exc).__name__, exc)
             return False
+
+
+class ColdStartProgress:
+    """A progress bar over cold-start epochs, on a terminal only (logs stay one line per event)."""
+
+    def __init__(self, forecaster: Forecaster, max_epochs: int) -> None:
+        self._forecaster = forecaster
+        self._max_epochs = max_epochs
+        self._bar: tqdm[NoReturn] | None = None
+
+    def __enter__(self) -> ColdStartProgress:
+        if sys.stderr.isatty():
+            self._forecaster.on_epoch = self._on_epoch
+        return self
+
+    def _on_epoch(self, epoch: int, holdout_loss: float) -> None:
+        if self._bar is None:
+            self._bar = tqdm(total=self._max_epochs, desc="cold training", unit="epoch", leave=False)
+        self._bar.update(1)
+        self._bar.set_postfix(holdout_loss=f"{holdout_loss:.4g}")
+
+    def __exit__(self, *exc: object) -> None:
+        self._forecaster.on_epoch = None
+        if self._bar is not None:
+            self._bar.close()
 
 
 def _fmt(value: object) -> str:

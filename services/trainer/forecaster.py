@@ -148,6 +148,8 @@ class Forecaster:
     def __init__(self, config: Config, *, seed: int = 0) -> None:
         self.config = config
         self.seed = seed
+        # Told each cold-start epoch (epoch, hold-out loss): the service shows a progress bar with it.
+        self.on_epoch: Callable[[int, float], None] | None = None
         self.lock = threading.RLock()
         self.series: dict[str, TickerSeries] = {}
         self.scalers: dict[str, Scaler] = {}
@@ -350,7 +352,7 @@ class Forecaster:
             model, optimizer, train.x, train.y, holdout.x, holdout.y,
             max_epochs=self.config.max_epochs, patience=self.config.patience,
             batch_size=self.config.batch_size, seed=self.seed, should_stop=should_stop,
-            epoch_windows=self.config.epoch_windows,
+            epoch_windows=self.config.epoch_windows, on_epoch=self.on_epoch,
         )  # fmt: skip
 
     def _install(self, trainee: ForecastLSTM, optimizer: torch.optim.Optimizer, *, new_lineage: bool) -> None:

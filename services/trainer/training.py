@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,11 +49,13 @@ def fit(
     seed: int = 0,
     should_stop: object = None,
     epoch_windows: int | None = None,
+    on_epoch: Callable[[int, float], None] | None = None,
 ) -> FitReport:
     """Train up to ``max_epochs`` on shuffled mini-batches; with ``patience``, stop when the hold-out loss
     has not improved for that many epochs and keep the best weights (None: run every epoch, as the original
     recipe did). ``should_stop()`` (optional) ends training between batches (shutdown). ``epoch_windows``
-    caps the windows drawn per epoch (a fresh random sample each epoch) and the hold-out windows scored."""
+    caps the windows drawn per epoch (a fresh random sample each epoch) and the hold-out windows scored.
+    ``on_epoch(epoch, holdout_loss)`` (optional) reports progress, e.g. to a progress bar."""
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     xt, yt = torch.from_numpy(train_x), torch.from_numpy(train_y)
@@ -81,6 +84,8 @@ def fit(
         report.train_losses.append(total / max(batches, 1))
         holdout = _loss(model, holdout_x, holdout_y)
         report.holdout_losses.append(holdout)
+        if on_epoch is not None:
+            on_epoch(epoch, holdout)
         if holdout < best:
             best, report.best_epoch = holdout, epoch
             best_state = copy.deepcopy(model.state_dict())

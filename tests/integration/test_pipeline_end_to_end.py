@@ -98,12 +98,19 @@ def test_synthetic_market_flows_to_bars_portfolio_and_predictions_then_stops_cle
         with make_client(settings) as client:
             db = database(client, settings)
 
-            def every_ticker_has(collection: str) -> bool:
-                return set(db[collection].distinct("ticker")) >= set(TICKERS)
+            def every_ticker_has(collection: str, query: dict[str, object] | None = None) -> bool:
+                return set(db[collection].distinct("ticker", query or {})) >= set(TICKERS)
 
             wait_until(lambda: every_ticker_has(BARS), 90, "bars for every ticker", runner)
             wait_until(lambda: db[PORTFOLIO].count_documents({}) >= 200, 90, "merged portfolio rows", runner)
-            wait_until(lambda: every_ticker_has(PREDICTIONS), 240, "predictions for every ticker", runner)
+            # Not only the naive stand-in published before a model exists: the trained model's forecasts.
+            trained = {"model_version": {"$ne": "naive-warmup"}}
+            wait_until(
+                lambda: every_ticker_has(PREDICTIONS, trained),
+                240,
+                "model predictions for every ticker",
+                runner,
+            )
 
             # The merged portfolio holds each ticker's close under close.<TICKER>, never NaN.
             row = db[PORTFOLIO].find_one(sort=[("ts", -1)])
