@@ -50,6 +50,10 @@ def discover() -> list[str]:
     return sorted(p.stem.removeprefix("bench_") for p in BENCH_DIR.glob("bench_*.py"))
 
 
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
 def render_markdown(summary: dict[str, Any]) -> str:
     lines = [
         "# Benchmark summary",
@@ -66,7 +70,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         lines += ["| figure | value |", "| --- | --- |"]
         for group in ("figures", "baselines", "ratios"):
             for label, value in result.get(group, {}).items():
-                shown = f"{value:,.4g}" if isinstance(value, int | float) else str(value)
+                shown = _number(value) if isinstance(value, int | float) else str(value)
                 lines.append(f"| {group[:-1]}: {label} | {shown} |")
         if result.get("notes"):
             lines += ["", result["notes"]]
