@@ -129,7 +129,8 @@ EOF
       >"$state/logs/kafka-format.log" 2>&1 || { cat "$state/logs/kafka-format.log" >&2; return 1; }
   fi
   log "starting Kafka on $kafka_host:$kafka_port"
-  nohup "${java[@]}" kafka.Kafka "$dir/server.properties" >"$state/logs/kafka.out" 2>&1 &
+  # Own session: a Ctrl-C meant for `make run` in the same terminal must not reach the broker.
+  setsid nohup "${java[@]}" kafka.Kafka "$dir/server.properties" >"$state/logs/kafka.out" 2>&1 &
   echo $! >"$pid"
 }
 
@@ -142,7 +143,9 @@ start_ferretdb() {
   fi
   mkdir -p "$dir/data" "$state/logs"
   log "starting FerretDB on $mongo_host:$mongo_port"
-  nohup "$ferretdb_bin" --handler=sqlite --sqlite-url="file:$dir/data/" --state-dir="$dir" \
+  # Own session: FerretDB (Go) handles SIGINT even when started in the background, so without it a
+  # Ctrl-C of `make run` stopped the database before the sink could write what it held.
+  setsid nohup "$ferretdb_bin" --handler=sqlite --sqlite-url="file:$dir/data/" --state-dir="$dir" \
     --listen-addr="$mongo_host:$mongo_port" --debug-addr=- --telemetry=disable \
     --log-level=warn >"$state/logs/ferretdb.log" 2>&1 &
   echo $! >"$pid"

@@ -14,14 +14,15 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.gridspec import GridSpec
 
 from services.report.scoring import running_mse_ratio, summary_table
 
 ACTUAL, PREDICTED, NAIVE = "#1f3b73", "#e4572e", "#888888"
 
 
-def _ticker_axes(fig: Figure, rows: int, row: int) -> tuple[plt.Axes, plt.Axes]:
-    grid = fig.add_gridspec(rows * 3, 1, hspace=0.9)
+def _ticker_axes(fig: Figure, grid: GridSpec, row: int) -> tuple[plt.Axes, plt.Axes]:
+    """Two thirds of a ticker's band for prices, one third for the running error below them."""
     top = fig.add_subplot(grid[row * 3 : row * 3 + 2, 0])
     bottom = fig.add_subplot(grid[row * 3 + 2, 0], sharex=top)
     return top, bottom
@@ -31,8 +32,9 @@ def draw(closes: pd.DataFrame, predictions: pd.DataFrame, scored: pd.DataFrame, 
     """Per ticker: actual closes with the predictions over them, and below, the running MSE ratio to naive."""
     fig = plt.figure(figsize=(11, 3.6 * len(tickers)), dpi=100, layout="constrained")
     ratio = running_mse_ratio(scored)
+    grid = fig.add_gridspec(len(tickers) * 3, 1)
     for row, ticker in enumerate(tickers):
-        top, bottom = _ticker_axes(fig, len(tickers), row)
+        top, bottom = _ticker_axes(fig, grid, row)
         actual = closes[closes["ticker"] == ticker]
         predicted = predictions[predictions["ticker"] == ticker]
         top.plot(actual["ts"], actual["close"], color=ACTUAL, lw=1.2, label="actual close")
