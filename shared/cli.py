@@ -29,6 +29,16 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 EXIT_BAD_SETTINGS = 2
 
 
+def settings_for(command: str) -> Settings | None:
+    """The settings for ``portfolio <command>``; on a bad value, say which on stderr and return None
+    (the caller exits with :data:`EXIT_BAD_SETTINGS`)."""
+    try:
+        return load_settings()
+    except SettingsError as error:
+        print(f"portfolio {command}: {error}", file=sys.stderr)
+        return None
+
+
 def run_service(
     name: str,
     description: str,
@@ -42,10 +52,8 @@ def run_service(
         description=f"{description}. Configured by PORTFOLIO_* environment variables and .env (see README).",
     )
     parser.parse_args(argv)
-    try:
-        settings = load_settings()
-    except SettingsError as error:
-        print(f"portfolio {name}: {error}", file=sys.stderr)
+    settings = settings_for(name)
+    if settings is None:
         return EXIT_BAD_SETTINGS
     setup_logging(settings, name)
     stop = StopFlag().install()

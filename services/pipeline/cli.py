@@ -13,10 +13,10 @@ from rich.console import Console
 from rich.live import Live
 
 from services.pipeline import supervisor, view
+from shared.cli import EXIT_BAD_SETTINGS, settings_for
 from shared.kafka import ensure_topics, wait_for_kafka
 from shared.lifecycle import StopFlag
 from shared.mongo import database, make_client, wait_for_mongodb
-from shared.settings import SettingsError, load_settings
 
 logger = logging.getLogger("pipeline")
 
@@ -31,11 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--log-dir", type=Path, default=Path("logs"), help="each service's output goes here")
     args = parser.parse_args(argv)
-    try:
-        settings = load_settings()
-    except SettingsError as error:
-        print(f"portfolio run: {error}", file=sys.stderr)
-        return 2
+    settings = settings_for("run")
+    if settings is None:
+        return EXIT_BAD_SETTINGS
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s pipeline: %(message)s", stream=sys.stderr
     )

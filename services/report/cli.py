@@ -7,8 +7,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from shared.cli import EXIT_BAD_SETTINGS, settings_for
 from shared.mongo import database, make_client
-from shared.settings import SettingsError, load_settings
 
 
 def _utc(value: str) -> datetime:
@@ -30,11 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=Path("reports/report.html"), help="an .html or a .png file"
     )
     args = parser.parse_args(argv)
-    try:
-        settings = load_settings()
-    except SettingsError as error:
-        print(f"portfolio report: {error}", file=sys.stderr)
-        return 2
+    settings = settings_for("report")
+    if settings is None:
+        return EXIT_BAD_SETTINGS
     # matplotlib and pandas load only for this command.
     from services.report import data, render
     from services.report.scoring import score_predictions

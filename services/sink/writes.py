@@ -162,20 +162,21 @@ def plan_prediction_conflicts(
     ]
 
 
+def _merge(closes: Iterable[tuple[str, datetime, float]]) -> dict[datetime, dict[str, float]]:
+    rows: dict[datetime, dict[str, float]] = defaultdict(dict)
+    for ticker, ts, close in closes:
+        rows[ts][ticker] = close
+    return dict(sorted(rows.items()))
+
+
 def portfolio_rows(bars: Iterable[BarV1]) -> dict[datetime, dict[str, float]]:
     """The outer merge by minute: ``{ts: {ticker: close}}``; a ticker without a bar is simply absent."""
-    rows: dict[datetime, dict[str, float]] = defaultdict(dict)
-    for bar in bars:
-        rows[bar.ts][bar.ticker] = bar.close
-    return dict(sorted(rows.items()))
+    return _merge((bar.ticker, bar.ts, bar.close) for bar in bars)
 
 
 def portfolio_rows_from(docs: Iterable[Mapping[str, Any]]) -> dict[datetime, dict[str, float]]:
     """The same outer merge from stored bar documents (``ticker``, ``ts``, ``close``)."""
-    rows: dict[datetime, dict[str, float]] = defaultdict(dict)
-    for doc in docs:
-        rows[doc["ts"]][doc["ticker"]] = doc["close"]
-    return dict(rows)
+    return _merge((doc["ticker"], doc["ts"], doc["close"]) for doc in docs)
 
 
 def portfolio_set(closes: Mapping[str, float]) -> dict[str, float]:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from typing import Any
 
-from shared.cli import EXIT_BAD_SETTINGS, run_service
+from shared.cli import EXIT_BAD_SETTINGS, run_service, settings_for
 from shared.lifecycle import StopFlag
-from shared.settings import Settings, SettingsError, load_settings
+from shared.settings import Settings
 
 
 def _app(settings: Settings, stop: StopFlag) -> None:
@@ -33,10 +32,8 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lineage", help="only this model lineage (default: every lineage)")
     parser.add_argument("--holdout", action="store_true", help="the cold starts' 20%% hold-out scores")
     args = parser.parse_args(argv)
-    try:
-        settings = load_settings()
-    except SettingsError as error:
-        print(f"portfolio evaluate: {error}", file=sys.stderr)
+    settings = settings_for("evaluate")
+    if settings is None:
         return EXIT_BAD_SETTINGS
     from services.trainer.report import rows_from_metrics, rows_from_predictions, table
     from shared.mongo import database, make_client
