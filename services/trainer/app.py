@@ -29,7 +29,7 @@ from pymongo.errors import PyMongoError
 from tqdm import tqdm
 
 from services.trainer.checkpoints import CheckpointStore, checkpoint_name, make_store
-from services.trainer.forecaster import Config, Forecast, Forecaster
+from services.trainer.forecaster import BarIn, Config, Forecast, Forecaster
 from services.trainer.history import recent_bars
 from services.trainer.metrics_store import POOLED, write_holdout, write_walk_forward
 from services.trainer.model import set_threads
@@ -49,7 +49,7 @@ from shared.lifecycle import StopFlag
 from shared.mongo import METRICS, database, ensure_indexes, make_client, wait_for_mongodb
 from shared.ops import Health, OpsServer
 from shared.retry import Backoff
-from shared.schemas import MessageError, PredictionV1, decode_bar, encode
+from shared.schemas import BarV1, MessageError, PredictionV1, decode_bar, encode
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -94,6 +94,8 @@ class TrainerMetrics:
             "Walk-forward MSE of the model / MSE of the naive forecast, pooled over tickers (<1 beats naive)",
             registry=registry,
         )
+        # "Not yet" until something is scored: NaN, never a 0 that would read as a perfect model.
+        self.mse_ratio.set(float("nan"))
 
 
 def prediction_message(forecast: Forecast, target: str) -> PredictionV1:
@@ -150,14 +152,16 @@ class TrainingWorker(threading.Thread):
         elif report.updated_tickers:
             self.metrics.training.labels("warm").observe(report.seconds)
         if cold is not None:
-            s = cold.pooled.summary()
+            s, ar = cold.pooled.summary(), cold.baseline.summary()
             logger.info(
-                "hold-out model=%s tickers=%d epochs=%s seconds=%.1f mse_ratio=%s mae=%s naive_mae=%s "
-                "direction=%s (n=%s, 95%% CI %.3f-%.3f)",
-                cold.model_version, len(cold.per_ticker), cold.fit.epochs if cold.fit else "-",
-                cold.fit.seconds if cold.fit else 0.0, _fmt(s["mse_ratio"]), _fmt(s["mae_model"]),
-                _fmt(s["mae_naive"]), _fmt(s["directional_accuracy"]), s["directional_n"],
-                s["directional_ci_low"], s["directional_ci_high"],
+                "hold-out model=%s tickers=%d joined=%s epochs=%s seconds=%.1f mse_ratio=%s dm_p=%s "
+                "verdict=%r mae=%s naive_mae=%s direction=%s (n=%s, 95%% CI %s-%s) "
+                "ar_mse_ratio=%s ar_dm_p=%s",
+                cold.model_version, len(cold.per_ticker), cold.joined, cold.fit.epochs if cold.fit else "-",
+                cold.fit.seconds if cold.fit else 0.0, _fmt(s["mse_ratio"]), _fmt(s["dm_p"]), s["verdict"],
+                _fmt(s["mae_model"]), _fmt(s["mae_naive"]), _fmt(s["directional_accuracy"]),
+                s["directional_n"], _fmt(s["directional_ci_low"]), _fmt(s["directional_ci_high"]),
+                _fmt(ar["mse_ratio"]), _fmt(ar["dm_p"]),
             )  # fmt: skip
             self._write(
                 lambda: write_holdout(self.db, cold, self.settings.trainer_mode, self.settings.trainer_target)
@@ -181,8 +185,10 @@ class TrainingWorker(threading.Thread):
             if pooled["mse_ratio"] is not None:
                 self.metrics.mse_ratio.set(float(pooled["mse_ratio"]))
                 logger.info(
-                    "walk-forward ticker=%s lineage=%s n=%s mse_ratio=%s mae=%s naive_mae=%s direction=%s",
-                    POOLED, forecaster.lineage, pooled["n"], _fmt(pooled["mse_ratio"]),
+                    "walk-forward ticker=%s lineage=%s n=%s coverage=%s mse_ratio=%s dm_p=%s verdict=%r "
+                    "mae=%s naive_mae=%s direction=%s",
+                    POOLED, forecaster.lineage, pooled["n"], _fmt(pooled["coverage"]),
+                    _fmt(pooled["mse_ratio"]), _fmt(pooled["dm_p"]), pooled["verdict"],
                     _fmt(pooled["mae_model"]), _fmt(pooled["mae_naive"]),
                     _fmt(pooled["directional_accuracy"]),
                 )  # fmt: skip
@@ -408,17 +414,19 @@ def poll_loop(
                 history_retry_at = arrived + history_backoff.next_delay()
                 logger.warning("history for %d tickers not loaded (%s); retrying later", len(new), exc)
 
-        fresh: dict[str, None] = {}
-        for bar in bars:
-            if forecaster.ingest(bar.ticker, to_minute(bar.ts), bar.close, bar.rev, bar.final):
-                fresh[bar.ticker] = None
-        forecasts = forecaster.forecast(list(fresh))
+        # Every bar is forecast (a backlog too), batched across tickers: the backtest's own call.
+        forecasts = forecaster.step([bar_in(bar) for bar in bars])
         publish(forecasts, settings, producer, metrics, headers)
         published = time.perf_counter()
         for _ in forecasts:
             metrics.latency.observe(published - arrived)
         producer.poll(0)
         store_offsets(consumer, [m for m in messages if not m.error()])
+
+
+def bar_in(bar: BarV1) -> BarIn:
+    return BarIn(bar.ticker, to_minute(bar.ts), bar.close, bar.rev, bar.final, bar.open, bar.high, bar.low,
+                 bar.volume)  # fmt: skip
 
 
 def publish(

@@ -24,7 +24,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from services.trainer.evaluation import Score
+from services.trainer.baseline import LinearAR
+from services.trainer.evaluation import Score, pool
 from services.trainer.model import ForecastLSTM, predict
 from services.trainer.scaling import Scaler, scaler_from_state, scaler_to_state
 from services.trainer.series import TickerSeries, align
@@ -59,6 +60,9 @@ class Config:
     # Windows drawn per cold-start epoch (and for the early-stopping loss): bounds an epoch at ~2 s on
     # 2 cores however many tickers share the global model. None: every window (the original recipe).
     epoch_windows: int | None = 8_192
+    # The first cold start waits until every ticker with bars has enough history, or until this many
+    # minutes of data time have passed since the first one had (a ticker that never will must not block).
+    cold_start_wait: int = 30
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Config:
@@ -75,6 +79,7 @@ class Config:
             update_steps=settings.update_steps,
             ffill_max=settings.ffill_max_minutes,
             history=settings.history_minutes,
+            cold_start_wait=settings.trainer_cold_start_wait_min,
         )
 
     @property
@@ -92,6 +97,23 @@ class Forecast:
     last_close: float
     model_version: str
     trained_at: datetime
+    # The linear AR baseline's forecast of the same minute (None for a naive stand-in).
+    baseline: float | None = None
+
+
+@dataclass(frozen=True)
+class BarIn:
+    """What the trainer takes from a bar (OHLCV kept: richer inputs need them)."""
+
+    ticker: str
+    minute: int
+    close: float
+    rev: int = 0
+    final: bool = True
+    open: float = math.nan
+    high: float = math.nan
+    low: float = math.nan
+    volume: int = 0
 
 
 @dataclass
@@ -101,6 +123,9 @@ class HoldoutResult:
     fit: FitReport | None
     per_ticker: dict[str, Score]
     pooled: Score
+    baseline: Score = field(default_factory=Score)
+    # A ticker joining a model: its rows only; the lineage's pooled row stays the cold start's.
+    joined: bool = False
 
 
 @dataclass
@@ -118,6 +143,8 @@ class _Pending:
     yhat: float
     lineage: str
     version: str
+    baseline: float | None = None
+    standin: bool = False
 
 
 @dataclass
@@ -125,23 +152,29 @@ class WalkForward:
     """Walk-forward scores per (ticker, lineage), and which keys changed since the last :meth:`drain`."""
 
     scores: dict[tuple[str, str], Score] = field(default_factory=dict)
+    # The AR baseline's scores on the same minutes.
+    baseline: dict[tuple[str, str], Score] = field(default_factory=dict)
     versions: dict[tuple[str, str], str] = field(default_factory=dict)
     dirty: set[tuple[str, str]] = field(default_factory=set)
 
     def add(self, ticker: str, pending: _Pending, actual: float) -> None:
         key = (ticker, pending.lineage)
-        self.scores.setdefault(key, Score()).add(
-            np.array([pending.last]), np.array([pending.yhat]), np.array([actual])
-        )
-        self.versions[key] = pending.version
+        score = self.scores.setdefault(key, Score())
         self.dirty.add(key)
+        if pending.standin:
+            score.standins += 1
+            return
+        last, truth = np.array([pending.last]), np.array([actual])
+        score.add(last, np.array([pending.yhat]), truth)
+        if pending.baseline is not None:
+            self.baseline.setdefault(key, Score()).add(last, np.array([pending.baseline]), truth)
+        self.versions[key] = pending.version
 
     def pooled(self, lineage: str) -> Score:
-        total = Score()
-        for (_, lin), score in self.scores.items():
-            if lin == lineage:
-                total = total.merge(score)
-        return total
+        return pool(s for (_, lin), s in self.scores.items() if lin == lineage)
+
+    def pooled_baseline(self, lineage: str) -> Score:
+        return pool(s for (_, lin), s in self.baseline.items() if lin == lineage)
 
 
 class Forecaster:
@@ -163,7 +196,10 @@ class Forecaster:
         self.trained_at: datetime | None = None
         self.pending: dict[str, dict[int, _Pending]] = {}
         self.walk_forward = WalkForward()
-        self.holdouts: list[HoldoutResult] = []
+        self.baseline: LinearAR | None = None
+        # Data minute at which some ticker first had enough history for the first cold start.
+        self._first_ready: int | None = None
+        self._newest_minute = 0
         self._trained_changes: dict[str, int] = {}
         # Tickers that a cold start (or a join) just made forecastable by the model: forecast them again
         # at once rather than waiting for their next bar.
@@ -203,6 +239,7 @@ class Forecaster:
                 series = self.series[ticker] = TickerSeries(self.config.history)
             if not series.add(minute, close, rev):
                 return False
+            self._newest_minute = max(self._newest_minute, minute)
             waiting = self.pending.get(ticker)
             if waiting:
                 for target in sorted(waiting):
@@ -216,13 +253,30 @@ class Forecaster:
             return True
 
     # --- forecast ----------------------------------------------------------------------------------
+    def step(self, bars: list[BarIn]) -> list[Forecast]:
+        """Ingest bars in arrival order and forecast after every one of them, batched: the tickers with a
+        fresh bar are forecast together, just before a ticker's next bar in ``bars`` would overwrite its
+        newest close. A backlog (a restart, a replay at speed 0) is forecast bar by bar, as it would have
+        been live, and gives the same forecasts however it is cut into polls."""
+        out: list[Forecast] = []
+        fresh: dict[str, None] = {}
+        for bar in bars:
+            if bar.ticker in fresh:
+                out.extend(self.forecast(list(fresh)))
+                fresh.clear()
+            if self.ingest(bar.ticker, bar.minute, bar.close, bar.rev, bar.final):
+                fresh[bar.ticker] = None
+        out.extend(self.forecast(list(fresh)))
+        return out
+
     def forecast(self, tickers: list[str]) -> list[Forecast]:
         """One forecast of the next minute per ticker, from its newest bar. A ticker the model cannot serve
-        yet (no model, too little history since a cut) gets the naive forecast, labelled as such."""
+        yet (no model, too little history since a cut, not trained on yet) gets the naive forecast,
+        labelled as such (and counted against the model's coverage, never scored as its forecast)."""
         with self.lock:
             now_version = self.model_version
             trained_at = self.trained_at or datetime.now(UTC)
-            model_out: dict[str, tuple[int, float, float]] = {}
+            model_out: dict[str, tuple[int, float, float, float | None]] = {}
             if self._model is not None and now_version is not None:
                 model_out = (
                     self._forecast_portfolio(tickers)
@@ -234,23 +288,34 @@ class Forecaster:
                 series = self.series.get(t)
                 if series is None or series.last_minute is None:
                     continue
-                if t in model_out:
-                    based_on, last, yhat = model_out[t]
+                standin = t not in model_out
+                if not standin:
+                    based_on, last, yhat, base = model_out[t]
                     assert now_version is not None
-                    version, lineage = now_version, self.lineage
+                    version = now_version
                 else:
-                    based_on, last, yhat = series.last_minute, series.closes[-1], series.closes[-1]
-                    version, lineage = NAIVE_VERSION, ""
-                fc = Forecast(t, based_on, based_on + 1, yhat, last, version, trained_at)
+                    based_on, last, yhat, base = (
+                        series.last_minute,
+                        series.closes[-1],
+                        series.closes[-1],
+                        None,
+                    )
+                    version = NAIVE_VERSION
+                fc = Forecast(t, based_on, based_on + 1, yhat, last, version, trained_at, base)
                 out.append(fc)
-                if lineage:
+                if self.lineage:
                     waiting = self.pending.setdefault(t, {})
-                    waiting[fc.minute] = _Pending(last, yhat, lineage, version)
+                    waiting[fc.minute] = _Pending(last, yhat, self.lineage, version, base, standin)
                     while len(waiting) > _MAX_PENDING:
                         del waiting[min(waiting)]
             return out
 
-    def _forecast_per_stock(self, tickers: list[str]) -> dict[str, tuple[int, float, float]]:
+    def _baseline_prices(self, windows: np.ndarray, last: np.ndarray, scalers: list[Scaler]) -> np.ndarray:
+        if self.baseline is None:
+            return np.full(last.shape, np.nan)
+        return to_price(self.baseline.predict(windows), last, scalers)
+
+    def _forecast_per_stock(self, tickers: list[str]) -> dict[str, tuple[int, float, float, float | None]]:
         assert self._model is not None
         need = input_length(self.config.window, self.config.target)
         names, windows, lasts, based = [], [], [], []
@@ -268,18 +333,22 @@ class Forecaster:
             based.append(series.last_minute)
         if not names:
             return {}
-        outputs = predict(self._model, np.stack(windows))
+        stacked = np.stack(windows)
+        outputs = predict(self._model, stacked)
         last_arr = np.asarray(lasts)[:, None]
         prices = np.empty(len(names))
+        bases = np.empty(len(names))
         for i, t in enumerate(names):
-            prices[i] = to_price(outputs[i : i + 1], last_arr[i : i + 1], [self.scalers[t]])[0, 0]
+            scalers = [self.scalers[t]]
+            prices[i] = to_price(outputs[i : i + 1], last_arr[i : i + 1], scalers)[0, 0]
+            bases[i] = self._baseline_prices(stacked[i : i + 1], last_arr[i : i + 1], scalers)[0, 0]
         return {
-            t: (based[i], lasts[i], float(prices[i]))
+            t: (based[i], lasts[i], float(prices[i]), float(bases[i]) if math.isfinite(bases[i]) else None)
             for i, t in enumerate(names)
             if math.isfinite(prices[i]) and prices[i] > 0
         }
 
-    def _forecast_portfolio(self, tickers: list[str]) -> dict[str, tuple[int, float, float]]:
+    def _forecast_portfolio(self, tickers: list[str]) -> dict[str, tuple[int, float, float, float | None]]:
         assert self._model is not None
         if not all(c in self.series for c in self.columns):
             return {}
@@ -293,7 +362,8 @@ class Forecaster:
         window = scale(grid[-need:], scalers)[None]
         last = grid[-1:]
         prices = to_price(predict(self._model, window), last, scalers)[0]
-        out: dict[str, tuple[int, float, float]] = {}
+        bases = self._baseline_prices(window, last, scalers)[0]
+        out: dict[str, tuple[int, float, float, float | None]] = {}
         wanted = set(tickers)
         for j, t in enumerate(self.columns):
             series = self.series[t]
@@ -305,7 +375,8 @@ class Forecaster:
                 and math.isfinite(prices[j])
                 and prices[j] > 0
             ):
-                out[t] = (end_minute, float(last[0, j]), float(prices[j]))
+                base = float(bases[j]) if math.isfinite(bases[j]) else None
+                out[t] = (end_minute, float(last[0, j]), float(prices[j]), base)
         return out
 
     def take_refresh(self) -> list[str]:
@@ -371,13 +442,29 @@ class Forecaster:
             self.trained_at = datetime.now(UTC)
 
     def _per_stock_ready(self) -> list[str]:
-        """Tickers with enough history that have no scaler yet."""
+        """Tickers with enough history that have no scaler yet; before the first cold start, [] until every
+        ticker with bars is ready or the bounded wait has passed (so the model is trained on all)."""
         with self.lock:
-            return [
+            ready = [
                 t
                 for t, s in self.series.items()
                 if t not in self.scalers and len(s.minutes) >= self.config.needed
             ]
+            if self._model is None and ready and not self._waited(len(ready) == len(self.series)):
+                return []
+            return ready
+
+    def _waited(self, all_ready: bool) -> bool:
+        if self._first_ready is None:
+            self._first_ready = self._newest_minute
+        if all_ready:
+            return True
+        waited = self._newest_minute - self._first_ready >= self.config.cold_start_wait
+        if waited:
+            logger.info("cold start without %d tickers short of history (waited %d minutes)",
+                        sum(len(s.minutes) < self.config.needed for s in self.series.values()),
+                        self.config.cold_start_wait)  # fmt: skip
+        return waited
 
     def _prepare_per_stock(self, tickers: list[str]) -> dict[str, Any]:
         with self.lock:
@@ -403,19 +490,30 @@ class Forecaster:
         with self.lock:
             for t, p in prepared.items():
                 self.scalers[t] = p.scalers[0]
+            self.baseline = LinearAR.fit(train.x, train.y)
         self._install(model, optimizer, new_lineage=True)
         return self._score_holdout(prepared, report)
 
     def _join_per_stock(self, tickers: list[str]) -> HoldoutResult | None:
         """A ticker that gets enough history after the cold start joins the global model: its scaler is
-        fitted on its own first 80%, and its hold-out is scored by the current model (never trained on it)."""
+        fitted on its own first 80%, the model takes one epoch on those windows (its forecasts are not the
+        model's before), then its hold-out is scored."""
         prepared = self._prepare_per_stock(tickers)
-        if not prepared:
+        if not prepared or self._trainee is None or self._optimizer is None:
             return None
+        train = Examples.concat([p.train for p in prepared.values()])
+        fit(
+            self._trainee, self._optimizer, train.x, train.y, train.x[:0], train.y[:0],
+            max_epochs=1, patience=None, batch_size=self.config.batch_size, seed=self.seed,
+            epoch_windows=self.config.epoch_windows,
+        )  # fmt: skip
+        self._install(self._trainee, self._optimizer, new_lineage=False)
         with self.lock:
             for t, p in prepared.items():
                 self.scalers[t] = p.scalers[0]
-        return self._score_holdout(prepared, None)
+        result = self._score_holdout(prepared, None)
+        result.joined = True
+        return result
 
     def _score_holdout(self, prepared: dict[str, Any], report: FitReport | None) -> HoldoutResult:
         # Runs on the training thread, the only one that changes weights: no lock needed to read them, and
@@ -423,18 +521,19 @@ class Forecaster:
         model, version = self._model, self.model_version
         assert model is not None and version is not None
         per_ticker: dict[str, Score] = {}
+        baseline: dict[str, Score] = {}
         for t, p in prepared.items():
             columns = [t] if self.config.mode == "per_stock" else self.columns
-            prices = to_price(predict(model, p.holdout.x), p.holdout.last, p.scalers)
+            x, last, actual = p.holdout.x, p.holdout.last, p.holdout.actual
+            prices = to_price(predict(model, x), last, p.scalers)
+            base_prices = self._baseline_prices(x, last, p.scalers)
             for j, name in enumerate(columns):
-                score = Score()
-                score.add(p.holdout.last[:, j], prices[:, j], p.holdout.actual[:, j])
-                per_ticker[name] = score
-        pooled = Score()
-        for score in per_ticker.values():
-            pooled = pooled.merge(score)
-        result = HoldoutResult(self.lineage, version, report, per_ticker, pooled)
-        self.holdouts.append(result)
+                per_ticker[name], baseline[name] = Score(), Score()
+                per_ticker[name].add(last[:, j], prices[:, j], actual[:, j])
+                baseline[name].add(last[:, j], base_prices[:, j], actual[:, j])
+        result = HoldoutResult(
+            self.lineage, version, report, per_ticker, pool(per_ticker.values()), pool(baseline.values())
+        )
         with self.lock:
             self._refresh |= set(self.columns if self.config.mode == "portfolio" else prepared)
         return result
@@ -463,6 +562,7 @@ class Forecaster:
         with self.lock:
             self.columns = list(columns)
             self.scalers = dict(zip(columns, prepared.scalers, strict=True))
+            self.baseline = LinearAR.fit(prepared.train.x, prepared.train.y)
             self.pending.clear()
         self._install(model, optimizer, new_lineage=True)
         return self._score_holdout({"*": prepared}, report)
@@ -557,11 +657,15 @@ class Forecaster:
                 "updates": self.updates,
                 # A string, not a datetime: torch.load(weights_only=True) accepts only plain types.
                 "trained_at": self.trained_at.isoformat() if self.trained_at else None,
+                "baseline": self.baseline.state() if self.baseline else None,
                 "walk_forward": [
                     {
                         "ticker": t,
                         "lineage": lin,
                         "score": s.state(),
+                        "baseline": self.walk_forward.baseline[(t, lin)].state()
+                        if (t, lin) in self.walk_forward.baseline
+                        else None,
                         "version": self.walk_forward.versions.get((t, lin)),
                     }
                     for (t, lin), s in self.walk_forward.scores.items()
@@ -592,9 +696,12 @@ class Forecaster:
             self._model = copy.deepcopy(model).eval()
             self.lineage, self.updates = state["lineage"], int(state["updates"])
             self.trained_at = datetime.fromisoformat(state["trained_at"]) if state["trained_at"] else None
+            self.baseline = LinearAR.from_state(state["baseline"]) if state.get("baseline") else None
             for item in state.get("walk_forward", []):
                 key = (item["ticker"], item["lineage"])
-                self.walk_forward.scores[key] = Score(**item["score"])
+                self.walk_forward.scores[key] = Score.from_state(item["score"])
+                if item.get("baseline"):
+                    self.walk_forward.baseline[key] = Score.from_state(item["baseline"])
                 if item.get("version"):
                     self.walk_forward.versions[key] = item["version"]
         return True
