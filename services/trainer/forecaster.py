@@ -27,6 +27,7 @@ import torch
 from services.trainer.baseline import LinearAR
 from services.trainer.evaluation import Score, pool
 from services.trainer.model import ForecastLSTM, predict
+from services.trainer.per_stock import PerStockServing
 from services.trainer.scaling import Scaler, scaler_from_state, scaler_to_state
 from services.trainer.series import TickerSeries, align
 from services.trainer.training import FitReport, fit, make_optimizer, warm_update
@@ -189,6 +190,10 @@ class Forecaster:
         # portfolio mode: the model's columns, in order.
         self.columns: list[str] = []
         self._model: ForecastLSTM | None = None
+        # per_stock: the installed weights' carried states (always replaced together with ``_model``).
+        self._serving: PerStockServing | None = None
+        # Whether each ticker's newest bar is final (a provisional one is forecast without stepping).
+        self._final: dict[str, bool] = {}
         self._trainee: ForecastLSTM | None = None
         self._optimizer: torch.optim.Optimizer | None = None
         self.lineage = ""
@@ -227,6 +232,9 @@ class Forecaster:
             for t in tickers:
                 self.series.pop(t, None)
                 self.pending.pop(t, None)
+                self._final.pop(t, None)
+                if self._serving is not None:
+                    self._serving.states.states.pop(t, None)
                 self._trained_changes.pop(t, None)
 
     # --- ingest ------------------------------------------------------------------------------------
@@ -240,6 +248,8 @@ class Forecaster:
             if not series.add(minute, close, rev):
                 return False
             self._newest_minute = max(self._newest_minute, minute)
+            if minute == series.last_minute:
+                self._final[ticker] = final
             waiting = self.pending.get(ticker)
             if waiting:
                 for target in sorted(waiting):
@@ -316,37 +326,29 @@ class Forecaster:
         return to_price(self.baseline.predict(windows), last, scalers)
 
     def _forecast_per_stock(self, tickers: list[str]) -> dict[str, tuple[int, float, float, float | None]]:
-        assert self._model is not None
-        need = input_length(self.config.window, self.config.target)
-        names, windows, lasts, based = [], [], [], []
+        assert self._serving is not None
+        items = []
         for t in tickers:
-            scaler = self.scalers.get(t)
-            series = self.series.get(t)
-            if scaler is None or series is None or series.last_minute is None:
+            scaler, series = self.scalers.get(t), self.series.get(t)
+            if scaler is not None and series is not None and series.last_minute is not None:
+                items.append((t, series, scaler, self._final.get(t, True)))
+        scaled = self._serving.forecast(items)
+        out: dict[str, tuple[int, float, float, float | None]] = {}
+        for t, value in scaled.items():
+            series, scalers = self.series[t], [self.scalers[t]]
+            last = np.array([[series.closes[-1]]])
+            price = float(to_price(np.array([[value]], np.float32), last, scalers)[0, 0])
+            if not (math.isfinite(price) and price > 0):
                 continue
-            tail = series.tail(need, self.config.ffill_max)
-            if tail is None:
-                continue
-            names.append(t)
-            windows.append(scale(tail[:, None], [scaler]))
-            lasts.append(float(tail[-1]))
-            based.append(series.last_minute)
-        if not names:
-            return {}
-        stacked = np.stack(windows)
-        outputs = predict(self._model, stacked)
-        last_arr = np.asarray(lasts)[:, None]
-        prices = np.empty(len(names))
-        bases = np.empty(len(names))
-        for i, t in enumerate(names):
-            scalers = [self.scalers[t]]
-            prices[i] = to_price(outputs[i : i + 1], last_arr[i : i + 1], scalers)[0, 0]
-            bases[i] = self._baseline_prices(stacked[i : i + 1], last_arr[i : i + 1], scalers)[0, 0]
-        return {
-            t: (based[i], lasts[i], float(prices[i]), float(bases[i]) if math.isfinite(bases[i]) else None)
-            for i, t in enumerate(names)
-            if math.isfinite(prices[i]) and prices[i] > 0
-        }
+            base = None
+            if self.baseline is not None:
+                tail = series.tail(len(self.baseline.coef) + 1, self.config.ffill_max)
+                if tail is not None:
+                    base = float(
+                        self._baseline_prices(scale(tail[:, None], scalers)[None], last, scalers)[0, 0]
+                    )
+            out[t] = (series.last_minute or 0, float(last[0, 0]), price, base)
+        return out
 
     def _forecast_portfolio(self, tickers: list[str]) -> dict[str, tuple[int, float, float, float | None]]:
         assert self._model is not None
@@ -427,14 +429,25 @@ class Forecaster:
         )  # fmt: skip
 
     def _install(self, trainee: ForecastLSTM, optimizer: torch.optim.Optimizer, *, new_lineage: bool) -> None:
-        """Publish the trainee's weights to forecasting: the only step of training under the lock."""
+        """Publish the trainee's weights to forecasting, with the carried states recomputed for them: the
+        states are primed here (training thread) from a snapshot, and weights and states are swapped in
+        together under one short lock."""
+        model = copy.deepcopy(trainee).eval()
+        serving = old = None
+        snapshots: dict[str, Any] = {}
+        if self.config.mode == "per_stock":
+            with self.lock:
+                old = self._serving
+                snapshots = old.snapshot(self.series) if old is not None else {}
+                scalers = dict(self.scalers)
+            serving = PerStockServing(model, self.config.window, self.config.ffill_max)
+            if old is not None:
+                serving = old.primed(model, snapshots, scalers)
         with self.lock:
+            if serving is not None and old is not None:
+                serving.adopt_moved(old, snapshots)
             self._trainee, self._optimizer = trainee, optimizer
-            if self._model is None or new_lineage:
-                self._model = copy.deepcopy(trainee)
-            else:
-                self._model.load_state_dict(trainee.state_dict())
-            self._model.eval()
+            self._model, self._serving = model, serving
             if new_lineage:
                 self.lineage, self.updates = uuid.uuid4().hex[:8], 0
             else:
@@ -694,6 +707,9 @@ class Forecaster:
             self.scalers = {t: scaler_from_state(s) for t, s in state["scalers"].items()}
             self._trainee, self._optimizer = model, optimizer
             self._model = copy.deepcopy(model).eval()
+            if self.config.mode == "per_stock":
+                # States are derived: they re-prime from the series as bars come.
+                self._serving = PerStockServing(self._model, self.config.window, self.config.ffill_max)
             self.lineage, self.updates = state["lineage"], int(state["updates"])
             self.trained_at = datetime.fromisoformat(state["trained_at"]) if state["trained_at"] else None
             self.baseline = LinearAR.from_state(state["baseline"]) if state.get("baseline") else None
