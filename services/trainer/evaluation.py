@@ -204,6 +204,48 @@ def pool(scores: Iterable[Score]) -> Score:
     return total
 
 
+@dataclass
+class Pending:
+    """A forecast awaiting its minute's final close (``standin``: a naive stand-in, counted only)."""
+
+    last: float
+    yhat: float
+    lineage: str
+    version: str
+    baseline: float | None = None
+    standin: bool = False
+
+
+@dataclass
+class WalkForward:
+    """Walk-forward scores per (ticker, lineage), and which keys changed since the last :meth:`drain`."""
+
+    scores: dict[tuple[str, str], Score] = field(default_factory=dict)
+    # The AR baseline's scores on the same minutes.
+    baseline: dict[tuple[str, str], Score] = field(default_factory=dict)
+    versions: dict[tuple[str, str], str] = field(default_factory=dict)
+    dirty: set[tuple[str, str]] = field(default_factory=set)
+
+    def add(self, ticker: str, pending: Pending, actual: float) -> None:
+        key = (ticker, pending.lineage)
+        score = self.scores.setdefault(key, Score())
+        self.dirty.add(key)
+        if pending.standin:
+            score.standins += 1
+            return
+        last, truth = np.array([pending.last]), np.array([actual])
+        score.add(last, np.array([pending.yhat]), truth)
+        if pending.baseline is not None:
+            self.baseline.setdefault(key, Score()).add(last, np.array([pending.baseline]), truth)
+        self.versions[key] = pending.version
+
+    def pooled(self, lineage: str) -> Score:
+        return pool(s for (_, lin), s in self.scores.items() if lin == lineage)
+
+    def pooled_baseline(self, lineage: str) -> Score:
+        return pool(s for (_, lin), s in self.baseline.items() if lin == lineage)
+
+
 # --- stored or backtested predictions -----------------------------------------------------------------
 SCORED_COLUMNS = ["ticker", "ts", "yhat", "actual", "naive", "model_version"]
 
