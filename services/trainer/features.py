@@ -251,13 +251,19 @@ class FeatureModel:
         raw = np.stack([forward_returns(panel, h) for h in self.spec.horizons], axis=-1)
         return self.target.transform(raw).astype(np.float32)
 
-    def to_return(self, scaled: np.ndarray) -> np.ndarray:
-        """Model outputs ``[..., tickers, horizons]`` back to log returns."""
-        return self.target.inverse(np.asarray(scaled, dtype=np.float64))
+    def to_return(self, scaled: np.ndarray, keep_training_drift: bool = False) -> np.ndarray:
+        """Model outputs ``[..., tickers, horizons]`` back to log returns. The training mean (a few sessions'
+        drift, mostly noise) is added back only on request: by default a forecast is the model's signal
+        around zero, so a drift the training days happened to have does not become a standing bias."""
+        out = np.asarray(scaled, dtype=np.float64) * self.target.std
+        return out + self.target.mean if keep_training_drift else out
 
-    def to_close(self, scaled: np.ndarray, last_close: np.ndarray) -> np.ndarray:
+    def to_close(
+        self, scaled: np.ndarray, last_close: np.ndarray, keep_training_drift: bool = False
+    ) -> np.ndarray:
         """Forecast closes ``last_close * exp(r̂)``; ``last_close`` ``[..., tickers]``."""
-        return np.asarray(last_close)[..., None] * np.exp(self.to_return(scaled))
+        r = self.to_return(scaled, keep_training_drift)
+        return np.asarray(last_close)[..., None] * np.exp(r)
 
     def state(self) -> dict[str, Any]:
         """Plain lists and numbers, for a checkpoint."""

@@ -119,8 +119,13 @@ def test_training_rows_are_standardized_and_targets_de_meaned_per_ticker() -> No
     np.testing.assert_allclose(x[:, :, scaled].mean(axis=0), 0.0, atol=0.02)
     np.testing.assert_allclose(np.nanmean(y, axis=0), 0.0, atol=1e-5)
     np.testing.assert_allclose(np.nanstd(y, axis=0), 1.0, atol=1e-5)
-    raw = model.to_return(y[:, :, :1])[..., 0]
-    assert np.nanmean(raw) > 0.001  # the drift is there before de-meaning, and to_return restores it
+    raw = model.to_return(y[:, :, :1], keep_training_drift=True)[..., 0]
+    assert np.nanmean(raw) > 0.001  # the drift is there before de-meaning, and can be restored
+    assert abs(np.nanmean(model.to_return(y[:, :, :1]))) < 1e-6  # by default a forecast carries no drift
+    rebuilt = model.to_close(y[:-1, :, :1], panel.close[:-1], keep_training_drift=True)[..., 0]
+    known = np.isfinite(rebuilt)
+    assert known.mean() > 0.99
+    np.testing.assert_allclose(rebuilt[known], panel.close[1:][known], rtol=1e-5)
 
 
 def test_market_input_is_the_index_etf_or_the_cross_sectional_mean() -> None:
