@@ -9,7 +9,7 @@ next one, walk-forward). Scores use relative errors ``(forecast - actual) / last
 Mariano test per row on the per-minute mean loss difference to naive (Newey-West variance), direction on
 minutes whose close moved, and 80% intervals ``r̂ + σ̂·q`` from ``services.trainer.intervals``.
 
-    PYTHONPATH=. .venv/bin/python bench/forecast_variants.py [--budget 150] [--threads 2]
+    PYTHONPATH=. .venv/bin/python bench/forecast_variants.py [--budget 150] [--threads 1]
 """
 
 from __future__ import annotations
@@ -143,8 +143,17 @@ def gather(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, window: int) 
 
 
 def lstm_variant(
-    d: Data, layers: int, units: int, window: int, closes_only: bool, budget: float, seed: int = 0
-) -> tuple[np.ndarray, str]:
+    d: Data,
+    layers: int,
+    units: int,
+    window: int,
+    closes_only: bool,
+    budget: float,
+    seed: int = 0,
+    max_epochs: int = 40,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Forecast log returns as trained, and centred (minus the net's mean output per ticker on its own
+    training windows: a constant offset learned from noise is not a forecast), and a note."""
     torch.manual_seed(seed)
     if closes_only:
         # Today's recipe: returns / training std in and out, no de-meaning (the overnight step reads 0).
@@ -168,17 +177,23 @@ def lstm_variant(
         net,  # type: ignore[arg-type]
         make_optimizer(net, 1e-3),
         trx, try_, vax, vay,
-        max_epochs=40, patience=4, batch_size=256, seed=seed, epoch_windows=16_384,
+        max_epochs=max_epochs, patience=4, batch_size=256, seed=seed, epoch_windows=16_384,
         should_stop=lambda: time.perf_counter() > deadline,
     )  # fmt: skip
     out = np.full(target.shape, np.nan)
     for part in (va, te):
         out[part] = predict(net, gather(values, *part, window))[:, 0]
+    on_train = predict(net, trx)[:, 0]
+    offset = np.array([on_train[tr[1] == j].mean() for j in range(len(d.tickers))])
+    note = f"{report.epochs} ep (best {report.best_epoch}), {report.seconds:.0f}s"
+    note += " time-boxed" if time.perf_counter() > deadline else ""
+
     # Log returns: today's recipe as it is (its output times the return std, bias and all); the feature
     # nets' de-meaned standardized output without the training drift.
-    out = out * std if closes_only else to_returns(d, out, 0)
-    note = f"{report.epochs} ep (best {report.best_epoch}), {report.seconds:.0f}s"
-    return out, note + (" time-boxed" if time.perf_counter() > deadline else "")
+    def returns(z: np.ndarray) -> np.ndarray:
+        return z * std if closes_only else to_returns(d, z, 0)
+
+    return returns(out), returns(out - offset[None, :]), note
 
 
 # ---- scoring ----
@@ -246,7 +261,7 @@ def intervals_for(d: Data, r_hat: np.ndarray, horizon_i: int) -> IntervalModel:
 
 
 HEAD = (
-    f"{'variant':34} {'valid':>6} {'ratio':>7} {'DM p':>7} {'worst tk':>12} {'dir % [95% CI]':>17}"
+    f"{'variant':40} {'valid':>6} {'ratio':>7} {'DM p':>7} {'worst tk':>12} {'dir % [95% CI]':>17}"
     f" {'up %':>5} {'corr':>6} {'80% cov (tk min-max)':>21}  notes"
 )
 
@@ -257,7 +272,7 @@ def row(label: str, v: dict, s: dict, note: str, naive: bool = False) -> str:
         f"{'–':>17}" if naive else f"{100 * s['dir']:5.1f} [{100 * s['lo']:4.1f}-{100 * s['hi']:4.1f}]"
     )
     return (
-        f"{label:34} {v['ratio']:6.4f} {s['ratio']:7.4f} {s['p']:7.3f} {s['worst']:6.4f} {s['worst_t']:>5} "
+        f"{label:40} {v['ratio']:6.4f} {s['ratio']:7.4f} {s['p']:7.3f} {s['worst']:6.4f} {s['worst_t']:>5} "
         f"{direction} {100 * s['up']:5.1f} {s['corr']:6.3f} "
         f"{100 * s['cov']:5.1f} ({100 * s['cov_lo']:4.1f}-{100 * s['cov_hi']:4.1f})  {note}"
     )
@@ -267,8 +282,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--budget", type=float, default=150.0, help="seconds of training per LSTM variant")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--threads", type=int, default=1, help="torch threads: 1 is ~10x faster than 2 on a busy 2-core box"
+    )
     ap.add_argument("--skip-lstm", action="store_true")
+    ap.add_argument("--lstm", default="", help="only the LSTM rows whose label contains this")
+    ap.add_argument("--seed-offset", type=int, default=0, help="added to every LSTM seed (robustness runs)")
+    ap.add_argument("--max-epochs", type=int, default=40)
     args = ap.parse_args()
     if not args.data.exists():
         print(
@@ -296,15 +316,23 @@ def main() -> int:
     z, note = ridge_variant(d, every, 0, False)
     variants.append(("ridge, all features + train drift", to_returns(d, z, 0, drift=True), note))
     if not args.skip_lstm:
-        for label, layers, units, window, closes in (
-            ("LSTM 4x50 closes only (today)", 4, 50, 60, True),
-            ("LSTM 4x50 features", 4, 50, 30, False),
-            ("LSTM 2x50 features", 2, 50, 30, False),
-            ("LSTM 1x32 features", 1, 32, 30, False),
+        for label, layers, units, window, closes, seed in (
+            ("LSTM 4x50 closes only (today)", 4, 50, 60, True, 0),
+            ("LSTM 4x50 features", 4, 50, 30, False, 0),
+            ("LSTM 2x50 features", 2, 50, 30, False, 0),
+            ("LSTM 2x50 features seed 1", 2, 50, 30, False, 1),
+            ("LSTM 1x32 features", 1, 32, 30, False, 0),
+            ("LSTM 1x32 features seed 1", 1, 32, 30, False, 1),
         ):
+            if args.lstm not in label:
+                continue
             t0 = time.perf_counter()
-            r_hat, note = lstm_variant(d, layers, units, window, closes, args.budget)
-            variants.append((label, r_hat, note))
+            seed += args.seed_offset
+            r_hat, centred, note = lstm_variant(
+                d, layers, units, window, closes, args.budget, seed, args.max_epochs
+            )
+            note += f" seed {seed}"
+            variants += [(label, r_hat, note), (label.replace("LSTM", "LSTM centred"), centred, note)]
             print(f"  trained {label}: {note} ({time.perf_counter() - t0:.0f}s total)", flush=True)
     print("\nh=1 minute, test sessions only; MSE on errors / last close; DM vs naive (Newey-West)")
     print(HEAD)
