@@ -27,7 +27,14 @@ import torch
 from torch import nn
 
 from services.trainer.evaluation import wilson_interval
-from services.trainer.features import FeatureModel, FeatureSpec, align_bars, frames_from_long, session_returns
+from services.trainer.features import (
+    FeatureModel,
+    FeatureSpec,
+    align_bars,
+    frames_from_long,
+    output_offsets,
+    session_returns,
+)
 from services.trainer.intervals import IntervalModel, VolatilityModel, coverage
 from services.trainer.model import ForecastLSTM, predict
 from services.trainer.training import fit, make_optimizer
@@ -184,7 +191,7 @@ def lstm_variant(
     for part in (va, te):
         out[part] = predict(net, gather(values, *part, window))[:, 0]
     on_train = predict(net, trx)[:, 0]
-    offset = np.array([on_train[tr[1] == j].mean() for j in range(len(d.tickers))])
+    offset = output_offsets(on_train, tr[1], len(d.tickers))
     note = f"{report.epochs} ep (best {report.best_epoch}), {report.seconds:.0f}s"
     note += " time-boxed" if time.perf_counter() > deadline else ""
 

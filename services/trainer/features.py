@@ -290,6 +290,15 @@ class FeatureModel:
         )
 
 
+def output_offsets(outputs: np.ndarray, ticker: np.ndarray, tickers: int) -> np.ndarray:
+    """A net's mean output per ticker ``[tickers]`` on its training windows (``outputs[i]`` from a window of
+    ticker ``ticker[i]``), to subtract from every forecast: with almost no signal the output is mostly a
+    constant offset (a bias early stopping on a drifting validation part even rewards). No windows: 0."""
+    counts = np.bincount(ticker, minlength=tickers)
+    sums = np.bincount(ticker, weights=np.asarray(outputs, dtype=np.float64), minlength=tickers)
+    return np.divide(sums, counts, out=np.zeros(tickers), where=counts > 0)
+
+
 def frames_from_long(bars: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The recording's long format (``ticker, ts, open, high, low, close, volume``) as one frame per ticker,
     indexed by UTC minute, ready for ``align_bars``."""

@@ -12,6 +12,7 @@ from services.trainer.features import (
     Panel,
     align_bars,
     frames_from_long,
+    output_offsets,
     session_clock,
     windows,
 )
@@ -182,3 +183,16 @@ def test_windows_end_at_the_given_rows() -> None:
     np.testing.assert_array_equal(out[1, :, 0], [14.0, 16.0, 18.0])
     with pytest.raises(ValueError):
         windows(values, [1], 3)
+
+
+def test_output_offsets_remove_a_constant_bias_per_ticker() -> None:
+    rng = np.random.default_rng(3)
+    ticker = rng.integers(0, 2, 1000)
+    signal = rng.standard_normal(1000)
+    outputs = signal + np.where(ticker == 0, 0.5, -0.2)
+    offsets = output_offsets(outputs, ticker, 3)
+    np.testing.assert_allclose(offsets[:2], [0.5, -0.2], atol=0.1)
+    assert offsets[2] == 0.0
+    centred = outputs - offsets[ticker]
+    for j in (0, 1):
+        assert abs(centred[ticker == j].mean()) < 1e-12
