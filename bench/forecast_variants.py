@@ -71,17 +71,18 @@ class Data:
     vol: VolatilityModel  # σ̂ for the intervals, fitted on the training sessions
 
 
-def load(path: Path, train: float, valid: float, horizons: tuple[int, ...]) -> Data:
+def load(path: Path, train: float, valid: float, horizons: tuple[int, ...], test_end: float = 1.0) -> Data:
     panel = align_bars(frames_from_long(pd.read_csv(path)))
     sessions = int(panel.session.max()) + 1
     a, b = round(sessions * train), round(sessions * (train + valid))
     parts = {"train": panel.session < a, "valid": (panel.session >= a) & (panel.session < b)}
-    parts["test"] = panel.session >= b
+    c = round(sessions * test_end)
+    parts["test"] = (panel.session >= b) & (panel.session < c)
     spec = FeatureSpec(market="SPY" if "SPY" in panel.tickers else None, horizons=horizons)
     model = FeatureModel.fit(panel.rows(parts["train"]), spec)
     print(
         f"{len(panel.tickers)} tickers, {sessions} sessions, {np.isfinite(panel.close).sum():,} bars; "
-        f"sessions train 0-{a - 1}, validate {a}-{b - 1}, test {b}-{sessions - 1}; features {spec.names}"
+        f"sessions train 0-{a - 1}, validate {a}-{b - 1}, test {b}-{c - 1}; features {spec.names}"
     )
     rets = session_returns(panel)
     vol = VolatilityModel.fit(rets[parts["train"]], panel.minute[parts["train"]])
@@ -296,6 +297,13 @@ def main() -> int:
     ap.add_argument("--lstm", default="", help="only the LSTM rows whose label contains this")
     ap.add_argument("--seed-offset", type=int, default=0, help="added to every LSTM seed (robustness runs)")
     ap.add_argument("--max-epochs", type=int, default=40)
+    ap.add_argument(
+        "--split", type=float, nargs=2, default=(0.6, 0.1), metavar=("TRAIN", "VALID"),
+        help="shares of the sessions that train and validate; the test part follows",
+    )  # fmt: skip
+    ap.add_argument(
+        "--test-end", type=float, default=1.0, help="share of the sessions where the test part ends"
+    )
     args = ap.parse_args()
     if not args.data.exists():
         print(
@@ -304,7 +312,7 @@ def main() -> int:
         return 2
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    d = load(args.data, 0.6, 0.1, (1, 5, 15))
+    d = load(args.data, *args.split, (1, 5, 15), test_end=args.test_end)
     names = d.model.spec.names
     own = [i for i, n in enumerate(names) if n.startswith("ret_")]
     naive = np.zeros(d.y.shape[:2])
