@@ -1,11 +1,15 @@
-"""Trainer benchmarks (issue 5): cold training vs the original recipe, one cycle at scale, latency.
+"""Trainer benchmarks (issues 5 and 12): cold training vs the original recipe, one cycle at scale, the
+forecast of a bar from carried state vs a full-window pass, latency through the broker, memory.
 
 1. Cold training of one stock on 20 trading days of 1-minute bars (synthetic: a random walk with a weak
    learnable cycle): the original recipe (price target, MinMax, 100 epochs, batch 32, no early stopping)
    against ours (returns, early stopping on the 20% part, batch 256), same data, same run.
 2. One cycle (a new bar per ticker, forecast all, warm update) for 10/100/500/2,000 tickers.
-3. Bar arrival -> prediction publication at 500 tickers through the real broker (Kafka CreateTime of the
-   bar vs of its prediction; needs the local stack: ``make stack-up``).
+3. Bar arrival -> prediction publication at 500 and 2,000 tickers through the real broker (Kafka
+   CreateTime of the prediction vs the time the minute's bars were sent; needs the local stack), beside
+   4. the forecast itself, in process: one carried-state step for every ticker vs the full-window pass
+   over the same tickers with the same weights (the design before issue 12), same run.
+5. Resident memory of a forecaster holding 2,000 tickers x 3,000 minutes, states primed.
 
 ``--quick`` shrinks everything (the original recipe runs 1 epoch and its time is extrapolated to 100).
 """
@@ -95,6 +99,48 @@ def cycles(tickers: int, rounds: int) -> list[float]:
         forecaster.train_cycle()
         times.append(time.perf_counter() - started)
     return times
+
+
+def forecast_cost(tickers: int, rounds: int) -> tuple[list[float], list[float]]:
+    """Seconds to forecast one new bar for every ticker: carried state (``Forecaster.step``) and the
+    full-window pass (every ticker's last 61 closes through the network, as before issue 12)."""
+    from services.trainer.forecaster import BarIn
+    from services.trainer.windows import scale
+
+    forecaster = Forecaster(Config(max_epochs=1, epoch_windows=512, history=400))
+    names = [f"T{i}" for i in range(tickers)]
+    history = 62 * 5 + 10
+    closes = {t: synthetic_closes(history + rounds, seed=i) for i, t in enumerate(names)}
+    forecaster.step([BarIn(t, m, float(closes[t][m])) for m in range(history) for t in names])
+    forecaster.train_cycle()
+    forecaster.forecast(names)  # states primed
+    carried, full = [], []
+    model = forecaster._model
+    assert model is not None
+    for r in range(rounds):
+        bars = [BarIn(t, history + r, float(closes[t][history + r])) for t in names]
+        started = time.perf_counter()
+        forecaster.step(bars)
+        carried.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        windows = [scale(forecaster.series[t].tail(61, 5)[:, None], [forecaster.scalers[t]]) for t in names]
+        predict(model, np.stack(windows))
+        full.append(time.perf_counter() - started)
+    return carried, full
+
+
+def resident_memory(tickers: int, minutes: int) -> float:
+    """MiB resident (peak) after a forecaster has ingested ``tickers`` x ``minutes`` of closes, torch loaded.
+    Carried states add ``tickers`` x 2 x 2 x layers x units float32 (6.4 MB at 2,000 tickers, 4x50)."""
+    import resource
+
+    forecaster = Forecaster(Config(history=minutes))
+    rng = np.random.default_rng(0)
+    for t in range(tickers):
+        path = 50 * np.exp(np.cumsum(0.001 * rng.standard_normal(minutes)))
+        for m, close in enumerate(path.tolist()):
+            forecaster.ingest(f"T{t}", m, close)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def latency(tickers: int, rounds: int, window: int) -> list[float]:
@@ -198,16 +244,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if "cycle_10_median_s" in figures and "cycle_500_median_s" in figures:
         ratios["cycle_500_over_10"] = round(figures["cycle_500_median_s"] / figures["cycle_10_median_s"], 2)
 
-    if not args.no_broker:
-        lat = latency(500, 3 if args.quick else 10, window=20 if args.quick else 60)
-        if lat:
-            figures["latency_500_median_s"] = round(statistics.median(lat), 4)
-            figures["latency_500_p99_s"] = round(p99(lat), 4)
-            figures["latency_500_samples"] = len(lat)
-        median, tail = figures.get("latency_500_median_s"), figures.get("latency_500_p99_s")
-        print(
-            f"3. bar -> prediction latency, 500 tickers: {len(lat)} samples, median {median} s, p99 {tail} s"
+    for n in (500, 2000):
+        carried, full = forecast_cost(n, 5 if args.quick else 30)
+        figures[f"forecast_{n}_carried_median_s"] = round(statistics.median(carried), 4)
+        figures[f"forecast_{n}_carried_p99_s"] = round(p99(carried), 4)
+        baselines[f"forecast_{n}_full_window_median_s"] = round(statistics.median(full), 4)
+        baselines[f"forecast_{n}_full_window_p99_s"] = round(p99(full), 4)
+        ratios[f"forecast_{n}_full_over_carried"] = round(
+            statistics.median(full) / statistics.median(carried), 1
         )
+        print(f"4. forecast {n} tickers: carried {statistics.median(carried):.4f} s, full window "
+              f"{statistics.median(full):.4f} s (median)")  # fmt: skip
+
+    for n in () if args.no_broker else (500, 2000):
+        lat = latency(n, 3 if args.quick else 10, window=20 if args.quick else 60)
+        if lat:
+            figures[f"latency_{n}_median_s"] = round(statistics.median(lat), 4)
+            figures[f"latency_{n}_p99_s"] = round(p99(lat), 4)
+            figures[f"latency_{n}_samples"] = len(lat)
+        median, tail = figures.get(f"latency_{n}_median_s"), figures.get(f"latency_{n}_p99_s")
+        print(
+            f"3. bar -> prediction latency, {n} tickers: {len(lat)} samples, median {median} s, p99 {tail} s"
+        )
+
+    if not args.quick:
+        figures["rss_2000x3000_mib"] = round(resident_memory(2000, 3000), 1)
+        print(f"5. resident memory, 2,000 tickers x 3,000 minutes: {figures['rss_2000x3000_mib']} MiB")
     notes = (
         f"torch threads {threads}; quick={args.quick}. "
         + (

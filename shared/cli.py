@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "trainer": ("services.trainer.cli:main", "train the LSTM on the stream and publish predictions"),
     "evaluate": ("services.trainer.cli:evaluate_main", "print the walk-forward scores against naive"),
     "report": ("services.report.cli:main", "render actual closes, predictions and errors as HTML"),
+    "backtest": ("services.trainer.cli:backtest_main", "walk-forward backtest of a recorded bars file"),
     "run": ("services.pipeline.cli:main", "run producer, sink and trainer locally with a live view"),
 }
 

@@ -118,6 +118,11 @@ class Settings(BaseSettings):
     sink_http_port: int = Field(9102, ge=0, le=65535)
     trainer_http_port: int = Field(9103, ge=0, le=65535)
 
+    # --- Trainer (added for honest evaluation) ------------------------------------------------------
+    # The first cold start waits until every ticker with bars has enough history, or at most this many
+    # minutes of data time after the first one had.
+    trainer_cold_start_wait_min: int = Field(30, ge=0)
+
     @field_validator("log_file", "replay_file", "kafka_ssl_ca_location", mode="before")
     @classmethod
     def _empty_path_is_none(cls, value: Any) -> Any:

@@ -23,9 +23,13 @@ from rich.text import Text
 
 from services.pipeline.supervisor import Child, last_line
 from services.report.data import load_closes, load_predictions
-from services.report.scoring import score_predictions, summary_table
+from services.report.span import newest_bar_time
+from services.trainer.evaluation import POOLED
+from services.trainer.report import rows_from_frames
 
+# The span shown ends at the newest stored bar (data time): a replay of last year looks like a live day.
 WINDOW = timedelta(minutes=30)
+NOT_YET = "not yet"
 
 
 @dataclass
@@ -54,6 +58,8 @@ class Snapshot:
     services: list[ServiceRow]
     database_error: str | None = None
     pooled_ratio: float | None = None
+    # The newest stored bar: the view's span ends there.
+    data_at: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,10 +98,21 @@ def _service_rows(children: dict[str, Child], ports: dict[str, int]) -> list[Ser
 
 
 def _ticker_rows(
-    db: Database[dict[str, Any]], tickers: list[str], now: datetime
+    db: Database[dict[str, Any]], tickers: list[str]
+) -> tuple[list[TickerRow], float | None, datetime | None]:
+    newest = newest_bar_time(db, tickers)
+    if newest is None:
+        return [TickerRow(t) for t in tickers], None, None
+    closes = load_closes(db, tickers, newest - WINDOW, newest)
+    predictions = load_predictions(db, tickers, newest - WINDOW, newest + timedelta(minutes=5))
+    rows, pooled = score_rows(tickers, closes, predictions)
+    return rows, pooled, newest
+
+
+def score_rows(
+    tickers: list[str], closes: pd.DataFrame, predictions: pd.DataFrame
 ) -> tuple[list[TickerRow], float | None]:
-    closes = load_closes(db, tickers, now - WINDOW, now + timedelta(minutes=5))
-    predictions = load_predictions(db, tickers, now - WINDOW, now + timedelta(minutes=5))
+    """The view's rows from frames of closes and predictions; scores from the one scorer."""
     rows = {t: TickerRow(t) for t in tickers}
     for ticker, group in closes.groupby("ticker"):
         last = group.iloc[-1]
@@ -103,14 +120,16 @@ def _ticker_rows(
     for ticker, group in predictions.groupby("ticker"):
         last = group.iloc[-1]
         rows[str(ticker)].yhat, rows[str(ticker)].pred_ts = float(last["yhat"]), last["ts"].to_pydatetime()
-    summary = summary_table(score_predictions(closes, predictions)).set_index("ticker")
-    for ticker, record in summary.iterrows():
-        if ticker in rows:
-            rows[str(ticker)].mse_ratio = float(record["mse_ratio"])
-            rows[str(ticker)].scored = int(record["n"])
-    # summary_table pools only when there are several tickers; with one, that one is the pool.
-    pooled_key = "(pooled)" if "(pooled)" in summary.index else (summary.index[0] if len(summary) else None)
-    pooled = None if pooled_key is None else float(summary.loc[pooled_key, "mse_ratio"])
+    pooled: float | None = None
+    for record in rows_from_frames(closes, predictions):
+        if record["forecaster"] != "model":
+            continue
+        ratio = record.get("mse_ratio")
+        if record["ticker"] == POOLED:
+            pooled = None if ratio is None else float(ratio)
+        elif record["ticker"] in rows:
+            rows[str(record["ticker"])].mse_ratio = None if ratio is None else float(ratio)
+            rows[str(record["ticker"])].scored = int(record["n"])
     return list(rows.values()), pooled
 
 
@@ -120,14 +139,14 @@ def gather(
     now = datetime.now(UTC)
     services = _service_rows(children, ports)
     try:
-        rows, pooled = _ticker_rows(db, tickers, now)
-        return Snapshot(now, rows, services, pooled_ratio=pooled)
+        rows, pooled, newest = _ticker_rows(db, tickers)
+        return Snapshot(now, rows, services, pooled_ratio=pooled, data_at=newest)
     except PyMongoError as error:
         return Snapshot(now, [TickerRow(t) for t in tickers], services, database_error=type(error).__name__)
 
 
-def _fmt(value: float | None, spec: str) -> str:
-    return "–" if value is None or pd.isna(value) else format(value, spec)
+def _fmt(value: float | None, spec: str, missing: str = "–") -> str:
+    return missing if value is None or pd.isna(value) else format(value, spec)
 
 
 def _hhmm(value: datetime | None) -> str:
@@ -147,7 +166,7 @@ def render(snapshot: Snapshot, title: str) -> Group:
     ]:
         market.add_column(header, justify=justify)  # type: ignore[arg-type]
     for row in snapshot.tickers:
-        ratio = _fmt(row.mse_ratio, ".3f")
+        ratio = _fmt(row.mse_ratio, ".3f", NOT_YET)
         style = (
             ""
             if row.mse_ratio is None or pd.isna(row.mse_ratio)
@@ -168,8 +187,12 @@ def render(snapshot: Snapshot, title: str) -> Group:
     for svc in snapshot.services:
         style = {"ready": "green", "starting": "yellow"}.get(svc.state, "red")
         services.add_row(svc.name, Text(svc.state, style=style), _fmt(svc.lag, "d"), svc.last_log[-90:])
-    pooled = _fmt(snapshot.pooled_ratio, ".3f")
-    notes = [f"pooled MSE ratio to naive over the last {WINDOW.seconds // 60} min: {pooled}"]
+    pooled = _fmt(snapshot.pooled_ratio, ".3f", NOT_YET)
+    data_at = "no bars yet" if snapshot.data_at is None else f"{snapshot.data_at:%Y-%m-%d %H:%M} UTC"
+    notes = [
+        f"pooled MSE ratio to naive (model forecasts, relative errors) over the {WINDOW.seconds // 60} "
+        f"minutes of data up to the newest bar ({data_at}): {pooled}"
+    ]
     if snapshot.database_error:
         notes.append(f"database unreachable ({snapshot.database_error}); retrying")
     notes.append("Ctrl-C stops every service cleanly.")
@@ -185,5 +208,5 @@ def status_line(snapshot: Snapshot) -> str:
     return (
         f"{snapshot.at:%H:%M:%S} tickers_with_bars={bars}/{len(snapshot.tickers)} "
         f"tickers_with_predictions={predicted}/{len(snapshot.tickers)} "
-        f"mse_ratio_to_naive={_fmt(snapshot.pooled_ratio, '.3f')} {services}"
+        f"mse_ratio_to_naive={_fmt(snapshot.pooled_ratio, '.3f', NOT_YET).replace(' ', '_')} {services}"
     )

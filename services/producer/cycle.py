@@ -50,9 +50,9 @@ def prepare(bars: pd.DataFrame, closed_before: datetime, tracker: RevisionTracke
             prepared.invalid.append(InvalidRow(pub.ticker, pub.ts, reason))
             continue
         prepared.messages.append((pub.ticker, encode(bar)))
-        if pub.rev:
-            prepared.revisions += 1
-        else:
+        if pub.new:
             prepared.new += 1
+        else:
+            prepared.revisions += 1
         prepared.final += pub.final
     return prepared

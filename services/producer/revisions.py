@@ -27,6 +27,8 @@ class Publication:
     volume: int
     rev: int
     final: bool
+    # First publication of this minute (its ``rev`` is the process's base, not 0: see restart_safe_rev_base).
+    new: bool = False
 
 
 @dataclass
@@ -131,6 +133,7 @@ class RevisionTracker:
                     int(volume),
                     rev,
                     final,
+                    seen is None,
                 )
             )
         return out

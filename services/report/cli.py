@@ -1,4 +1,6 @@
-"""``portfolio report``: render actual closes, predictions and the error against naive from MongoDB."""
+"""``portfolio report``: render actual closes, predictions and the scores against naive from MongoDB.
+
+By default the span shown ends at the newest stored bar (data time, not the wall clock)."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         "--tickers", help="comma-separated tickers (default: the portfolio in PORTFOLIO_TICKERS)"
     )
     parser.add_argument("--since", type=_utc, help="start, ISO-8601 (default: --hours before --until)")
-    parser.add_argument("--until", type=_utc, help="end, ISO-8601 (default: now)")
+    parser.add_argument("--until", type=_utc, help="end, ISO-8601 (default: the newest stored bar)")
     parser.add_argument(
         "--hours", type=float, default=6.0, help="length of the range when --since is not given"
     )
@@ -34,14 +36,19 @@ def main(argv: list[str] | None = None) -> int:
     if settings is None:
         return EXIT_BAD_SETTINGS
     # matplotlib and pandas load only for this command.
-    from services.report import data, render
-    from services.report.scoring import score_predictions
+    from services.report import data
+    from services.report.page import write_report
+    from services.report.span import newest_bar_time
 
     tickers = [t.strip().upper() for t in args.tickers.split(",")] if args.tickers else list(settings.tickers)
-    until = args.until or datetime.now(UTC)
-    since = args.since or until - timedelta(hours=args.hours)
     with make_client(settings) as client:
         db = database(client, settings)
+        until = args.until or newest_bar_time(db, tickers)
+        if until is None:
+            print(f"portfolio report: no bars for {', '.join(tickers)} in {settings.mongodb_db}.bars",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        since = args.since or until - timedelta(hours=args.hours)
         closes = data.load_closes(db, tickers, since, until)
         predictions = data.load_predictions(db, tickers, since, until)
         wide = data.load_portfolio(db, since, until)
@@ -53,23 +60,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    scored = score_predictions(closes, predictions)
-    charts = []
-    if not wide.empty and args.tickers is None:
-        charts.append(render.png(render.draw_portfolio(wide[[c for c in wide.columns if c in shown]])))
-    charts.append(render.png(render.draw(closes, predictions, scored, shown)))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    if args.out.suffix.lower() == ".png":
-        args.out.write_bytes(charts[-1])
-    else:
-        page = render.html_page(
-            title=f"portfol.io report: {', '.join(shown)}",
-            since=since,
-            until=until,
-            charts=charts,
-            scored=scored,
-            counts={"bars": len(closes), "predictions": len(predictions), "scored": len(scored)},
-        )
-        args.out.write_text(page, encoding="utf-8")
-    print(f"wrote {args.out} ({len(shown)} tickers, {len(closes)} bars, {len(scored)} scored predictions)")
+    scored = write_report(
+        args.out, closes, predictions, title=f"portfol.io report: {', '.join(shown)}", tickers=shown,
+        wide=wide if args.tickers is None else None,
+    )  # fmt: skip
+    print(f"wrote {args.out} ({len(shown)} tickers, {len(closes)} bars, {scored} scored predictions)")
     return 0

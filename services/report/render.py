@@ -1,4 +1,9 @@
-"""Draw the report: one self-contained HTML page with the charts embedded as PNG (no I/O)."""
+"""Draw the report: one self-contained HTML page with the charts embedded as PNG (no I/O).
+
+Per ticker, on an axis of trading minutes only (gaps marked): what is forecast, the predicted against the
+actual return of each minute; the running MSE ratio to naive with its 95% band; and the price with the
+predictions. The table is the one scorer's (:mod:`services.trainer.evaluation`).
+"""
 
 from __future__ import annotations
 
@@ -6,61 +11,70 @@ import base64
 import html
 import io
 from datetime import datetime
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display on servers; must precede pyplot
-import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.gridspec import GridSpec
 
-from services.report.scoring import running_mse_ratio, summary_table
+from services.report.axis import TradingAxis
+from services.trainer.evaluation import is_standin, running_ratio, score_predictions
 
-ACTUAL, PREDICTED, NAIVE = "#1f3b73", "#e4572e", "#888888"
-
-
-def _ticker_axes(fig: Figure, grid: GridSpec, row: int) -> tuple[plt.Axes, plt.Axes]:
-    """Two thirds of a ticker's band for prices, one third for the running error below them."""
-    top = fig.add_subplot(grid[row * 3 : row * 3 + 2, 0])
-    bottom = fig.add_subplot(grid[row * 3 + 2, 0], sharex=top)
-    return top, bottom
+ACTUAL, PREDICTED, NAIVE, BAND = "#1f3b73", "#e4572e", "#888888", "#f4b9a8"
 
 
-def draw(closes: pd.DataFrame, predictions: pd.DataFrame, scored: pd.DataFrame, tickers: list[str]) -> Figure:
-    """Per ticker: actual closes with the predictions over them, and below, the running MSE ratio to naive."""
-    fig = plt.figure(figsize=(11, 3.6 * len(tickers)), dpi=100, layout="constrained")
-    ratio = running_mse_ratio(scored)
-    grid = fig.add_gridspec(len(tickers) * 3, 1)
+def _mark_gaps(axes: Axes, axis: TradingAxis) -> None:
+    for gap in axis.gaps:
+        axes.axvline(gap, color=NAIVE, lw=0.6, ls=":")
+
+
+def draw(closes: pd.DataFrame, predictions: pd.DataFrame, tickers: list[str]) -> Figure:
+    fig = plt.figure(figsize=(11, 6.0 * len(tickers)), dpi=100, layout="constrained")
+    grid = fig.add_gridspec(len(tickers) * 5, 1)
+    scored = score_predictions(closes, predictions)
+    scored = scored[~is_standin(scored["model_version"])] if len(scored) else scored
+    ratio = running_ratio(scored)
     for row, ticker in enumerate(tickers):
-        top, bottom = _ticker_axes(fig, grid, row)
         actual = closes[closes["ticker"] == ticker]
-        predicted = predictions[predictions["ticker"] == ticker]
-        top.plot(actual["ts"], actual["close"], color=ACTUAL, lw=1.2, label="actual close")
-        top.plot(
-            predicted["ts"], predicted["yhat"], color=PREDICTED, lw=0, marker=".", ms=4, label="prediction"
+        axis = TradingAxis.of(actual["ts"])
+        returns = fig.add_subplot(grid[row * 5 : row * 5 + 2, 0])
+        running = fig.add_subplot(grid[row * 5 + 2, 0], sharex=returns)
+        price = fig.add_subplot(grid[row * 5 + 3 : row * 5 + 5, 0], sharex=returns)
+        mine = scored[scored["ticker"] == ticker]
+        x = axis.position(mine["ts"])
+        returns.plot(
+            x, 1e4 * (mine["actual"] / mine["naive"] - 1), color=ACTUAL, lw=0.8, label="actual return"
         )
-        top.set_title(ticker, loc="left", fontweight="bold")
-        top.set_ylabel("price")
-        top.legend(loc="upper left", fontsize=8, frameon=False)
-        top.grid(alpha=0.25)
-        mine = scored["ticker"] == ticker
-        bottom.plot(scored.loc[mine, "ts"], ratio[mine], color=PREDICTED, lw=1.2)
-        bottom.axhline(1.0, color=NAIVE, lw=1, ls="--")
-        bottom.set_ylabel("MSE / naive")
-        bottom.text(
-            0.995,
-            0.9,
-            "above 1: worse than naive",
-            transform=bottom.transAxes,
-            ha="right",
-            va="top",
-            fontsize=7,
-            color=NAIVE,
+        returns.plot(
+            x, 1e4 * (mine["yhat"] / mine["naive"] - 1), color=PREDICTED, lw=0.8, label="predicted return"
         )
-        bottom.grid(alpha=0.25)
-        bottom.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz="UTC"))
+        returns.axhline(0, color=NAIVE, lw=0.8, ls="--")
+        returns.set_title(ticker, loc="left", fontweight="bold")
+        returns.set_ylabel("return, bp")
+        returns.legend(loc="upper left", fontsize=8, frameon=False)
+        band = ratio.loc[mine.index] if len(mine) else ratio
+        running.fill_between(x, band["low"], band["high"], color=BAND, alpha=0.6, lw=0, label="95% band")
+        running.plot(x, band["ratio"], color=PREDICTED, lw=1.2, label="running MSE / naive")
+        running.axhline(1.0, color=NAIVE, lw=1, ls="--")
+        running.set_ylabel("MSE / naive")
+        running.legend(loc="upper right", fontsize=7, frameon=False)
+        forecast = predictions[predictions["ticker"] == ticker]
+        price.plot(axis.position(actual["ts"]), actual["close"], color=ACTUAL, lw=1.0, label="actual close")
+        price.plot(axis.position(forecast["ts"]), forecast["yhat"], color=PREDICTED, lw=0.6, alpha=0.8,
+                   label="prediction")  # fmt: skip
+        price.set_ylabel("price")
+        price.legend(loc="upper left", fontsize=8, frameon=False)
+        positions, labels = axis.ticks()
+        for axes in (returns, running, price):
+            _mark_gaps(axes, axis)
+            axes.grid(alpha=0.25)
+        price.set_xticks(positions, labels, fontsize=8)
+        price.set_xlabel("trading minutes (UTC); dotted lines: gaps closed up")
     return fig
 
 
@@ -70,10 +84,13 @@ def draw_portfolio(wide: pd.DataFrame) -> Figure:
     # Display only: carry a ticker's last close over minutes it did not trade, as a holder's book would.
     filled = wide.ffill()
     rebased = filled / filled.bfill().iloc[0] * 100
-    axes.plot(rebased.index, rebased.mean(axis=1), color=ACTUAL, lw=1.5)
+    axis = TradingAxis.of(pd.Series(rebased.index))
+    axes.plot(axis.position(pd.Series(rebased.index)), rebased.mean(axis=1).to_numpy(), color=ACTUAL, lw=1.5)
     axes.set_title("Portfolio, equal weight (rebased to 100)", loc="left", fontweight="bold")
+    _mark_gaps(axes, axis)
     axes.grid(alpha=0.25)
-    axes.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz="UTC"))
+    positions, labels = axis.ticks()
+    axes.set_xticks(positions, labels, fontsize=8)
     return fig
 
 
@@ -84,29 +101,32 @@ def png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _table(summary: pd.DataFrame) -> str:
-    if summary.empty:
-        return "<p>No prediction has been scored yet: a minute is scored once its final bar is stored.</p>"
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in (
-            "ticker",
-            "scored",
-            "MSE ratio to naive",
-            "MAE model",
-            "MAE naive",
-            "direction right",
-            "moves",
-        )
-    )
+def _number(value: Any, spec: str, scale: float = 1.0) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    return format(value * scale, spec)
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "<p>Nothing scored yet: a minute is scored once its final bar is stored.</p>"
+    heads = ("ticker", "forecaster", "scored", "coverage", "MSE ratio to naive", "DM p", "MAE bp",
+             "direction right (95% CI)", "moves", "verdict")  # fmt: skip
     body = []
-    for row in summary.itertuples(index=False):
-        verdict = "better" if row.mse_ratio < 1 else "worse"
-        body.append(
-            f"<tr><td>{html.escape(str(row.ticker))}</td><td>{row.n}</td>"
-            f"<td class='{verdict}'>{row.mse_ratio:.3f}</td><td>{row.mae_model:.4f}</td>"
-            f"<td>{row.mae_naive:.4f}</td><td>{row.directional_accuracy:.1%}</td><td>{row.moves}</td></tr>"
-        )
+    for row in rows:
+        verdict = str(row.get("verdict") or "")
+        style = {"beats naive": "better", "worse than naive": "worse"}.get(verdict, "")
+        low, high = row.get("directional_ci_low"), row.get("directional_ci_high")
+        ci = f"{_number(low, '.1%')}–{_number(high, '.1%')}"
+        cells = [
+            html.escape(str(row["ticker"])), html.escape(str(row["forecaster"])), str(row.get("n", "–")),
+            _number(row.get("coverage"), ".1%"), _number(row.get("mse_ratio"), ".3f"),
+            _number(row.get("dm_p"), ".3g"), _number(row.get("mae_model"), ".2f", 1e4),
+            f"{_number(row.get('directional_accuracy'), '.1%')} ({ci})", str(row.get("directional_n") or "–"),
+            f"<span class='{style}'>{html.escape(verdict)}</span>",
+        ]  # fmt: skip
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in heads)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
@@ -116,7 +136,7 @@ def html_page(
     since: datetime,
     until: datetime,
     charts: list[bytes],
-    scored: pd.DataFrame,
+    rows: list[dict[str, Any]],
     counts: dict[str, int],
 ) -> str:
     images = "".join(
@@ -137,10 +157,11 @@ def html_page(
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <p class="muted">{since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M} UTC · {html.escape(facts)}</p>
-<h2>Forecasts against the naive forecast (next close = last close)</h2>
-<p>An MSE ratio below 1 means the model beat the naive forecast on those minutes; at a one-minute horizon
-that is rare and hard, so read the ratio, not the look of the price chart.</p>
-{_table(summary_table(scored))}
+<h2>Forecasts against naive (next close = last close) and a linear AR baseline</h2>
+<p>Errors relative to the last close. A verdict other than "no different from naive" needs the
+Diebold-Mariano test (Newey-West variance) at p &lt; 0.05. Coverage is the share of scorable minutes the
+model forecast; naive stand-ins are never scored as the model's.</p>
+{_table(rows)}
 {images}
 </body></html>
 """

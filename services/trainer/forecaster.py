@@ -1,9 +1,10 @@
 """The trainer's state and its three jobs — ingest bars, forecast, train — with no I/O.
 
-Two threads use one :class:`Forecaster`: the polling thread calls :meth:`ingest` and :meth:`forecast`
-(fast: one batched forward pass), the training worker calls :meth:`train_cycle`. Training runs on a private
-copy of the network (``_trainee``) without holding the lock; only installing the new weights takes it, so a
-long cold start never delays a forecast nor the consumer's poll.
+Two threads use one :class:`Forecaster`: the polling thread calls :meth:`step` (ingest, score, forecast:
+one batched recurrent step per bar), the training worker calls :meth:`train_cycle`. Training runs on a
+private copy of the network (``_trainee``) without holding the lock; installing new weights (with the
+carried states re-primed for them) is the only part under it, so a long cold start never delays a forecast
+nor the consumer's poll. The strategies (per stock, portfolio) and the checkpoint state live beside it.
 
 ``model_version`` is ``<mode>-<target>-<lineage>.<updates>``: the lineage changes at each cold start, the
 count at each warm update, so a reader can trace any forecast back to the weights that made it.
@@ -17,134 +18,43 @@ import math
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
-from services.trainer.evaluation import Score
+from services.trainer.baseline import LinearAR
+from services.trainer.checkpoint_state import CheckpointState
+from services.trainer.evaluation import Pending, Score, WalkForward, pool
 from services.trainer.model import ForecastLSTM, predict
-from services.trainer.scaling import Scaler, scaler_from_state, scaler_to_state
-from services.trainer.series import TickerSeries, align
+from services.trainer.per_stock import PerStockServing
+from services.trainer.per_stock_strategy import PerStockStrategy
+from services.trainer.portfolio_strategy import PortfolioStrategy
+from services.trainer.records import NAIVE_VERSION, BarIn, Config, CycleReport, Forecast, HoldoutResult, Mode
+from services.trainer.scaling import Scaler
+from services.trainer.series import TickerSeries
 from services.trainer.training import FitReport, fit, make_optimizer, warm_update
-from services.trainer.windows import Examples, Target, input_length, prepare, scale, to_price
-from shared.settings import Settings
+from services.trainer.windows import Examples, input_length, to_price
 
 logger = logging.getLogger(__name__)
 
-Mode = Literal["per_stock", "portfolio"]
-NAIVE_VERSION = "naive-warmup"
+__all__ = [
+    "NAIVE_VERSION",
+    "BarIn",
+    "Config",
+    "Forecast",
+    "Forecaster",
+    "HoldoutResult",
+    "Mode",
+    "WalkForward",
+]
 # Forecasts awaiting their actual close, per ticker: a bound so a ticker that stops trading cannot grow it.
 _MAX_PENDING = 64
+_Pending = Pending  # the name tests and older callers use
 
 
-@dataclass(frozen=True)
-class Config:
-    mode: Mode = "per_stock"
-    target: Target = "return"
-    layers: int = 4
-    units: int = 50
-    window: int = 60
-    max_epochs: int = 100
-    patience: int = 5
-    batch_size: int = 256
-    learning_rate: float = 1e-3
-    update_steps: int = 2
-    ffill_max: int = 5
-    history: int = 3_000
-    # Closes (after the missing-minute policy) a ticker needs before its cold start.
-    min_history: int = 0
-    # Windows drawn per cold-start epoch (and for the early-stopping loss): bounds an epoch at ~2 s on
-    # 2 cores however many tickers share the global model. None: every window (the original recipe).
-    epoch_windows: int | None = 8_192
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Config:
-        return cls(
-            mode=settings.trainer_mode,
-            target=settings.trainer_target,
-            layers=settings.lstm_layers,
-            units=settings.lstm_units,
-            window=settings.window_min,
-            max_epochs=settings.max_epochs,
-            patience=settings.early_stopping_patience,
-            batch_size=settings.batch_size,
-            learning_rate=settings.learning_rate,
-            update_steps=settings.update_steps,
-            ffill_max=settings.ffill_max_minutes,
-            history=settings.history_minutes,
-        )
-
-    @property
-    def needed(self) -> int:
-        # Enough for a useful 8:2 split: the hold-out holds at least a window's worth of forecasts.
-        return self.min_history or 5 * input_length(self.window, self.target)
-
-
-@dataclass(frozen=True)
-class Forecast:
-    ticker: str
-    based_on: int  # minute of the last bar used
-    minute: int  # the minute forecast (based_on + 1)
-    yhat: float
-    last_close: float
-    model_version: str
-    trained_at: datetime
-
-
-@dataclass
-class HoldoutResult:
-    lineage: str
-    model_version: str
-    fit: FitReport | None
-    per_ticker: dict[str, Score]
-    pooled: Score
-
-
-@dataclass
-class CycleReport:
-    cold_start: HoldoutResult | None = None
-    updated_tickers: int = 0
-    loss: float = math.nan
-    seconds: float = 0.0
-    model_version: str | None = None
-
-
-@dataclass
-class _Pending:
-    last: float
-    yhat: float
-    lineage: str
-    version: str
-
-
-@dataclass
-class WalkForward:
-    """Walk-forward scores per (ticker, lineage), and which keys changed since the last :meth:`drain`."""
-
-    scores: dict[tuple[str, str], Score] = field(default_factory=dict)
-    versions: dict[tuple[str, str], str] = field(default_factory=dict)
-    dirty: set[tuple[str, str]] = field(default_factory=set)
-
-    def add(self, ticker: str, pending: _Pending, actual: float) -> None:
-        key = (ticker, pending.lineage)
-        self.scores.setdefault(key, Score()).add(
-            np.array([pending.last]), np.array([pending.yhat]), np.array([actual])
-        )
-        self.versions[key] = pending.version
-        self.dirty.add(key)
-
-    def pooled(self, lineage: str) -> Score:
-        total = Score()
-        for (_, lin), score in self.scores.items():
-            if lin == lineage:
-                total = total.merge(score)
-        return total
-
-
-class Forecaster:
+class Forecaster(PerStockStrategy, PortfolioStrategy, CheckpointState):
     def __init__(self, config: Config, *, seed: int = 0) -> None:
         self.config = config
         self.seed = seed
@@ -156,21 +66,27 @@ class Forecaster:
         # portfolio mode: the model's columns, in order.
         self.columns: list[str] = []
         self._model: ForecastLSTM | None = None
+        # per_stock: the installed weights' carried states (always replaced together with ``_model``).
+        self._serving: PerStockServing | None = None
+        # Whether each ticker's newest bar is final (a provisional one is forecast without stepping).
+        self._final: dict[str, bool] = {}
         self._trainee: ForecastLSTM | None = None
         self._optimizer: torch.optim.Optimizer | None = None
         self.lineage = ""
         self.updates = 0
         self.trained_at: datetime | None = None
-        self.pending: dict[str, dict[int, _Pending]] = {}
+        self.pending: dict[str, dict[int, Pending]] = {}
         self.walk_forward = WalkForward()
-        self.holdouts: list[HoldoutResult] = []
+        self.baseline: LinearAR | None = None
+        # Data minute at which some ticker first had enough history for the first cold start.
+        self._first_ready: int | None = None
+        self._newest_minute = 0
         self._trained_changes: dict[str, int] = {}
         # Tickers that a cold start (or a join) just made forecastable by the model: forecast them again
         # at once rather than waiting for their next bar.
         self._refresh: set[str] = set()
         self._rng = np.random.default_rng(seed)
 
-    # --- state -------------------------------------------------------------------------------------
     @property
     def model_version(self) -> str | None:
         if not self.lineage:
@@ -191,9 +107,11 @@ class Forecaster:
             for t in tickers:
                 self.series.pop(t, None)
                 self.pending.pop(t, None)
+                self._final.pop(t, None)
+                if self._serving is not None:
+                    self._serving.states.states.pop(t, None)
                 self._trained_changes.pop(t, None)
 
-    # --- ingest ------------------------------------------------------------------------------------
     def ingest(self, ticker: str, minute: int, close: float, rev: int = 0, final: bool = True) -> bool:
         """Record a bar, and score the forecasts its arrival settles. Return whether the bar changed
         anything (False: a stale revision)."""
@@ -203,6 +121,9 @@ class Forecaster:
                 series = self.series[ticker] = TickerSeries(self.config.history)
             if not series.add(minute, close, rev):
                 return False
+            self._newest_minute = max(self._newest_minute, minute)
+            if minute == series.last_minute:
+                self._final[ticker] = final
             waiting = self.pending.get(ticker)
             if waiting:
                 for target in sorted(waiting):
@@ -215,14 +136,30 @@ class Forecaster:
                         self.walk_forward.add(ticker, pending, actual)
             return True
 
-    # --- forecast ----------------------------------------------------------------------------------
+    def step(self, bars: list[BarIn]) -> list[Forecast]:
+        """Ingest bars in arrival order and forecast after every one of them, batched: the tickers with a
+        fresh bar are forecast together, just before a ticker's next bar in ``bars`` would overwrite its
+        newest close. A backlog (a restart, a replay at speed 0) is forecast bar by bar, as it would have
+        been live, and gives the same forecasts however it is cut into polls."""
+        out: list[Forecast] = []
+        fresh: dict[str, None] = {}
+        for bar in bars:
+            if bar.ticker in fresh:
+                out.extend(self.forecast(list(fresh)))
+                fresh.clear()
+            if self.ingest(bar.ticker, bar.minute, bar.close, bar.rev, bar.final):
+                fresh[bar.ticker] = None
+        out.extend(self.forecast(list(fresh)))
+        return out
+
     def forecast(self, tickers: list[str]) -> list[Forecast]:
         """One forecast of the next minute per ticker, from its newest bar. A ticker the model cannot serve
-        yet (no model, too little history since a cut) gets the naive forecast, labelled as such."""
+        yet (no model, too little history since a cut, not trained on yet) gets the naive forecast,
+        labelled as such (and counted against the model's coverage, never scored as its forecast)."""
         with self.lock:
             now_version = self.model_version
             trained_at = self.trained_at or datetime.now(UTC)
-            model_out: dict[str, tuple[int, float, float]] = {}
+            model_out: dict[str, tuple[int, float, float, float | None]] = {}
             if self._model is not None and now_version is not None:
                 model_out = (
                     self._forecast_portfolio(tickers)
@@ -234,86 +171,38 @@ class Forecaster:
                 series = self.series.get(t)
                 if series is None or series.last_minute is None:
                     continue
-                if t in model_out:
-                    based_on, last, yhat = model_out[t]
+                standin = t not in model_out
+                if not standin:
+                    based_on, last, yhat, base = model_out[t]
                     assert now_version is not None
-                    version, lineage = now_version, self.lineage
+                    version = now_version
                 else:
-                    based_on, last, yhat = series.last_minute, series.closes[-1], series.closes[-1]
-                    version, lineage = NAIVE_VERSION, ""
-                fc = Forecast(t, based_on, based_on + 1, yhat, last, version, trained_at)
+                    based_on, last, yhat, base = (
+                        series.last_minute,
+                        series.closes[-1],
+                        series.closes[-1],
+                        None,
+                    )
+                    version = NAIVE_VERSION
+                fc = Forecast(t, based_on, based_on + 1, yhat, last, version, trained_at, base)
                 out.append(fc)
-                if lineage:
+                if self.lineage:
                     waiting = self.pending.setdefault(t, {})
-                    waiting[fc.minute] = _Pending(last, yhat, lineage, version)
+                    waiting[fc.minute] = Pending(last, yhat, self.lineage, version, base, standin)
                     while len(waiting) > _MAX_PENDING:
                         del waiting[min(waiting)]
             return out
 
-    def _forecast_per_stock(self, tickers: list[str]) -> dict[str, tuple[int, float, float]]:
-        assert self._model is not None
-        need = input_length(self.config.window, self.config.target)
-        names, windows, lasts, based = [], [], [], []
-        for t in tickers:
-            scaler = self.scalers.get(t)
-            series = self.series.get(t)
-            if scaler is None or series is None or series.last_minute is None:
-                continue
-            tail = series.tail(need, self.config.ffill_max)
-            if tail is None:
-                continue
-            names.append(t)
-            windows.append(scale(tail[:, None], [scaler]))
-            lasts.append(float(tail[-1]))
-            based.append(series.last_minute)
-        if not names:
-            return {}
-        outputs = predict(self._model, np.stack(windows))
-        last_arr = np.asarray(lasts)[:, None]
-        prices = np.empty(len(names))
-        for i, t in enumerate(names):
-            prices[i] = to_price(outputs[i : i + 1], last_arr[i : i + 1], [self.scalers[t]])[0, 0]
-        return {
-            t: (based[i], lasts[i], float(prices[i]))
-            for i, t in enumerate(names)
-            if math.isfinite(prices[i]) and prices[i] > 0
-        }
-
-    def _forecast_portfolio(self, tickers: list[str]) -> dict[str, tuple[int, float, float]]:
-        assert self._model is not None
-        if not all(c in self.series for c in self.columns):
-            return {}
-        need = input_length(self.config.window, self.config.target)
-        segments = align(self.series, self.columns, self.config.ffill_max, fill_tail=True)
-        if not segments or len(segments[-1][1]) < need:
-            return {}
-        start, grid = segments[-1]
-        end_minute = start + len(grid) - 1
-        scalers = [self.scalers[c] for c in self.columns]
-        window = scale(grid[-need:], scalers)[None]
-        last = grid[-1:]
-        prices = to_price(predict(self._model, window), last, scalers)[0]
-        out: dict[str, tuple[int, float, float]] = {}
-        wanted = set(tickers)
-        for j, t in enumerate(self.columns):
-            series = self.series[t]
-            # Only a ticker whose newest bar is the grid's newest minute: otherwise its forecast would be
-            # for a minute it has already seen.
-            if (
-                t in wanted
-                and series.last_minute == end_minute
-                and math.isfinite(prices[j])
-                and prices[j] > 0
-            ):
-                out[t] = (end_minute, float(last[0, j]), float(prices[j]))
-        return out
+    def _baseline_prices(self, windows: np.ndarray, last: np.ndarray, scalers: list[Scaler]) -> np.ndarray:
+        if self.baseline is None:
+            return np.full(last.shape, np.nan)
+        return to_price(self.baseline.predict(windows), last, scalers)
 
     def take_refresh(self) -> list[str]:
         with self.lock:
             tickers, self._refresh = sorted(self._refresh), set()
             return tickers
 
-    # --- train -------------------------------------------------------------------------------------
     def train_cycle(self, should_stop: Callable[[], bool] | None = None) -> CycleReport:
         """Cold-start when the model does not exist yet (or portfolio mode has new tickers ready),
         otherwise warm-update on the newest windows of the tickers with fresh bars."""
@@ -356,66 +245,30 @@ class Forecaster:
         )  # fmt: skip
 
     def _install(self, trainee: ForecastLSTM, optimizer: torch.optim.Optimizer, *, new_lineage: bool) -> None:
-        """Publish the trainee's weights to forecasting: the only step of training under the lock."""
+        """Publish the trainee's weights to forecasting, with the carried states recomputed for them: the
+        states are primed here (training thread) from a snapshot, and weights and states are swapped in
+        together under one short lock."""
+        model = copy.deepcopy(trainee).eval()
+        serving = old = None
+        snapshots: dict[str, Any] = {}
+        if self.config.mode == "per_stock":
+            with self.lock:
+                old = self._serving
+                snapshots = old.snapshot(self.series) if old is not None else {}
+                scalers = dict(self.scalers)
+            serving = PerStockServing(model, self.config.window, self.config.ffill_max)
+            if old is not None:
+                serving = old.primed(model, snapshots, scalers)
         with self.lock:
+            if serving is not None and old is not None:
+                serving.adopt_moved(old, snapshots)
             self._trainee, self._optimizer = trainee, optimizer
-            if self._model is None or new_lineage:
-                self._model = copy.deepcopy(trainee)
-            else:
-                self._model.load_state_dict(trainee.state_dict())
-            self._model.eval()
+            self._model, self._serving = model, serving
             if new_lineage:
                 self.lineage, self.updates = uuid.uuid4().hex[:8], 0
             else:
                 self.updates += 1
             self.trained_at = datetime.now(UTC)
-
-    def _per_stock_ready(self) -> list[str]:
-        """Tickers with enough history that have no scaler yet."""
-        with self.lock:
-            return [
-                t
-                for t, s in self.series.items()
-                if t not in self.scalers and len(s.minutes) >= self.config.needed
-            ]
-
-    def _prepare_per_stock(self, tickers: list[str]) -> dict[str, Any]:
-        with self.lock:
-            segments = {t: [seg.closes[:, None] for seg in self.series[t].segments(self.config.ffill_max)]
-                        for t in tickers}  # fmt: skip
-        prepared = {}
-        for t, segs in segments.items():
-            p = prepare(segs, self.config.window, self.config.target)
-            if p is not None:
-                prepared[t] = p
-        return prepared
-
-    def _cold_start_per_stock(
-        self, tickers: list[str], should_stop: Callable[[], bool] | None
-    ) -> HoldoutResult | None:
-        prepared = self._prepare_per_stock(tickers)
-        if not prepared:
-            return None
-        train = Examples.concat([p.train for p in prepared.values()])
-        holdout = Examples.concat([p.holdout for p in prepared.values()])
-        model, optimizer = self._new_network(1)
-        report = self._fit(model, optimizer, train, holdout, should_stop)
-        with self.lock:
-            for t, p in prepared.items():
-                self.scalers[t] = p.scalers[0]
-        self._install(model, optimizer, new_lineage=True)
-        return self._score_holdout(prepared, report)
-
-    def _join_per_stock(self, tickers: list[str]) -> HoldoutResult | None:
-        """A ticker that gets enough history after the cold start joins the global model: its scaler is
-        fitted on its own first 80%, and its hold-out is scored by the current model (never trained on it)."""
-        prepared = self._prepare_per_stock(tickers)
-        if not prepared:
-            return None
-        with self.lock:
-            for t, p in prepared.items():
-                self.scalers[t] = p.scalers[0]
-        return self._score_holdout(prepared, None)
 
     def _score_holdout(self, prepared: dict[str, Any], report: FitReport | None) -> HoldoutResult:
         # Runs on the training thread, the only one that changes weights: no lock needed to read them, and
@@ -423,49 +276,22 @@ class Forecaster:
         model, version = self._model, self.model_version
         assert model is not None and version is not None
         per_ticker: dict[str, Score] = {}
+        baseline: dict[str, Score] = {}
         for t, p in prepared.items():
             columns = [t] if self.config.mode == "per_stock" else self.columns
-            prices = to_price(predict(model, p.holdout.x), p.holdout.last, p.scalers)
+            x, last, actual = p.holdout.x, p.holdout.last, p.holdout.actual
+            prices = to_price(predict(model, x), last, p.scalers)
+            base_prices = self._baseline_prices(x, last, p.scalers)
             for j, name in enumerate(columns):
-                score = Score()
-                score.add(p.holdout.last[:, j], prices[:, j], p.holdout.actual[:, j])
-                per_ticker[name] = score
-        pooled = Score()
-        for score in per_ticker.values():
-            pooled = pooled.merge(score)
-        result = HoldoutResult(self.lineage, version, report, per_ticker, pooled)
-        self.holdouts.append(result)
+                per_ticker[name], baseline[name] = Score(), Score()
+                per_ticker[name].add(last[:, j], prices[:, j], actual[:, j])
+                baseline[name].add(last[:, j], base_prices[:, j], actual[:, j])
+        result = HoldoutResult(
+            self.lineage, version, report, per_ticker, pool(per_ticker.values()), pool(baseline.values())
+        )
         with self.lock:
             self._refresh |= set(self.columns if self.config.mode == "portfolio" else prepared)
         return result
-
-    def _portfolio_columns_ready(self) -> list[str]:
-        """The tickers whose aligned history is long enough, sorted; [] when fewer than the model has."""
-        with self.lock:
-            names = sorted(t for t, s in self.series.items() if len(s.minutes) >= self.config.needed)
-            if not names:
-                return []
-            segments = align(self.series, names, self.config.ffill_max)
-        if sum(len(g) for _, g in segments) < self.config.needed:
-            return []
-        return names
-
-    def _cold_start_portfolio(
-        self, columns: list[str], should_stop: Callable[[], bool] | None
-    ) -> HoldoutResult | None:
-        with self.lock:
-            segments = [g for _, g in align(self.series, columns, self.config.ffill_max)]
-        prepared = prepare(segments, self.config.window, self.config.target)
-        if prepared is None:
-            return None
-        model, optimizer = self._new_network(len(columns))
-        report = self._fit(model, optimizer, prepared.train, prepared.holdout, should_stop)
-        with self.lock:
-            self.columns = list(columns)
-            self.scalers = dict(zip(columns, prepared.scalers, strict=True))
-            self.pending.clear()
-        self._install(model, optimizer, new_lineage=True)
-        return self._score_holdout({"*": prepared}, report)
 
     def _warm_update(self) -> tuple[int, float]:
         """A few optimizer steps on the newest windows of the tickers that got bars since the last update."""
@@ -489,112 +315,3 @@ class Forecaster:
             for t, changes in fresh.items():
                 self._trained_changes[t] = changes
         return len(fresh), loss
-
-    def _newest_per_stock_windows(self, need: int) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-        fresh = [
-            t
-            for t, s in self.series.items()
-            if t in self.scalers and s.changes != self._trained_changes.get(t)
-        ]
-        if len(fresh) > self.config.batch_size:
-            # More fresh tickers than one batch: a random subset, so every ticker gets its turn.
-            picked = self._rng.choice(len(fresh), self.config.batch_size, replace=False)
-            fresh = [fresh[i] for i in sorted(picked)]
-        per_ticker = max(1, min(8, self.config.batch_size // max(len(fresh), 1)))
-        xs, ys, done = [], [], {}
-        for t in fresh:
-            series = self.series[t]
-            tail = series.tail(need + per_ticker, self.config.ffill_max)
-            if tail is None:
-                tail = series.tail(need + 1, self.config.ffill_max)
-            if tail is None:
-                continue
-            values = scale(tail[:, None], [self.scalers[t]])
-            window = self.config.window
-            for k in range(len(values) - window):
-                xs.append(values[k : k + window])
-                ys.append(values[k + window])
-            done[t] = series.changes
-        if not xs:
-            return np.empty((0,)), np.empty((0,)), {}
-        return np.stack(xs).astype(np.float32), np.stack(ys).astype(np.float32), done
-
-    def _newest_portfolio_windows(self, need: int) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-        fresh = {t: self.series[t].changes for t in self.columns if t in self.series}
-        if len(fresh) < len(self.columns) or all(self._trained_changes.get(t) == c for t, c in fresh.items()):
-            return np.empty((0,)), np.empty((0,)), {}
-        segments = align(self.series, self.columns, self.config.ffill_max)
-        if not segments or len(segments[-1][1]) < need + 1:
-            return np.empty((0,)), np.empty((0,)), {}
-        grid = segments[-1][1][-(need + 8) :]
-        values = scale(grid, [self.scalers[c] for c in self.columns])
-        window = self.config.window
-        xs = np.stack([values[k : k + window] for k in range(len(values) - window)])
-        ys = values[window:]
-        return xs.astype(np.float32), ys.astype(np.float32), fresh
-
-    # --- checkpoints -------------------------------------------------------------------------------
-    def state(self) -> dict[str, Any] | None:
-        """Everything a restart needs to forecast and keep learning without a cold start (torch objects
-        inside: save with ``torch.save``). None before the first cold start."""
-        with self.lock:
-            if self._trainee is None or self._optimizer is None:
-                return None
-            return {
-                "format": 1,
-                "config": {
-                    "mode": self.config.mode,
-                    "target": self.config.target,
-                    "layers": self.config.layers,
-                    "units": self.config.units,
-                    "window": self.config.window,
-                },
-                "columns": list(self.columns),
-                "model": copy.deepcopy(self._trainee.state_dict()),
-                "optimizer": copy.deepcopy(self._optimizer.state_dict()),
-                "scalers": {t: scaler_to_state(s) for t, s in self.scalers.items()},
-                "lineage": self.lineage,
-                "updates": self.updates,
-                # A string, not a datetime: torch.load(weights_only=True) accepts only plain types.
-                "trained_at": self.trained_at.isoformat() if self.trained_at else None,
-                "walk_forward": [
-                    {
-                        "ticker": t,
-                        "lineage": lin,
-                        "score": s.state(),
-                        "version": self.walk_forward.versions.get((t, lin)),
-                    }
-                    for (t, lin), s in self.walk_forward.scores.items()
-                ],
-            }
-
-    def restore(self, state: dict[str, Any]) -> bool:
-        """Resume from :meth:`state`; False (and nothing changed) when it was saved for another shape."""
-        config = state.get("config", {})
-        wanted = {
-            "mode": self.config.mode,
-            "target": self.config.target,
-            "layers": self.config.layers,
-            "units": self.config.units,
-            "window": self.config.window,
-        }
-        if state.get("format") != 1 or config != wanted:
-            logger.warning("checkpoint made for %s, not %s: ignored (cold start instead)", config, wanted)
-            return False
-        columns = list(state["columns"])
-        model, optimizer = self._new_network(len(columns) if self.config.mode == "portfolio" else 1)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        with self.lock:
-            self.columns = columns
-            self.scalers = {t: scaler_from_state(s) for t, s in state["scalers"].items()}
-            self._trainee, self._optimizer = model, optimizer
-            self._model = copy.deepcopy(model).eval()
-            self.lineage, self.updates = state["lineage"], int(state["updates"])
-            self.trained_at = datetime.fromisoformat(state["trained_at"]) if state["trained_at"] else None
-            for item in state.get("walk_forward", []):
-                key = (item["ticker"], item["lineage"])
-                self.walk_forward.scores[key] = Score(**item["score"])
-                if item.get("version"):
-                    self.walk_forward.versions[key] = item["version"]
-        return True

@@ -19,22 +19,31 @@ from typing import Any
 from pymongo import UpdateOne
 from pymongo.database import Database
 
-from services.trainer.evaluation import Score
+from services.trainer.evaluation import POOLED, Score
 from services.trainer.forecaster import Forecaster, HoldoutResult
 from shared.mongo import METRICS
 
 logger = logging.getLogger(__name__)
 
-POOLED = "*"
+__all__ = ["POOLED", "read_metrics", "write_holdout", "write_walk_forward"]
 
 
-def _walk_forward_doc(ticker: str, lineage: str, version: str | None, score: Score) -> dict[str, Any]:
+def baseline_fields(baseline: Score | None) -> dict[str, Any]:
+    """The AR baseline's figures beside the model's, on the same minutes."""
+    summary = (baseline or Score()).summary()
+    return {f"ar_{k}": summary[k] for k in ("n", "mse_ratio", "dm_p", "mae_model", "directional_accuracy")}
+
+
+def _walk_forward_doc(
+    ticker: str, lineage: str, version: str | None, score: Score, baseline: Score | None
+) -> dict[str, Any]:
     return {
         "kind": "walk_forward",
         "ticker": ticker,
         "lineage": lineage,
         "model_version": version,
         **score.summary(),
+        **baseline_fields(baseline),
         "updated_at": datetime.now(UTC),
     }
 
@@ -47,14 +56,21 @@ def walk_forward_updates(forecaster: Forecaster) -> tuple[list[UpdateOne], set[t
     with forecaster.lock:
         wf = forecaster.walk_forward
         dirty, wf.dirty = wf.dirty, set()
-        docs = [_walk_forward_doc(t, lin, wf.versions.get((t, lin)), wf.scores[(t, lin)]) for t, lin in dirty]
+        docs = [
+            _walk_forward_doc(
+                t, lin, wf.versions.get((t, lin)), wf.scores[(t, lin)], wf.baseline.get((t, lin))
+            )
+            for t, lin in dirty
+        ]
         for lineage in {lin for _, lin in dirty}:
             version = max(
                 (v for (_, lin), v in wf.versions.items() if lin == lineage),
                 key=lambda v: int(v.rsplit(".", 1)[-1]),
                 default=None,
             )
-            docs.append(_walk_forward_doc(POOLED, lineage, version, wf.pooled(lineage)))
+            docs.append(
+                _walk_forward_doc(POOLED, lineage, version, wf.pooled(lineage), wf.pooled_baseline(lineage))
+            )
     mode, target = forecaster.config.mode, forecaster.config.target
     updates = [
         UpdateOne(
@@ -89,7 +105,7 @@ def write_walk_forward(db: Database[dict[str, Any]], forecaster: Forecaster) -> 
 def holdout_documents(result: HoldoutResult, mode: str, target: str) -> list[dict[str, Any]]:
     now = datetime.now(UTC)
     fit = result.fit
-    common = {
+    common: dict[str, Any] = {
         "kind": "holdout",
         "lineage": result.lineage,
         "model_version": result.model_version,
@@ -101,7 +117,9 @@ def holdout_documents(result: HoldoutResult, mode: str, target: str) -> list[dic
         "created_at": now,
     }
     docs = [common | {"ticker": t} | s.summary() for t, s in result.per_ticker.items()]
-    docs.append(common | {"ticker": POOLED} | result.pooled.summary())
+    if not result.joined:
+        # A join scores only the joining tickers: it must not replace the cold start's pooled row.
+        docs.append(common | {"ticker": POOLED} | result.pooled.summary() | baseline_fields(result.baseline))
     return docs
 
 

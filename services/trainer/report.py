@@ -1,78 +1,131 @@
-"""The model-vs-naive table of ``portfolio evaluate``, from stored metrics or from bars + predictions."""
+"""The model-vs-baselines table of ``portfolio evaluate`` and ``portfolio backtest``, from stored metrics,
+from stored bars + predictions, or from a backtest's frames. Scores come from :mod:`evaluation` only."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
+import pandas as pd
 from pymongo.database import Database
 
-from services.trainer.evaluation import Score
-from services.trainer.metrics_store import POOLED, read_metrics
-from shared.mongo import BARS, PREDICTIONS
+from services.trainer.evaluation import POOLED, Score, score_predictions, scores_by_ticker, summary_rows
+from services.trainer.metrics_store import read_metrics
 
 COLUMNS = (
     ("lineage", "lineage", "{}"),
     ("ticker", "ticker", "{}"),
+    ("forecaster", "forecaster", "{}"),
     ("n", "n", "{}"),
+    ("coverage", "coverage", "{:.1%}"),
     ("mse_ratio", "MSE/naive", "{:.4f}"),
-    ("mae_model", "MAE model", "{:.4f}"),
-    ("mae_naive", "MAE naive", "{:.4f}"),
+    ("dm_p", "DM p", "{:.3g}"),
+    ("mae_model", "MAE bp", "{:.3f}"),
     ("directional_accuracy", "direction", "{:.3f}"),
     ("directional_n", "moves", "{}"),
     ("directional_ci_low", "CI low", "{:.3f}"),
     ("directional_ci_high", "CI high", "{:.3f}"),
+    ("verdict", "verdict", "{}"),
 )
+NOTE = (
+    "Errors relative to the last close; MSE/naive < 1 is a lower error than next close = last close, a claim "
+    "made (verdict) only when the Diebold-Mariano test (Newey-West variance) gives p < 0.05. MAE in basis "
+    "points of the last close. Direction: moved minutes only, 95% Wilson interval. Coverage: share of the "
+    "scorable minutes the model forecast (the rest were naive stand-ins, never scored as the model's)."
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_END = datetime(2200, 1, 1, tzinfo=UTC)
 
 
-def _lineage(model_version: str) -> str:
+def lineage_of(model_version: str) -> str:
     return model_version.rsplit(".", 1)[0].rsplit("-", 1)[-1]
+
+
+def _with_baselines(rows: list[dict[str, Any]], naive_mae: bool = True) -> list[dict[str, Any]]:
+    """Each model row, then its AR row (from ``ar_*`` fields) and, for the pool, the naive row."""
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        out.append(row | {"forecaster": "model"})
+        if row.get("ar_n"):
+            ar = {k[3:]: v for k, v in row.items() if k.startswith("ar_")}
+            out.append({"lineage": row.get("lineage"), "ticker": row["ticker"], "forecaster": "AR"} | ar)
+        if naive_mae and row["ticker"] == POOLED and row.get("mae_naive") is not None:
+            out.append(
+                {"lineage": row.get("lineage"), "ticker": POOLED, "forecaster": "naive", "n": row["n"],
+                 "mse_ratio": 1.0, "mae_model": row["mae_naive"]}
+            )  # fmt: skip
+    return out
 
 
 def rows_from_metrics(db: Database[dict[str, Any]], kind: str, lineage: str | None) -> list[dict[str, Any]]:
     rows = read_metrics(db, kind, lineage)
-    return sorted(rows, key=lambda r: (str(r.get("lineage")), r["ticker"] == POOLED, r["ticker"]))
+    rows.sort(
+        key=lambda r: (str(r.get("lineage")), str(r.get("model_version")), r["ticker"] == POOLED, r["ticker"])
+    )
+    return _with_baselines(rows)
+
+
+def rows_from_frames(
+    closes: pd.DataFrame, predictions: pd.DataFrame, lineage: str | None = None
+) -> list[dict[str, Any]]:
+    """Score predictions (ticker, ts, based_on_ts, yhat, model_version[, ar_yhat]) against final closes,
+    per lineage; naive stand-ins count towards the coverage of the lineage that was serving."""
+    scored = score_predictions(closes, predictions)
+    if scored.empty:
+        return []
+    versions = scored["model_version"].astype(str)
+    lineages = sorted({lineage_of(v) for v in versions if not v.startswith("naive")})
+    if lineage:
+        lineages = [lin for lin in lineages if lin == lineage]
+    rows: list[dict[str, Any]] = []
+    for lin in lineages:
+        mine = scored[versions.map(lineage_of) == lin]
+        # Stand-ins count against the model once it exists (before, there was nothing to cover).
+        standins = scored[versions.str.startswith("naive") & (scored["ts"] > mine["ts"].min())]
+        scores = scores_by_ticker(pd.concat([mine, standins]) if len(lineages) == 1 else mine)
+        baselines = _baseline_scores(mine, predictions)
+        for row in summary_rows(scores, lineage=lin):
+            extra = baselines.get(str(row["ticker"]))
+            if extra is not None:
+                row |= {f"ar_{k}": v for k, v in extra.summary().items()}
+            rows.append(row)
+    return _with_baselines(rows)
+
+
+def _baseline_scores(scored: pd.DataFrame, predictions: pd.DataFrame) -> dict[str, Score]:
+    if "ar_yhat" not in predictions.columns:
+        return {}
+    ar = predictions[["ticker", "ts", "ar_yhat"]].dropna()
+    joined = scored.merge(ar, on=["ticker", "ts"], how="inner")
+    if joined.empty:
+        return {}
+    return scores_by_ticker(joined.assign(yhat=joined["ar_yhat"]))
 
 
 def rows_from_predictions(db: Database[dict[str, Any]], lineage: str | None) -> list[dict[str, Any]]:
-    """Score every stored prediction whose minute has a stored bar, against that bar's close, and the naive
-    forecast (the close of ``based_on_ts``)."""
-    closes: dict[tuple[str, datetime], float] = {
-        (d["ticker"], d["ts"]): float(d["close"])
-        for d in db[BARS].find({}, {"_id": 0, "ticker": 1, "ts": 1, "close": 1})
-    }
-    scores: dict[tuple[str, str], Score] = defaultdict(Score)
-    for p in db[PREDICTIONS].find({}, {"_id": 0}):
-        version = str(p.get("model_version", ""))
-        if version.startswith("naive"):
-            continue
-        lin = _lineage(version)
-        if lineage and lin != lineage:
-            continue
-        actual = closes.get((p["ticker"], p["ts"]))
-        last = closes.get((p["ticker"], p["based_on_ts"]))
-        if actual is None or last is None:
-            continue
-        for ticker in (p["ticker"], POOLED):
-            scores[(lin, ticker)].add(np.array([last]), np.array([float(p["yhat"])]), np.array([actual]))
-    return [
-        {"lineage": lin, "ticker": t} | s.summary()
-        for (lin, t), s in sorted(scores.items(), key=lambda kv: (kv[0][0], kv[0][1] == POOLED, kv[0][1]))
-    ]
+    """Every stored prediction whose minute has a final stored bar, scored as :func:`rows_from_frames`."""
+    from services.report.data import load_closes, load_predictions
+
+    return rows_from_frames(
+        load_closes(db, None, _EPOCH, _END), load_predictions(db, None, _EPOCH, _END), lineage
+    )
+
+
+def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
+    value = row.get(key)
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if key == "mae_model":
+        value = float(value) * 1e4
+    return fmt.format(value)
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     if not rows:
-        return "no scores stored yet"
-    cells = [[title for _, title, _ in COLUMNS]]
-    for row in rows:
-        cells.append([fmt.format(row[key]) if row.get(key) is not None else "-" for key, _, fmt in COLUMNS])
-    widths = [max(len(r[i]) for r in cells) for i in range(len(COLUMNS))]
+        return "no scores yet"
+    columns = [c for c in COLUMNS if c[0] != "lineage" or any(r.get("lineage") for r in rows)]
+    cells = [[title for _, title, _ in columns]]
+    cells += [[_cell(row, key, fmt) for key, _, fmt in columns] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
-    note = (
-        "MSE/naive < 1 beats the naive forecast (next close = last close); "
-        "direction counts moved minutes only."
-    )
-    return "\n".join([*lines, "", note])
+    return "\n".join([*lines, "", NOTE])

@@ -101,3 +101,30 @@ def test_a_restarted_producer_outranks_every_revision_of_the_one_before() -> Non
     assert first.rev > last.rev
     assert first.final
     assert first.rev < 2**53  # exact as a JSON number everywhere
+
+
+def test_cycle_counts_first_publications_as_new_whatever_the_rev_base() -> None:
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from services.producer.cycle import prepare
+    from services.producer.revisions import RevisionTracker
+
+    ts = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+    bars = pd.DataFrame(
+        {
+            "ticker": ["AAPL"],
+            "ts": [ts],
+            "open": [1.0],
+            "high": [1.0],
+            "low": [1.0],
+            "close": [1.0],
+            "volume": [5],
+        }
+    )
+    tracker = RevisionTracker(rev_base=1_700_000_000_000_000)
+    first = prepare(bars, ts, tracker, "synthetic")
+    assert (first.new, first.revisions) == (1, 0)
+    again = prepare(bars.assign(close=1.01, high=1.01), ts, tracker, "synthetic")
+    assert (again.new, again.revisions) == (0, 1)

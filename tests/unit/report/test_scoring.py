@@ -5,7 +5,13 @@ import math
 import pandas as pd
 import pytest
 
-from services.report.scoring import running_mse_ratio, score_predictions, summary_table
+from services.trainer.evaluation import (
+    POOLED,
+    running_ratio,
+    score_predictions,
+    scores_by_ticker,
+    summary_rows,
+)
 
 T0 = pd.Timestamp("2026-11-25T14:30:00Z")
 
@@ -52,27 +58,27 @@ def test_running_ratio_is_below_one_when_the_model_beats_naive_and_per_ticker() 
     good = predictions("AAPL", {1: 101.0, 2: 101.5})  # errors 0 and 0.5 vs naive 1 and 1
     bad = predictions("MSFT", {1: 51.0, 2: 50.0})  # errors 2 and 2 vs naive 1 and 1
     scored = score_predictions(bars, pd.concat([good, bad]))
-    ratio = running_mse_ratio(scored)
+    ratio = running_ratio(scored)["ratio"]
     aapl = ratio[scored["ticker"] == "AAPL"].tolist()
     msft = ratio[scored["ticker"] == "MSFT"].tolist()
-    assert aapl == pytest.approx([0.0, 0.125])
+    # Relative errors (of the last close): AAPL (0.5/101)² / ((1/100)² + (1/101)²).
+    assert aapl == pytest.approx([0.0, (0.5 / 101) ** 2 / ((1 / 100) ** 2 + (1 / 101) ** 2)])
     assert msft == pytest.approx([4.0, 4.0])
 
 
 def test_summary_pools_tickers_and_counts_direction_only_on_moves() -> None:
     bars = pd.concat([closes("AAPL", [100.0, 101.0, 101.0]), closes("MSFT", [50.0, 49.0, 48.0])])
     preds = pd.concat([predictions("AAPL", {1: 100.5, 2: 101.2}), predictions("MSFT", {1: 50.5, 2: 47.5})])
-    table = summary_table(score_predictions(bars, preds)).set_index("ticker")
-    assert table.loc["AAPL", "moves"] == 1  # minute 2 did not move: no direction to get right
-    assert table.loc["AAPL", "directional_accuracy"] == 1.0
-    assert table.loc["MSFT", "directional_accuracy"] == 0.5
-    assert table.loc["(pooled)", "n"] == 4
-    assert math.isnan(table.loc["AAPL", "mse_ratio"]) is False
+    table = {r["ticker"]: r for r in summary_rows(scores_by_ticker(score_predictions(bars, preds)))}
+    assert table["AAPL"]["directional_n"] == 1  # minute 2 did not move: no direction to get right
+    assert table["AAPL"]["directional_accuracy"] == 1.0
+    assert table["MSFT"]["directional_accuracy"] == 0.5
+    assert table[POOLED]["n"] == 4
+    assert math.isnan(table["AAPL"]["mse_ratio"]) is False
 
 
 def test_nothing_scored_yet_gives_an_empty_table_with_its_columns() -> None:
     empty = score_predictions(closes("AAPL", [100.0, 101.0]), predictions("AAPL", {}))
-    table = summary_table(empty)
-    assert table.empty
-    assert "ticker" in table.columns
-    assert running_mse_ratio(empty).empty
+    assert summary_rows(scores_by_ticker(empty)) == []
+    assert "ticker" in empty.columns
+    assert running_ratio(empty).empty

@@ -1,0 +1,129 @@
+"""Per-stock serving: forecasts from carried LSTM states (polling thread), states re-primed for new weights
+(training thread). No I/O; the caller holds the forecaster's lock where it says so.
+
+See ``stream.py`` for what a carried state is. Here: which inputs a ticker's newest bar calls for (the
+minutes since its stored state, forward-filled by the series' policy), when a state must be rebuilt from
+the series instead (no state yet, a cut, a revised final bar, a refresh), and the snapshot / prime /
+install split that keeps the lock short when the weights change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.trainer.model import ForecastLSTM
+from services.trainer.scaling import Scaler
+from services.trainer.series import TickerSeries, regularize
+from services.trainer.stream import CarriedStates, Primer, Request, anchor_of
+from services.trainer.windows import scale
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A ticker's raw tail, copied under the lock, to re-prime from outside it."""
+
+    start: int
+    minute: int
+    close: float
+    minutes: list[int]
+    closes: list[float]
+
+
+class PerStockServing:
+    def __init__(self, model: ForecastLSTM, window: int, ffill_max: int) -> None:
+        self.window, self.ffill_max = window, ffill_max
+        self.states = CarriedStates(model, window)
+
+    # --- polling thread (lock held) ----------------------------------------------------------------
+    def forecast(self, items: list[tuple[str, TickerSeries, Scaler, bool]]) -> dict[str, float]:
+        """Scaled forecasts of the next minute for ``(ticker, series, scaler, newest bar final)``; a final
+        bar's step is stored, a provisional one's is not."""
+        requests: list[Request] = []
+        primers: dict[str, Primer] = {}
+        for ticker, series, scaler, final in items:
+            request = self._request(ticker, series, scaler, final)
+            if request is None:
+                primer, request = self._from_series(ticker, series, scaler, final)
+                if primer is None:
+                    self.states.states.pop(ticker, None)
+                    continue
+                primers[ticker] = primer
+            if request is not None:
+                requests.append(request)
+        if primers:
+            self.states.prime(primers)
+        return self.states.step(requests)
+
+    def _request(self, ticker: str, series: TickerSeries, scaler: Scaler, final: bool) -> Request | None:
+        state = self.states.states.get(ticker)
+        newest = series.last_minute
+        if state is None or newest is None:
+            return None
+        steps = newest - state.minute
+        if not 1 <= steps <= self.ffill_max + 1:
+            return None  # a cut, a revised final bar, a refresh, or a bar older than the state
+        tail = series.tail(steps + 1, self.ffill_max)
+        if tail is None or tail[0] != state.close:
+            return None
+        return Request(ticker, scale(tail[:, None], [scaler]), newest, float(tail[-1]), final)
+
+    def _from_series(
+        self, ticker: str, series: TickerSeries, scaler: Scaler, final: bool
+    ) -> tuple[Primer | None, Request | None]:
+        """Prime through the bar before the newest (from the current segment's start), then step the
+        newest: the same state as if every bar had been stepped."""
+        segments = series.segments(self.ffill_max)
+        if not segments:
+            return None, None
+        segment = segments[-1]
+        closes = segment.closes
+        if len(closes) == 1:
+            return Primer(segment.start, segment.start, float(closes[0]), np.empty((0, 1), np.float32)), None
+        values = scale(closes[:, None], [scaler])
+        primer = Primer(segment.start, segment.end - 1, float(closes[-2]), values[:-1])
+        return primer, Request(ticker, values[-1:], segment.end, float(closes[-1]), final)
+
+    # --- weights change: snapshot (lock), prime (no lock), install (lock) ----------------------------
+    def snapshot(self, series: dict[str, TickerSeries]) -> dict[str, Snapshot]:
+        out = {}
+        for ticker, state in self.states.states.items():
+            s = series.get(ticker)
+            if s is None or s.last_minute is None:
+                continue
+            count = state.minute - state.start
+            needed = count - anchor_of(count, self.window) + 1 + (s.last_minute - state.minute)
+            out[ticker] = Snapshot(
+                state.start, state.minute, state.close, s.minutes[-needed:], s.closes[-needed:]
+            )
+        return out
+
+    def primed(
+        self, model: ForecastLSTM, snapshots: dict[str, Snapshot], scalers: dict[str, Scaler]
+    ) -> PerStockServing:
+        """New serving for ``model``, its states rebuilt from the snapshots (tickers whose tail no longer
+        covers the span from their anchor are left out: they re-prime from the series on their next bar)."""
+        fresh = PerStockServing(model, self.window, self.ffill_max)
+        primers = {}
+        for ticker, snap in snapshots.items():
+            scaler = scalers.get(ticker)
+            if scaler is None or not snap.minutes:
+                continue
+            count = snap.minute - snap.start
+            first = snap.start + anchor_of(count, self.window)
+            segment = regularize(snap.minutes, snap.closes, self.ffill_max)[-1]
+            if segment.start > first or segment.end < snap.minute:
+                continue
+            closes = segment.closes[first - segment.start : snap.minute - segment.start + 1]
+            primers[ticker] = Primer(snap.start, snap.minute, snap.close, scale(closes[:, None], [scaler]))
+        fresh.states.prime(primers)
+        return fresh
+
+    def adopt_moved(self, old: PerStockServing, snapshots: dict[str, Snapshot]) -> None:
+        """Under the lock at install: a ticker stepped by the polling thread since the snapshot (or new)
+        has no valid state here; it re-primes from the series on its next bar."""
+        for ticker in list(self.states.states):
+            before = old.states.states.get(ticker)
+            if before is None or before.minute != snapshots[ticker].minute:
+                del self.states.states[ticker]

@@ -1,0 +1,149 @@
+"""The per-stock strategy: one global network, tickers in the batch dimension, each with its own scaler.
+Forecasts come from carried states (``per_stock.py``); cold start, joins and warm-update windows here."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from services.trainer.baseline import LinearAR
+from services.trainer.fields import ForecasterFields
+from services.trainer.records import HoldoutResult
+from services.trainer.training import fit
+from services.trainer.windows import Examples, prepare, scale, to_price
+
+logger = logging.getLogger(__name__)
+
+
+class PerStockStrategy(ForecasterFields):
+    def _forecast_per_stock(self, tickers: list[str]) -> dict[str, tuple[int, float, float, float | None]]:
+        assert self._serving is not None
+        items = []
+        for t in tickers:
+            scaler, series = self.scalers.get(t), self.series.get(t)
+            if scaler is not None and series is not None and series.last_minute is not None:
+                items.append((t, series, scaler, self._final.get(t, True)))
+        scaled = self._serving.forecast(items)
+        out: dict[str, tuple[int, float, float, float | None]] = {}
+        for t, value in scaled.items():
+            series, scalers = self.series[t], [self.scalers[t]]
+            last = np.array([[series.closes[-1]]])
+            price = float(to_price(np.array([[value]], np.float32), last, scalers)[0, 0])
+            if not (math.isfinite(price) and price > 0):
+                continue
+            base = None
+            if self.baseline is not None:
+                tail = series.tail(len(self.baseline.coef) + 1, self.config.ffill_max)
+                if tail is not None:
+                    base = float(
+                        self._baseline_prices(scale(tail[:, None], scalers)[None], last, scalers)[0, 0]
+                    )
+            out[t] = (series.last_minute or 0, float(last[0, 0]), price, base)
+        return out
+
+    def _per_stock_ready(self) -> list[str]:
+        """Tickers with enough history that have no scaler yet; before the first cold start, [] until every
+        ticker with bars is ready or the bounded wait has passed (so the model is trained on all)."""
+        with self.lock:
+            ready = [
+                t
+                for t, s in self.series.items()
+                if t not in self.scalers and len(s.minutes) >= self.config.needed
+            ]
+            if self._model is None and ready and not self._waited(len(ready) == len(self.series)):
+                return []
+            return ready
+
+    def _waited(self, all_ready: bool) -> bool:
+        if self._first_ready is None:
+            self._first_ready = self._newest_minute
+        if all_ready:
+            return True
+        waited = self._newest_minute - self._first_ready >= self.config.cold_start_wait
+        if waited:
+            logger.info("cold start without %d tickers short of history (waited %d minutes)",
+                        sum(len(s.minutes) < self.config.needed for s in self.series.values()),
+                        self.config.cold_start_wait)  # fmt: skip
+        return waited
+
+    def _prepare_per_stock(self, tickers: list[str]) -> dict[str, Any]:
+        with self.lock:
+            segments = {t: [seg.closes[:, None] for seg in self.series[t].segments(self.config.ffill_max)]
+                        for t in tickers}  # fmt: skip
+        prepared = {}
+        for t, segs in segments.items():
+            p = prepare(segs, self.config.window, self.config.target)
+            if p is not None:
+                prepared[t] = p
+        return prepared
+
+    def _cold_start_per_stock(
+        self, tickers: list[str], should_stop: Callable[[], bool] | None
+    ) -> HoldoutResult | None:
+        prepared = self._prepare_per_stock(tickers)
+        if not prepared:
+            return None
+        train = Examples.concat([p.train for p in prepared.values()])
+        holdout = Examples.concat([p.holdout for p in prepared.values()])
+        model, optimizer = self._new_network(1)
+        report = self._fit(model, optimizer, train, holdout, should_stop)
+        with self.lock:
+            for t, p in prepared.items():
+                self.scalers[t] = p.scalers[0]
+            self.baseline = LinearAR.fit(train.x, train.y)
+        self._install(model, optimizer, new_lineage=True)
+        return self._score_holdout(prepared, report)
+
+    def _join_per_stock(self, tickers: list[str]) -> HoldoutResult | None:
+        """A ticker that gets enough history after the cold start joins the global model: its scaler is
+        fitted on its own first 80%, the model takes one epoch on those windows (its forecasts are not the
+        model's before), then its hold-out is scored."""
+        prepared = self._prepare_per_stock(tickers)
+        if not prepared or self._trainee is None or self._optimizer is None:
+            return None
+        train = Examples.concat([p.train for p in prepared.values()])
+        fit(
+            self._trainee, self._optimizer, train.x, train.y, train.x[:0], train.y[:0],
+            max_epochs=1, patience=None, batch_size=self.config.batch_size, seed=self.seed,
+            epoch_windows=self.config.epoch_windows,
+        )  # fmt: skip
+        self._install(self._trainee, self._optimizer, new_lineage=False)
+        with self.lock:
+            for t, p in prepared.items():
+                self.scalers[t] = p.scalers[0]
+        result = self._score_holdout(prepared, None)
+        result.joined = True
+        return result
+
+    def _newest_per_stock_windows(self, need: int) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+        fresh = [
+            t
+            for t, s in self.series.items()
+            if t in self.scalers and s.changes != self._trained_changes.get(t)
+        ]
+        if len(fresh) > self.config.batch_size:
+            # More fresh tickers than one batch: a random subset, so every ticker gets its turn.
+            picked = self._rng.choice(len(fresh), self.config.batch_size, replace=False)
+            fresh = [fresh[i] for i in sorted(picked)]
+        per_ticker = max(1, min(8, self.config.batch_size // max(len(fresh), 1)))
+        xs, ys, done = [], [], {}
+        for t in fresh:
+            series = self.series[t]
+            tail = series.tail(need + per_ticker, self.config.ffill_max)
+            if tail is None:
+                tail = series.tail(need + 1, self.config.ffill_max)
+            if tail is None:
+                continue
+            values = scale(tail[:, None], [self.scalers[t]])
+            window = self.config.window
+            for k in range(len(values) - window):
+                xs.append(values[k : k + window])
+                ys.append(values[k + window])
+            done[t] = series.changes
+        if not xs:
+            return np.empty((0,)), np.empty((0,)), {}
+        return np.stack(xs).astype(np.float32), np.stack(ys).astype(np.float32), done

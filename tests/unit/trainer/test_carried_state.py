@@ -1,0 +1,50 @@
+"""The trainer's forecast from carried states equals one full pass of the installed weights over the returns
+from the anchor, through warm updates (re-primed states), filled minutes, a provisional bar and a cut."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from services.trainer.forecaster import NAIVE_VERSION, BarIn, Forecaster
+from services.trainer.stream import anchor_of, full_pass
+from services.trainer.windows import scale, to_price
+from tests.unit.trainer.synthetic import sine_closes
+
+from .test_forecasting import START, trained
+
+
+def reference(forecaster: Forecaster, ticker: str) -> float:
+    """A full pass over the current segment's returns from its anchor, with the installed weights."""
+    series, scaler = forecaster.series[ticker], forecaster.scalers[ticker]
+    segment = series.segments(forecaster.config.ffill_max)[-1]
+    count = len(segment.closes) - 1
+    closes = segment.closes[anchor_of(count, forecaster.config.window) :]
+    model = forecaster._model
+    assert model is not None
+    out = full_pass(model, scale(closes[:, None], [scaler])[None])
+    return float(to_price(out, closes[-1:][:, None], [scaler])[0, 0])
+
+
+def test_carried_state_forecasts_equal_a_full_pass_through_updates_gaps_and_a_cut() -> None:
+    forecaster = trained("SINE", 600)
+    closes = sine_closes(900)
+    minute, checked = START + 600, 0
+    for i in range(600, 760):
+        if i == 650:
+            minute += 2  # two missing minutes: forward-filled, stepped with the filled close
+        if i == 700:
+            minute += 30  # a cut: naive until the new segment holds a window of returns
+        [fc] = forecaster.step([BarIn("SINE", minute, float(closes[i]), final=False)])
+        [fc] = forecaster.step([BarIn("SINE", minute, float(closes[i]) * 1.0001, rev=1, final=True)])
+        if 700 <= i < 700 + forecaster.config.window:
+            assert fc.model_version == NAIVE_VERSION
+        else:
+            assert fc.model_version == forecaster.model_version
+            assert fc.yhat == pytest.approx(reference(forecaster, "SINE"), rel=1e-6), i
+            checked += 1
+        if i % 7 == 0:
+            forecaster.train_cycle()  # new weights (a warm update), states re-primed
+        minute += 1
+    assert checked > 100 and forecaster.updates > 15
+    assert np.isfinite(fc.yhat)
