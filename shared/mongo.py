@@ -2,9 +2,12 @@
 
 The collections (database ``PORTFOLIO_MONGODB_DB``):
 
-* ``bars``: one document per (ticker, minute); unique index on ``(ticker, ts)``.
-* ``portfolio``: one document per minute, ``close.<TICKER>`` for each ticker that had a bar; unique ``ts``.
-* ``predictions``: one document per (ticker, predicted minute); unique index on ``(ticker, ts)``.
+* ``bars``: one document per settled (ticker, minute), ``_id`` ``"AAPL|2026-11-25T14:31Z"``; unique
+  index on ``(ticker, ts)``.
+* ``portfolio``: one document per minute (``_id`` the minute), ``close.<TICKER>`` for each ticker with a
+  settled bar; unique ``ts``.
+* ``predictions``: one document per settled (ticker, predicted minute); unique index on ``(ticker, ts)``.
+* ``latest``: the items still in progress, one small document per Kafka partition (``shared.layout``).
 * ``metrics``: the trainer's walk-forward scores against the naive forecast.
 
 Only what FerretDB and MongoDB both support is used (no partial/TTL indexes, no transactions).
@@ -28,6 +31,7 @@ logger = logging.getLogger(__name__)
 BARS = "bars"
 PORTFOLIO = "portfolio"
 PREDICTIONS = "predictions"
+LATEST = "latest"
 METRICS = "metrics"
 
 INDEXES: dict[str, list[IndexModel]] = {
@@ -39,6 +43,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     PREDICTIONS: [
         IndexModel([("ticker", ASCENDING), ("ts", ASCENDING)], unique=True, name="ticker_ts"),
     ],
+    LATEST: [],
     METRICS: [IndexModel([("ticker", ASCENDING), ("model_version", ASCENDING)], name="ticker_version")],
 }
 

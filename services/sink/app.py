@@ -19,8 +19,8 @@ from pymongo.errors import PyMongoError
 from services.sink.batch import decode_batch
 from services.sink.dlq import dlq_headers, dlq_value
 from services.sink.metrics import SinkMetrics
+from services.sink.portfolio import closes_topic
 from services.sink.repository import SinkRepository
-from services.sink.writes import latest_bars, latest_predictions
 from shared.kafka import (
     ReliableProducer,
     commit_stored,
@@ -66,7 +66,6 @@ class SinkLoop:
         self.stop = stop
         self.in_hand: list[Message] = []
         self.first_in_hand_at = 0.0
-        self.bar_partitions: set[int] = set()
 
     def run(self) -> None:
         next_lag_refresh = 0.0
@@ -116,6 +115,7 @@ class SinkLoop:
             bars_topic=self.settings.bars_topic,
             predictions_topic=self.settings.predictions_topic,
             max_bytes=self.settings.max_message_bytes,
+            closes_topic=closes_topic(self.settings.bars_topic),
         )
         for poison in batch.poison:
             logger.warning(
@@ -129,11 +129,7 @@ class SinkLoop:
             self.dlq.produce(
                 self.settings.dlq_topic, dlq_value(poison), key=poison.key, headers=dlq_headers(poison)
             )
-        bars = latest_bars(batch.bars)
-        predictions = latest_predictions(batch.predictions)
-        outcome = self.repository.write_until_done(
-            bars.items, predictions.items, self.stop, on_failure=self._on_write_failure
-        )
+        outcome = self.repository.write_until_done(batch, self.stop, on_failure=self._on_write_failure)
         if outcome is None:
             return False
         self.health.set("mongodb", True)
@@ -152,15 +148,16 @@ class SinkLoop:
             self.metrics.documents_written.labels(collection).inc(count)
         for poison in batch.poison:
             self.metrics.dlq_messages.labels(poison.reason).inc()
-        self.metrics.revisions_ignored.inc(bars.superseded + outcome.bars_stale)
+        self.metrics.revisions_ignored.inc(outcome.revisions_ignored)
         logger.info(
-            "wrote batch messages=%d bars_inserted=%d bars_updated=%d bars_replayed=%d revisions_ignored=%d "
-            "portfolio_rows=%d predictions=%d dead_letters=%d seconds=%.3f",
+            "wrote batch messages=%d bars_inserted=%d bars_updated=%d bars_replayed=%d bars_in_progress=%d "
+            "revisions_ignored=%d portfolio_rows=%d predictions=%d dead_letters=%d seconds=%.3f",
             len(records),
             outcome.bars_inserted,
             outcome.bars_updated,
-            outcome.bars_duplicate,
-            bars.superseded + outcome.bars_stale,
+            outcome.bars_replayed,
+            outcome.bars_in_progress,
+            outcome.revisions_ignored,
             outcome.portfolio_rows,
             outcome.predictions_written,
             len(batch.poison),
@@ -171,7 +168,7 @@ class SinkLoop:
     def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Before partitions go to another member: write what is in hand and commit it."""
         logger.info("partitions revoked: %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
-        self.bar_partitions -= {p.partition for p in partitions if p.topic == self.settings.bars_topic}
+        self.repository.forget_cached_rows()
         if self.write_in_hand():
             self._commit()
             return
@@ -182,10 +179,7 @@ class SinkLoop:
     def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         logger.info("partitions assigned: %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
         self.health.set("kafka", True)
-        self.bar_partitions |= {p.partition for p in partitions if p.topic == self.settings.bars_topic}
-        topic = consumer.list_topics(self.settings.bars_topic, timeout=10).topics[self.settings.bars_topic]
-        # Alone with every bars partition, no other sink writes the portfolio rows: skip their repair.
-        self.repository.portfolio_shared = self.bar_partitions != set(topic.partitions)
+        self.repository.forget_cached_rows()
 
     def _commit(self) -> None:
         try:
@@ -228,12 +222,14 @@ def run(settings: Settings, stop: StopFlag) -> None:
     metrics = SinkMetrics()
     health = Health("kafka", "mongodb")
     client_id = f"portfolio-sink-{socket.gethostname()}-{os.getpid()}"
-    topics = [settings.bars_topic, settings.predictions_topic]
+    topics = [settings.bars_topic, settings.predictions_topic, closes_topic(settings.bars_topic)]
     with ExitStack() as stack:
         stack.enter_context(OpsServer(settings.http_host, settings.sink_http_port, metrics.registry, health))
         if not wait_for_kafka(settings, stop):
             return
-        if not _retry_until_done("creating topics", lambda: ensure_topics(settings, settings.topics()), stop):
+        if not _retry_until_done(
+            "creating topics", lambda: ensure_topics(settings, [*settings.topics(), topics[-1]]), stop
+        ):
             return
         client = stack.enter_context(make_client(settings))
         if not wait_for_mongodb(client, stop):
@@ -248,7 +244,8 @@ def run(settings: Settings, stop: StopFlag) -> None:
         consumer = make_consumer(settings, settings.sink_group_id, client_id=client_id)
         # close() leaves the group at once, so the partitions move to the other sinks without a timeout.
         stack.callback(consumer.close)
-        loop = SinkLoop(settings, consumer, SinkRepository(db), dlq, metrics, health, stop)
+        publish = lambda key, value: dlq.produce(topics[-1], value, key=key)  # noqa: E731
+        loop = SinkLoop(settings, consumer, SinkRepository(db, publish), dlq, metrics, health, stop)
         subscribe(consumer, topics, on_assign=loop.on_assign, on_revoke=loop.on_revoke)
         logger.info(
             "consuming %s in group %s into database %s", topics, settings.sink_group_id, settings.mongodb_db

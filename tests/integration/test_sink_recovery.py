@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 
+from shared.layout import item_id, minute_id
 from shared.mongo import BARS, PORTFOLIO, database, make_client
 from shared.settings import Settings
 from tests.integration.sink_support import T0, bar, bar_messages, log_text, produce, sink_process, wait_until
@@ -25,13 +26,16 @@ FERRETDB = Path.home() / ".cache/portfolio/ferretdb-v1.24.2/ferretdb"
 
 
 def stream(tickers: int, minutes: int, revised_every: int = 5) -> list:
-    """Bars minute by minute, with a later revision (rev 1) of every ``revised_every``-th bar."""
+    """Bars minute by minute, each ending final; every ``revised_every``-th is first sent in progress
+    (rev 0) and closed by a revision (rev 1), so a kill can fall between a provisional and its final."""
     bars = []
     for minute in range(minutes):
         for t in range(tickers):
-            bars.append(bar(f"T{t}", minute))
             if (minute * tickers + t) % revised_every == 0:
-                bars.append(bar(f"T{t}", minute, rev=1))
+                bars.append(bar(f"T{t}", minute))
+                bars.append(bar(f"T{t}", minute, rev=1).model_copy(update={"final": True}))
+            else:
+                bars.append(bar(f"T{t}", minute).model_copy(update={"final": True}))
     return bars
 
 
@@ -40,15 +44,17 @@ def assert_exactly_latest(db: object, bars: list, tickers: int, minutes: int) ->
     for b in bars:
         if b.rev >= latest.get((b.ticker, b.ts), b).rev:
             latest[(b.ticker, b.ts)] = b
-    docs = list(db[BARS].find({}, {"_id": 0, "ticker": 1, "ts": 1, "rev": 1, "close": 1}))  # type: ignore[index]
+    docs = list(db[BARS].find({}, {"ticker": 1, "ts": 1, "rev": 1, "close": 1}))  # type: ignore[index]
     assert len(docs) == len(latest)
     for doc in docs:
         expected = latest[(doc["ticker"], doc["ts"])]
         assert (doc["rev"], doc["close"]) == (expected.rev, expected.close)
-    rows = list(db[PORTFOLIO].find({}, {"_id": 0}))  # type: ignore[index]
+        assert doc["_id"] == item_id(doc["ticker"], doc["ts"])
+    rows = list(db[PORTFOLIO].find({}))  # type: ignore[index]
     assert len(rows) == minutes
     for row in rows:
         minute = round((row["ts"] - T0) / timedelta(minutes=1))
+        assert row["_id"] == minute_id(row["ts"])
         assert row["close"] == {f"T{t}": latest[(f"T{t}", row["ts"])].close for t in range(tickers)}, minute
 
 

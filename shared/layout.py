@@ -1,0 +1,54 @@
+"""The storage layout the sink writes and the readers share: document ids and the in-progress items.
+
+* ``bars`` / ``predictions`` (history): one document per (ticker, minute), ``_id`` = :func:`item_id`,
+  inserted once when the item is settled (a final bar, or one a few minutes behind its ticker's newest).
+* ``latest``: one small document per Kafka partition the sink reads (``_id`` = ``"bars|3"``), holding the
+  items still in progress (``open``) and what was recently settled (``recent``). Its owner rewrites it.
+* ``portfolio``: one document per minute, ``_id`` = :func:`minute_id`.
+
+Documents written by earlier versions (ObjectId ``_id``) are read the same way: readers never rely on
+``_id``, and the sink resolves conflicts by the unique (ticker, ts) / ts keys.
+See services/sink/README.md for the whole model and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.database import Database
+
+from shared.mongo import LATEST
+
+Document = dict[str, Any]
+
+
+def minute_id(ts: datetime) -> str:
+    """``2026-11-25T14:31Z``: the minute in UTC, the ``_id`` of a portfolio row."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def item_id(ticker: str, ts: datetime) -> str:
+    """``AAPL|2026-11-25T14:31Z``: the ``_id`` of a bar or a prediction."""
+    return f"{ticker}|{minute_id(ts)}"
+
+
+def latest_id(kind: str, partition: int) -> str:
+    return f"{kind}|{partition}"
+
+
+def open_items(db: Database[Document], kind: str) -> Iterator[Document]:
+    """The in-progress documents of ``kind`` (``bars`` or ``predictions``), same fields as in history.
+
+    ``latest`` holds one document per partition, so this is one small read whatever the history's size.
+    """
+    for doc in db[LATEST].find({"kind": kind}, {"open": 1}):
+        yield from doc.get("open", [])
+
+
+def in_range(
+    docs: Iterator[Document], since: datetime, until: datetime, tickers: list[str] | None
+) -> list[Document]:
+    wanted = set(tickers) if tickers else None
+    return [d for d in docs if since <= d["ts"] <= until and (wanted is None or d["ticker"] in wanted)]
