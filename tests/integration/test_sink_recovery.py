@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import socket
@@ -50,6 +51,21 @@ def assert_exactly_latest(db: object, bars: list, tickers: int, minutes: int) ->
         expected = latest[(doc["ticker"], doc["ts"])]
         assert (doc["rev"], doc["close"]) == (expected.rev, expected.close)
         assert doc["_id"] == item_id(doc["ticker"], doc["ts"])
+    # Rows are written by the owner of their minute on the closes topic: one hop after the bars.
+    expected_rows = {
+        T0 + timedelta(minutes=m): {
+            f"T{t}": latest[(f"T{t}", T0 + timedelta(minutes=m))].close for t in range(tickers)
+        }
+        for m in range(minutes)
+    }
+    with contextlib.suppress(AssertionError):
+        wait_until(
+            lambda: (
+                {r["ts"]: r["close"] for r in db[PORTFOLIO].find({}, {"ts": 1, "close": 1})} == expected_rows
+            ),  # type: ignore[index]
+            30,
+            "every portfolio row",
+        )
     rows = list(db[PORTFOLIO].find({}))  # type: ignore[index]
     assert len(rows) == minutes
     for row in rows:
