@@ -111,13 +111,14 @@ def partition_of(ticker: str) -> int:
 
 
 def drive_new(db: Database[Document], stream: list[BarV1]) -> dict[str, float]:
-    published: list[bytes] = []
-    repository = SinkRepository(db, publish=lambda _key, value: published.append(value))
+    published: list[tuple[bytes, bytes]] = []
+    repository = SinkRepository(db, publish=lambda key, value: published.append((key.encode(), value)))
     times = []
     started = time.perf_counter()
     for i in range(0, len(stream) + BATCH, BATCH):  # one more batch: the last closes come back
         chunk = stream[i : i + BATCH]
-        batch = DecodedBatch(bars=chunk, closes=[decode_close(v) for v in published])
+        closes = [(zlib.crc32(k) % PARTITIONS, decode_close(v)) for k, v in published]
+        batch = DecodedBatch(bars=chunk, closes=closes)
         batch.bar_partitions = {b.ticker: partition_of(b.ticker) for b in chunk}
         published = []
         t = time.perf_counter()

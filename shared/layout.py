@@ -4,7 +4,8 @@
   inserted once when the item is settled (a final bar, or one a few minutes behind its ticker's newest).
 * ``latest``: one small document per Kafka partition the sink reads (``_id`` = ``"bars|3"``), holding the
   items still in progress (``open``) and what was recently settled (``recent``). Its owner rewrites it.
-* ``portfolio``: one document per minute, ``_id`` = :func:`minute_id`.
+* ``portfolio``: one document per minute, ``_id`` = :func:`minute_id`, inserted once its closes stopped
+  coming; until then the row fills in the ``latest`` document of its closes partition.
 
 Documents written by earlier versions (ObjectId ``_id``) are read the same way: readers never rely on
 ``_id``, and the sink resolves conflicts by the unique (ticker, ts) / ts keys.
@@ -19,7 +20,7 @@ from typing import Any
 
 from pymongo.database import Database
 
-from shared.mongo import LATEST
+from shared.mongo import LATEST, PORTFOLIO
 
 Document = dict[str, Any]
 
@@ -45,6 +46,19 @@ def open_items(db: Database[Document], kind: str) -> Iterator[Document]:
     """
     for doc in db[LATEST].find({"kind": kind}, {"open": 1}):
         yield from doc.get("open", [])
+
+
+def portfolio_rows(db: Database[Document], since: datetime, until: datetime) -> list[Document]:
+    """Portfolio rows (``ts``, ``close``) of ``[since, until]``, oldest first: those inserted into
+    ``portfolio`` and those still filling in ``latest`` (the last few minutes)."""
+    window = {"ts": {"$gte": since, "$lte": until}}
+    rows = {doc["ts"]: doc for doc in db[PORTFOLIO].find(window, {"_id": 0, "ts": 1, "close": 1})}
+    for doc in db[LATEST].find({"kind": PORTFOLIO}, {"open": 1}):
+        for row in doc.get("open", []):
+            if since <= row["ts"] <= until:
+                held = rows.setdefault(row["ts"], {"ts": row["ts"], "close": {}})
+                held["close"] = row["close"] | held["close"]
+    return [rows[ts] for ts in sorted(rows)]
 
 
 def in_range(

@@ -12,8 +12,8 @@ from typing import Any
 import pandas as pd
 from pymongo.database import Database
 
-from shared.layout import in_range, open_items
-from shared.mongo import BARS, PORTFOLIO, PREDICTIONS
+from shared.layout import in_range, open_items, portfolio_rows
+from shared.mongo import BARS, PREDICTIONS
 
 
 def _time_filter(since: datetime, until: datetime) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def load_predictions(
 
 def load_portfolio(db: Database[dict[str, Any]], since: datetime, until: datetime) -> pd.DataFrame:
     """The merged portfolio as wide rows: one per minute, one column per ticker (NaN where it had no bar)."""
-    rows = list(db[PORTFOLIO].find(_time_filter(since, until), {"_id": 0, "ts": 1, "close": 1}).sort("ts", 1))
+    rows = portfolio_rows(db, since, until)
     if not rows:
         return pd.DataFrame()
     wide = pd.DataFrame(

@@ -168,7 +168,6 @@ class SinkLoop:
     def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Before partitions go to another member: write what is in hand and commit it."""
         logger.info("partitions revoked: %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
-        self.repository.forget_cached_rows()
         if self.write_in_hand():
             self._commit()
             return
@@ -179,7 +178,6 @@ class SinkLoop:
     def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         logger.info("partitions assigned: %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
         self.health.set("kafka", True)
-        self.repository.forget_cached_rows()
 
     def _commit(self) -> None:
         try:

@@ -37,7 +37,7 @@ class Poison:
 class DecodedBatch:
     bars: list[BarV1] = field(default_factory=list)
     predictions: list[PredictionV1] = field(default_factory=list)
-    closes: list[CloseV1] = field(default_factory=list)  # from the internal closes topic
+    closes: list[tuple[int, CloseV1]] = field(default_factory=list)  # (partition, close): closes topic
     poison: list[Poison] = field(default_factory=list)
     # The partition each ticker's messages came from: its in-progress items live in that partition's
     # ``latest`` document, which only the partition's owner writes.
@@ -68,7 +68,7 @@ def decode_batch(
                 batch.predictions.append(prediction)
                 batch.prediction_partitions[prediction.ticker] = record.partition() or 0
             elif topic == closes_topic:
-                batch.closes.append(decode_close(value))
+                batch.closes.append((record.partition() or 0, decode_close(value)))
             else:
                 raise MessageError("unknown_topic", f"the sink does not read {topic!r}")
         except MessageError as error:

@@ -5,29 +5,36 @@ keyed by the minute. The sink group consumes that topic too, so every minute's c
 member that owns its partition, and only that member writes the row: no two writers ever race on a row
 (FerretDB applies an update as an unlocked read-modify-write), so no repair pass is needed.
 
-Rows carry ``rev.<TICKER>`` beside ``close.<TICKER>`` so a close replayed late never overwrites a newer
-one. The owner caches the rows it wrote (it is their only writer while it owns the partition; the cache
-is dropped on every rebalance) so a row filled over several batches is read from the database once.
+A row is filled in the partition's ``latest`` document while its closes come (rows hold 500 closes: an
+update of ``portfolio`` would scan every big row on FerretDB) and inserted once, when the partition has
+seen a minute ``ROW_SETTLE_AFTER`` later. A close for a row already inserted (rare) is merged into it by
+``_id``. Rows carry ``rev.<TICKER>`` beside ``close.<TICKER>`` so a close replayed late never overwrites
+a newer one.
 """
 
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
-from pymongo.collection import Collection
+from pymongo.database import Database
 
-from services.sink.inserts import WriteConflict, insert_new
-from shared.layout import minute_id
+from services.sink.inserts import insert_new
+from shared.layout import latest_id, minute_id
+from shared.mongo import LATEST, PORTFOLIO
 from shared.schemas import MessageError, MinuteTs, format_ts
 
-CACHED_ROWS = 4_096
+# Later than a provisional bar settles (services.sink.open_items.SETTLE_AFTER) plus the closes' hop.
+ROW_SETTLE_AFTER = timedelta(minutes=10)
+RECENT_ROWS = 60
 Document = dict[str, Any]
+
+
+Publish = Callable[[str, bytes], None]
 
 
 def closes_topic(bars_topic: str) -> str:
@@ -59,86 +66,115 @@ def decode_close(value: bytes | None) -> CloseV1:
 
 
 @dataclass
-class _Row:
-    stored_id: Any
-    closes: dict[str, float]
-    revs: dict[str, int]
+class _Rows:
+    """One closes partition's rows in progress, and the minutes it settled lately."""
+
+    open: dict[datetime, dict[str, tuple[float, int]]] = field(default_factory=dict)
+    settled: set[datetime] = field(default_factory=set)
+    changed: bool = False
+
+    @classmethod
+    def of(cls, doc: Document | None) -> _Rows:
+        rows = cls()
+        for row in (doc or {}).get("open", []):
+            rows.open[row["ts"]] = {t: (c, int(row["rev"].get(t, -1))) for t, c in row["close"].items()}
+        rows.settled = set((doc or {}).get("settled", []))
+        return rows
+
+    def document(self, partition: int) -> Document:
+        return {
+            "kind": PORTFOLIO,
+            "partition": partition,
+            "open": [_row(ts, closes) for ts, closes in sorted(self.open.items())],
+            "settled": sorted(self.settled),
+        }
+
+
+def _row(ts: datetime, closes: dict[str, tuple[float, int]]) -> Document:
+    ordered = sorted(closes.items())
+    return {"ts": ts, "close": {t: c for t, (c, _) in ordered}, "rev": {t: r for t, (_, r) in ordered}}
 
 
 class PortfolioWriter:
-    """Writes the rows of the closes partitions this sink owns."""
+    """Writes the rows of the closes partitions this sink owns: held in ``latest`` while closes still
+    come, inserted into ``portfolio`` once the partition is ``ROW_SETTLE_AFTER`` past their minute."""
 
-    def __init__(self, collection: Collection[Document]) -> None:
-        self.collection = collection
-        self._rows: OrderedDict[datetime, _Row] = OrderedDict()
+    def __init__(self, db: Database[Document]) -> None:
+        self.portfolio = db[PORTFOLIO]
+        self.latest = db[LATEST]
 
-    def forget(self) -> None:
-        """Partitions moved: another sink may have written rows meanwhile."""
-        self._rows.clear()
-
-    def write(self, closes: Iterable[CloseV1]) -> int:
-        """Merge ``closes`` into their rows; return how many rows were written."""
-        best: dict[datetime, dict[str, CloseV1]] = {}
-        for close in closes:
-            held = best.setdefault(close.ts, {}).get(close.ticker)
-            if held is None or close.rev >= held.rev:
-                best[close.ts][close.ticker] = close
-        if not best:
+    def write(self, closes: Iterable[tuple[int, CloseV1]]) -> int:
+        """Merge ``(partition, close)`` pairs into their rows; return how many rows reached ``portfolio``."""
+        by_partition: dict[int, list[CloseV1]] = {}
+        for partition, close in closes:
+            by_partition.setdefault(partition, []).append(close)
+        if not by_partition:
             return 0
-        self._load([ts for ts in best if ts not in self._rows])
-        new: list[Document] = []
-        updates: list[tuple[datetime, dict[str, Any]]] = []
-        for ts, by_ticker in sorted(best.items()):
-            row = self._rows.get(ts)
-            changed = {
-                t: c
-                for t, c in by_ticker.items()
-                if row is None or t not in row.closes or c.rev > row.revs.get(t, -1)
-            }
-            if not changed:
-                continue
-            if row is None:
-                new.append(
-                    {
-                        "_id": minute_id(ts),
-                        "ts": ts,
-                        "close": {t: c.close for t, c in sorted(changed.items())},
-                        "rev": {t: c.rev for t, c in sorted(changed.items())},
-                    }
-                )
-            else:
-                fields = {f"close.{t}": c.close for t, c in changed.items()}
-                updates.append((ts, fields | {f"rev.{t}": c.rev for t, c in changed.items()}))
-        if insert_new(self.collection, new):
-            # A row we did not know: written by an earlier version or before a rebalance. Read it again.
-            self.forget()
-            raise WriteConflict("a portfolio row existed already; the batch is written again")
-        for doc in new:
-            self._remember(doc["ts"], _Row(doc["_id"], dict(doc["close"]), dict(doc["rev"])))
-        # One update command per row: FerretDB 1.24 can hang on large multi-statement update batches.
-        for ts, fields in updates:
-            row = self._rows[ts]
-            self.collection.update_one({"_id": row.stored_id}, {"$set": fields})
-            for name, value in fields.items():
-                kind, ticker = name.split(".", 1)
-                if kind == "close":
-                    row.closes[ticker] = float(value)
-                else:
-                    row.revs[ticker] = int(value)
-        return len(new) + len(updates)
+        ids = {latest_id(PORTFOLIO, p): p for p in by_partition}
+        stored = {doc["_id"]: doc for doc in self.latest.find({"_id": {"$in": sorted(ids)}})}
+        states = {p: _Rows.of(stored.get(i)) for i, p in ids.items()}
+        settle: dict[datetime, dict[str, tuple[float, int]]] = {}
+        for partition, group in by_partition.items():
+            _merge_closes(states[partition], group, settle)
+        written = self._settle(settle)
+        for key, partition in sorted(ids.items()):
+            if states[partition].changed:
+                self.latest.replace_one({"_id": key}, states[partition].document(partition), upsert=True)
+        return written
 
-    def _load(self, minutes: list[datetime]) -> None:
-        if not minutes:
-            return
-        # By ts, not _id: rows of the earlier layout have an ObjectId; one query for the whole batch.
-        for doc in self.collection.find({"ts": {"$in": minutes}}):
-            self._remember(doc["ts"], _Row(doc["_id"], dict(doc.get("close", {})), dict(doc.get("rev", {}))))
-
-    def _remember(self, ts: datetime, row: _Row) -> None:
-        self._rows[ts] = row
-        self._rows.move_to_end(ts)
-        while len(self._rows) > CACHED_ROWS:
-            self._rows.popitem(last=False)
+    def _settle(self, rows: dict[datetime, dict[str, tuple[float, int]]]) -> int:
+        """Insert settled rows; a row already stored (a replay, a late close, the earlier layout) is
+        merged into: only closes of a newer ``rev`` are set."""
+        if not rows:
+            return 0
+        minutes = sorted(rows)
+        clashing = [
+            minutes[i]
+            for i in insert_new(
+                self.portfolio, [{"_id": minute_id(ts)} | _row(ts, rows[ts]) for ts in minutes]
+            )
+        ]
+        if not clashing:
+            return len(minutes)
+        # By ts, not _id: rows of the earlier layout have an ObjectId. Rare: replays and late closes.
+        updated = 0
+        for doc in self.portfolio.find({"ts": {"$in": clashing}}):
+            revs = doc.get("rev", {})
+            fields: dict[str, Any] = {}
+            for ticker, (close, rev) in rows[doc["ts"]].items():
+                if ticker not in doc.get("close", {}) or rev > int(revs.get(ticker, -1)):
+                    fields |= {f"close.{ticker}": close, f"rev.{ticker}": rev}
+            if fields:
+                # One update command per row: FerretDB 1.24 can hang on large multi-statement batches.
+                self.portfolio.update_one({"_id": doc["_id"]}, {"$set": fields})
+                updated += 1
+        return len(minutes) - len(clashing) + updated
 
 
-Publish = Callable[[str, bytes], None]
+def _merge_closes(
+    state: _Rows, closes: list[CloseV1], settle: dict[datetime, dict[str, tuple[float, int]]]
+) -> None:
+    oldest_settled = min(state.settled) if state.settled else None
+    for close in sorted(closes, key=lambda c: (c.ts, c.rev)):
+        entry = (close.close, close.rev)
+        row = state.open.get(close.ts)
+        if row is None and (close.ts in state.settled or (oldest_settled and close.ts < oldest_settled)):
+            late = settle.setdefault(close.ts, {})  # its row is in ``portfolio`` already: merge there
+            if close.ticker not in late or close.rev >= late[close.ticker][1]:
+                late[close.ticker] = entry
+            continue
+        if row is None:
+            row = state.open[close.ts] = {}
+        if close.ticker not in row or close.rev > row[close.ticker][1]:
+            row[close.ticker] = entry
+            state.changed = True
+    if not state.open:
+        return
+    newest = max(state.open)
+    for ts in sorted(state.open):
+        if ts <= newest - ROW_SETTLE_AFTER:
+            settle.setdefault(ts, {}).update(state.open.pop(ts))
+            state.settled.add(ts)
+            state.changed = True
+    for ts in sorted(state.settled)[:-RECENT_ROWS]:
+        state.settled.discard(ts)

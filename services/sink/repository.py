@@ -107,16 +107,12 @@ class SinkRepository:
     ) -> None:
         self.db = db
         self.latest = db[LATEST]
-        self.portfolio = PortfolioWriter(db[PORTFOLIO])
+        self.portfolio = PortfolioWriter(db)
         self._publish = publish
         self._now = now
 
     def ping(self) -> None:
         self.db.command("ping")
-
-    def forget_cached_rows(self) -> None:
-        """Call on every partition assignment change."""
-        self.portfolio.forget()
 
     def write(self, batch: DecodedBatch) -> WriteOutcome:
         """Write one decoded batch once; raise on any database error."""

@@ -12,8 +12,8 @@ import pytest
 
 from services.report.data import load_closes
 from shared.kafka import commit_stored, make_consumer, store_offsets, subscribe
-from shared.layout import open_items
-from shared.mongo import BARS, PORTFOLIO, PREDICTIONS, database, make_client
+from shared.layout import open_items, portfolio_rows
+from shared.mongo import BARS, PREDICTIONS, database, make_client
 from shared.schemas import BarV1, PredictionV1, encode
 from shared.settings import Settings
 from tests.integration.sink_support import T0, bar, bar_messages, log_text, produce, sink_process, wait_until
@@ -23,6 +23,10 @@ pytestmark = pytest.mark.integration
 
 def final(b: BarV1) -> BarV1:
     return b.model_copy(update={"final": True})
+
+
+def rows_of(db: Any) -> dict[Any, dict[str, float]]:
+    return {row["ts"]: row["close"] for row in portfolio_rows(db, T0, T0 + timedelta(days=1))}
 
 
 def stored_predictions(db: Any) -> list[dict[str, Any]]:
@@ -65,7 +69,8 @@ def test_latest_revision_wins_stale_is_ignored_and_the_portfolio_is_an_outer_mer
     log_file = tmp_path / "sink.log"
     with make_client(settings) as client, sink_process(settings, log_file):
         db = database(client, settings)
-        wait_until(lambda: db[PORTFOLIO].count_documents({}) == 3, 60, "three portfolio rows")
+        # Rows fill in `latest` while their minute is recent; readers get them through one helper.
+        wait_until(lambda: len(rows_of(db)) == 3, 60, "three portfolio rows")
         # A stale revision sent later, in its own batch, must not overwrite the stored rev 2; a revision
         # after final (MSFT minute 2) is still applied.
         time.sleep(1)
@@ -73,7 +78,9 @@ def test_latest_revision_wins_stale_is_ignored_and_the_portfolio_is_an_outer_mer
         wait_until(lambda: db[BARS].find_one({"ticker": "MSFT", "rev": 1}), 30, "MSFT rev 1")
         wait_until(lambda: "revisions_ignored=1" in log_text(log_file), 10, "the stale bar to be ignored")
         wait_until(
-            lambda: db[PORTFOLIO].find_one({"close.MSFT": 77.0}), 30, "the late revision in the portfolio"
+            lambda: rows_of(db)[T0 + timedelta(minutes=2)].get("MSFT") == 77.0,
+            30,
+            "the late revision in the portfolio",
         )
 
         assert db[BARS].find_one({"ticker": "IBM"}) is None
@@ -92,7 +99,7 @@ def test_latest_revision_wins_stale_is_ignored_and_the_portfolio_is_an_outer_mer
         }  # fmt: skip
         assert stored[("MSFT", T0 + timedelta(minutes=2))]["close"] == 77.0
 
-        rows = {d["ts"]: d["close"] for d in db[PORTFOLIO].find({}, {"_id": 0}).sort("ts", 1)}
+        rows = rows_of(db)
         assert rows == {
             T0: {"AAPL": bar("AAPL", 0, rev=2).close, "MSFT": bar("MSFT", 0).close},
             T0 + timedelta(minutes=1): {"AAPL": bar("AAPL", 1).close},

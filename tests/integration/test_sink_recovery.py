@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 
-from shared.layout import item_id, minute_id
+from shared.layout import item_id, minute_id, portfolio_rows
 from shared.mongo import BARS, PORTFOLIO, database, make_client
 from shared.settings import Settings
 from tests.integration.sink_support import T0, bar, bar_messages, log_text, produce, sink_process, wait_until
 
 pytestmark = pytest.mark.integration
 
+END = T0 + timedelta(days=1)
 FERRETDB = Path.home() / ".cache/portfolio/ferretdb-v1.24.2/ferretdb"
 
 
@@ -66,11 +67,12 @@ def assert_exactly_latest(db: object, bars: list, tickers: int, minutes: int) ->
             30,
             "every portfolio row",
         )
-    rows = list(db[PORTFOLIO].find({}))  # type: ignore[index]
+    inserted = list(db[PORTFOLIO].find({}))  # type: ignore[index]
+    assert all(row["_id"] == minute_id(row["ts"]) for row in inserted)
+    rows = portfolio_rows(db, T0, END)  # type: ignore[arg-type]
     assert len(rows) == minutes
     for row in rows:
         minute = round((row["ts"] - T0) / timedelta(minutes=1))
-        assert row["_id"] == minute_id(row["ts"])
         assert row["close"] == {f"T{t}": latest[(f"T{t}", row["ts"])].close for t in range(tickers)}, minute
 
 
