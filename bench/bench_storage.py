@@ -33,7 +33,7 @@ from services.sink.batch import DecodedBatch
 from services.sink.portfolio import decode_close
 from services.sink.repository import SinkRepository
 from services.trainer.history import recent_bars
-from shared.layout import item_id, minute_id
+from shared.layout import item_id, minute_id, portfolio_rows
 from shared.mongo import BARS, PORTFOLIO, ensure_indexes, make_client
 from shared.schemas import BarV1
 from shared.settings import Settings
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 seed_s = seed(db, size)
                 run = drive_new(db, stream)
                 bars = db[BARS].estimated_document_count()
-                rows = db[PORTFOLIO].estimated_document_count()
+                rows = len(portfolio_rows(db, LIVE - timedelta(days=30), LIVE + timedelta(days=1)))
                 expected = (
                     size + len(TICKERS) * (len(stream) // len(TICKERS) // (REVISIONS + 1)),
                     size // 500,

@@ -13,14 +13,17 @@ again: the repository inserts it and, on a duplicate key, compares it with the s
 
 from __future__ import annotations
 
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.layout import dump_json, load_json
+
 SETTLE_AFTER = timedelta(minutes=3)
-RECENT_PER_TICKER = 10
+RECENT_PER_TICKER = 5
 
 Key = tuple[str, datetime]
 
@@ -44,7 +47,11 @@ class Item:
 @dataclass
 class Remembered:
     rank: Any
-    values: tuple[Any, ...]
+    fingerprint: str  # of the values: tells a restarted producer's republished bar from a revision
+
+
+def fingerprint(values: tuple[Any, ...]) -> str:
+    return format(zlib.crc32(repr(values).encode()), "08x")
 
 
 @dataclass
@@ -81,11 +88,11 @@ def plan(state: PartitionState, items: Iterable[Item]) -> Plan:
         elif remembered is not None:
             if item.rank < remembered.rank:
                 result.stale += 1
-            elif item.rank == remembered.rank or item.values == remembered.values:
+            elif item.rank == remembered.rank or fingerprint(item.values) == remembered.fingerprint:
                 result.replayed.append(item)
             else:  # a revision after the item settled: rare, costs a look-up in history
                 result.settle.append(item)
-                state.recent[item.key] = Remembered(item.rank, item.values)
+                state.recent[item.key] = Remembered(item.rank, fingerprint(item.values))
                 result.changed = True
         elif item.ticker in oldest_recent and item.ts < oldest_recent[item.ticker]:
             result.settle.append(item)  # older than what we remember: history decides
@@ -106,7 +113,7 @@ def _settle_ticker(state: PartitionState, ticker: str, result: Plan) -> None:
         if item.final or key[1] <= newest - SETTLE_AFTER:
             del state.open[key]
             result.settle.append(item)
-            state.recent[key] = Remembered(item.rank, item.values)
+            state.recent[key] = Remembered(item.rank, fingerprint(item.values))
     kept = sorted((k for k in state.recent if k[0] == ticker), key=lambda k: k[1])
     for key in kept[:-RECENT_PER_TICKER]:
         del state.recent[key]
@@ -122,12 +129,13 @@ def _oldest_recent(state: PartitionState) -> dict[str, datetime]:
 
 def state_to_doc(state: PartitionState) -> dict[str, Any]:
     return {
-        "open": [item.doc for item in sorted(state.open.values(), key=lambda i: (i.ticker, i.ts))],
-        # Sub-documents, not [ticker, ts, ...] lists: FerretDB rejects arrays nested in arrays.
-        "recent": [
-            {"ticker": ticker, "ts": ts, "rank": r.rank, "values": list(r.values)}
-            for (ticker, ts), r in sorted(state.recent.items())
-        ],
+        "open": dump_json([item.doc for item in sorted(state.open.values(), key=lambda i: (i.ticker, i.ts))]),
+        "recent": dump_json(
+            [
+                {"ticker": ticker, "ts": ts, "rank": r.rank, "fingerprint": r.fingerprint}
+                for (ticker, ts), r in sorted(state.recent.items())
+            ]
+        ),
     }
 
 
@@ -136,11 +144,13 @@ def state_from_doc(doc: dict[str, Any] | None, to_item: Any) -> PartitionState:
     state = PartitionState()
     if doc is None:
         return state
-    for stored in doc.get("open", []):
+    for stored in load_json(doc.get("open")):
         item = to_item(stored)
         state.open[item.key] = item
-    for entry in doc.get("recent", []):
-        state.recent[(entry["ticker"], entry["ts"])] = Remembered(entry["rank"], tuple(entry["values"]))
+    for entry in load_json(doc.get("recent")):
+        rank = entry["rank"]
+        rank = datetime.fromisoformat(rank) if isinstance(rank, str) else rank
+        state.recent[(entry["ticker"], entry["ts"])] = Remembered(rank, entry["fingerprint"])
     return state
 
 

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pymongo.database import Database
 
 from services.sink.inserts import insert_new
-from shared.layout import latest_id, minute_id
+from shared.layout import dump_json, latest_id, load_json, minute_id
 from shared.mongo import LATEST, PORTFOLIO
 from shared.schemas import MessageError, MinuteTs, format_ts
 
@@ -76,17 +76,17 @@ class _Rows:
     @classmethod
     def of(cls, doc: Document | None) -> _Rows:
         rows = cls()
-        for row in (doc or {}).get("open", []):
+        for row in load_json((doc or {}).get("open")):
             rows.open[row["ts"]] = {t: (c, int(row["rev"].get(t, -1))) for t, c in row["close"].items()}
-        rows.settled = set((doc or {}).get("settled", []))
+        rows.settled = {r["ts"] for r in load_json((doc or {}).get("settled"))}
         return rows
 
     def document(self, partition: int) -> Document:
         return {
             "kind": PORTFOLIO,
             "partition": partition,
-            "open": [_row(ts, closes) for ts, closes in sorted(self.open.items())],
-            "settled": sorted(self.settled),
+            "open": dump_json([_row(ts, closes) for ts, closes in sorted(self.open.items())]),
+            "settled": dump_json([{"ts": ts} for ts in sorted(self.settled)]),
         }
 
 

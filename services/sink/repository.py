@@ -59,7 +59,7 @@ class WriteOutcome:
     bars_inserted: int = 0
     bars_updated: int = 0
     bars_replayed: int = 0
-    bars_in_progress: int = 0  # revisions held in ``latest``, not yet in history
+    bars_in_progress: int = 0  # bars held in the batch's ``latest`` documents, not yet in history
     revisions_ignored: int = 0  # superseded in the batch, or older than what is stored
     portfolio_rows: int = 0
     predictions_written: int = 0
@@ -134,9 +134,7 @@ class SinkRepository:
         outcome.closes_published = len(settled.current) + len(replayed)
         outcome.bars_inserted, outcome.bars_updated = settled.inserted, settled.updated
         outcome.bars_replayed = settled.replayed + len(replayed)
-        outcome.bars_in_progress = sum(1 for _, i in bar_items) - sum(
-            len(p.settle) + len(p.replayed) + p.stale for p in bar_plans.values()
-        )
+        outcome.bars_in_progress = sum(len(states[latest_id(BARS, p)].open) for p in bar_plans)
         outcome.revisions_ignored += settled.stale + sum(p.stale for p in bar_plans.values())
 
         prediction_plans = _plan_all(PREDICTION_KIND, states, prediction_items)
