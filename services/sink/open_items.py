@@ -100,14 +100,15 @@ def plan(state: PartitionState, items: Iterable[Item]) -> Plan:
             state.open[item.key] = item
             result.changed = True
             touched.add(item.ticker)
-    for ticker in touched:
+    for ticker in touched | {i.ticker for i in result.settle}:
         _settle_ticker(state, ticker, result)
     return result
 
 
 def _settle_ticker(state: PartitionState, ticker: str, result: Plan) -> None:
     mine = sorted((k for k in state.open if k[0] == ticker), key=lambda k: k[1])
-    newest = mine[-1][1]
+    # Newest of what is open or settled: a provisional minute followed only by final ones still settles.
+    newest = max(k[1] for k in [*mine, *(k for k in state.recent if k[0] == ticker)])
     for key in mine:
         item = state.open[key]
         if item.final or key[1] <= newest - SETTLE_AFTER:

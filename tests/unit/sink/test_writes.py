@@ -81,3 +81,10 @@ def test_state_round_trips_through_its_document() -> None:
     again = state_from_doc(state_to_doc(state), stored_bar_item)
     assert again.open.keys() == state.open.keys() and again.recent == state.recent
     assert plan(again, [bar_item(bar("A", 0, rev=2))]).replayed
+
+
+def test_a_provisional_bar_followed_only_by_final_ones_still_settles() -> None:
+    state = PartitionState()
+    plan(state, [bar_item(bar("A", 0))])
+    settled = plan(state, [bar_item(bar("A", m, rev=2)) for m in (1, 2, 3)]).settle
+    assert sorted((i.ts - T0).seconds // 60 for i in settled) == [0, 1, 2, 3] and not state.open
