@@ -169,8 +169,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_storage", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="0 and 10k stored bars, 5 live minutes")
     parser.add_argument("--original-budget-s", type=float, default=None, help="time box of the baseline")
+    parser.add_argument("--sizes", default="", help="stored-bar counts, comma-separated (default 0,100k,1M)")
     args = parser.parse_args(argv)
     sizes = [0, 10_000] if args.quick else [0, 100_000, 1_000_000]
+    if args.sizes:
+        sizes = [int(n) for n in args.sizes.split(",")]
     live_minutes = 5 if args.quick else 30
     stream = live_stream(live_minutes)
     budget = args.original_budget_s or (20.0 if args.quick else 90.0)
