@@ -130,13 +130,14 @@ def drive_new(db: Database[Document], stream: list[BarV1]) -> dict[str, float]:
 def drive_original(db: Database[Document], stream: list[BarV1], budget_s: float) -> dict[str, float]:
     """Today's design on the same batches until ``budget_s`` runs out."""
     times: list[float] = []
-    done, started = 0, time.perf_counter()
+    done, started = 0.0, time.perf_counter()
     while done < len(stream) and time.perf_counter() - started < budget_s:
         t = time.perf_counter()
-        write_original(db, stream[done : done + BATCH])
+        chunk = stream[int(done) : int(done) + BATCH]
+        share = write_original(db, chunk, deadline=started + budget_s)
         times.append(time.perf_counter() - t)
-        done += min(BATCH, len(stream) - done)
-    return summarize(done, time.perf_counter() - started, times) | {"messages_done": done}
+        done += share * len(chunk)
+    return summarize(round(done), time.perf_counter() - started, times) | {"messages_done": round(done)}
 
 
 def summarize(messages: int, elapsed: float, times: list[float]) -> dict[str, float]:
@@ -225,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     )
             finally:
                 client.drop_database(db.name)
-        original_size = sizes[1]
+        original_size = sizes[1] if len(sizes) > 1 else sizes[-1]
         db = client[f"bench_storage_{unique}_original"]
         try:
             seed(db, original_size, old_layout=True)

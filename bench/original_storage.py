@@ -8,6 +8,7 @@ which on FerretDB 1.24 can hang the server once about 100 statements match (and 
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -21,7 +22,9 @@ from shared.mongo import BARS, PORTFOLIO
 from shared.schemas import BarV1
 
 
-def write_original(db: Database[dict[str, Any]], batch: Sequence[BarV1]) -> None:
+def write_original(db: Database[dict[str, Any]], batch: Sequence[BarV1], deadline: float) -> float:
+    """Write ``batch`` as the original did; stop at ``deadline`` (``time.perf_counter``). Returns the
+    share of the batch's bars written (1.0 unless the time box ran out inside it)."""
     bars = latest_bars(batch).items
     now = datetime.now(UTC)
     conflicts = [bars[i] for i in insert_new(db[BARS], [bar_document(b, now) for b in bars])]
@@ -33,7 +36,9 @@ def write_original(db: Database[dict[str, Any]], batch: Sequence[BarV1]) -> None
             "ts": {"$in": sorted({ts for _, ts in keys})},
         }
         stored = {(d["ticker"], d["ts"]): d for d in db[BARS].find(query) if (d["ticker"], d["ts"]) in keys}
-        for b in conflicts:
+        for n, b in enumerate(conflicts):
+            if time.perf_counter() > deadline:
+                return (len(bars) - len(conflicts) + n) / len(bars)
             doc = stored.get((b.ticker, b.ts))
             values = (
                 (doc["open"], doc["high"], doc["low"], doc["close"], doc["volume"], doc["final"])
@@ -56,6 +61,7 @@ def write_original(db: Database[dict[str, Any]], batch: Sequence[BarV1]) -> None
     ]
     for ts in existing:
         db[PORTFOLIO].update_one({"ts": ts}, {"$set": {f"close.{t}": c for t, c in sorted(rows[ts].items())}})
+    return 1.0
 
 
 def load_history_original(db: Database[dict[str, Any]], tickers: list[str], minutes: int) -> int:
