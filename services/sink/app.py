@@ -167,7 +167,9 @@ class SinkLoop:
 
         def work() -> None:
             try:
-                flight.outcome = write_isolating_poison(items, self._write_items, self.stop, self._on_outage)
+                flight.outcome = write_isolating_poison(
+                    items, self._write_items, self.stop, self._on_outage, self._reachable
+                )
             except BaseException as error:  # handed to the loop thread, which decides
                 flight.error = error
             finally:
@@ -342,6 +344,13 @@ class SinkLoop:
         if error.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
             self.health.set("kafka", False)
         logger.warning("Kafka: %s", error.str())
+
+    def _reachable(self) -> bool:
+        try:
+            self.repository.ping()
+            return True
+        except PyMongoError:
+            return False
 
     def _on_outage(self, error: Exception) -> None:
         self.health.set("mongodb", False)

@@ -24,8 +24,8 @@ logger = logging.getLogger(__name__)
 
 # Kafka headers travel with every fetch: a pydantic error list can be long, the reason code is what matters.
 MAX_DETAIL_BYTES = 1_000
-# What is kept of an oversized key or value: enough to recognise it, far below any broker's limit.
-KEEP_BYTES = 4_096
+# What is kept of an oversized key or value: enough to study it, far below any broker's limit (1 MB).
+KEEP_BYTES = 65_536
 TRANSACTION_TIMEOUT_S = 10.0
 
 

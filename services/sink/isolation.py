@@ -8,6 +8,10 @@
 * a **document error** (the database refused a document, BSON could not encode it) is caused by some
   message(s) in the batch: the batch is split in halves and each half written on its own, down to the
   single messages that fail, which come back as poison; everything else is written.
+* a connection **dropped while the server answers** ``ping`` (``reachable()``), :data:`SUSPECT_AFTER`
+  times in a row for the same part, is taken as a document error too: FerretDB 1.24 closes the connection
+  on some documents (a NaN double) instead of answering with an error, which would otherwise be retried
+  forever.
 
 Every write must be idempotent (re-sent halves overlap what already landed), which the sink's are.
 """
@@ -19,6 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from pymongo.errors import ConnectionFailure
+
 from shared.lifecycle import StopFlag
 from shared.mongo import ErrorKind, classify_error
 from shared.retry import Backoff
@@ -27,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+
+SUSPECT_AFTER = 3
 
 
 class Stopped(Exception):
@@ -46,6 +54,7 @@ def write_isolating_poison(
     write: Callable[[Sequence[Item]], Result],
     stop: StopFlag,
     on_outage: Callable[[Exception], None] | None = None,
+    reachable: Callable[[], bool] | None = None,
     backoff: Backoff | None = None,
 ) -> Isolated[Item, Result]:
     """Write ``batch`` through ``write``; raise :class:`Stopped` if ``stop`` comes before it is written.
@@ -56,13 +65,27 @@ def write_isolating_poison(
     backoff = backoff or Backoff(base=0.5, cap=15.0)
     # Depth-first over halves, so the parts are written in their original order.
     pending: list[Sequence[Item]] = [batch] if batch else []
+    dropped_while_up = 0
     while pending:
         part = pending.pop()
         try:
             outcome.results.append(write(part))
             backoff.reset()
+            dropped_while_up = 0
         except Exception as error:
             kind = classify_error(error)
+            if (
+                kind is ErrorKind.OUTAGE
+                and isinstance(error, ConnectionFailure)
+                and reachable
+                and reachable()
+            ):
+                dropped_while_up += 1
+                if dropped_while_up >= SUSPECT_AFTER:
+                    kind, dropped_while_up = ErrorKind.DOCUMENT, 0
+                else:
+                    pending.append(part)  # the server is up: try again at once
+                    continue
             if kind is ErrorKind.DOCUMENT:
                 if len(part) == 1:
                     logger.warning(

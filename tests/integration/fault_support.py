@@ -1,0 +1,155 @@
+"""What the fault suite reads back and asserts, in one place.
+
+The storage layout may change (collections, document shapes): these few helpers are the only code of the
+fault suite that reads the database, so adapting the suite means adapting them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from confluent_kafka import Consumer, Message
+
+from shared.kafka import client_config
+from shared.mongo import BARS, PORTFOLIO
+from shared.schemas import BarV1
+from shared.settings import Settings
+
+BarKey = tuple[str, datetime]
+FAULT_ROWS: list[tuple[str, str, str, int, int]] = []
+
+
+def stored_bars(db: Any) -> list[dict[str, Any]]:
+    """Every stored bar as ``{ticker, ts, rev, open, high, low, close, volume}`` (duplicates kept)."""
+    fields = {
+        "_id": 0,
+        "ticker": 1,
+        "ts": 1,
+        "rev": 1,
+        "open": 1,
+        "high": 1,
+        "low": 1,
+        "close": 1,
+        "volume": 1,
+    }
+    return list(db[BARS].find({}, fields))
+
+
+def stored_bar_count(db: Any) -> int:
+    return int(db[BARS].count_documents({}))
+
+
+def portfolio_rows(db: Any) -> dict[datetime, dict[str, float]]:
+    """The portfolio as ``{minute: {ticker: close}}``; a minute stored twice fails the assertion."""
+    rows: dict[datetime, dict[str, float]] = {}
+    for doc in db[PORTFOLIO].find({}, {"_id": 0}):
+        assert doc["ts"] not in rows, f"portfolio row {doc['ts']} stored twice"
+        rows[doc["ts"]] = dict(doc.get("close", {}))
+    return rows
+
+
+def newest(bars: Iterable[BarV1]) -> dict[BarKey, BarV1]:
+    """The newest revision of each (ticker, minute): what must be stored."""
+    best: dict[BarKey, BarV1] = {}
+    for bar in bars:
+        key = (bar.ticker, bar.ts)
+        if key not in best or bar.rev >= best[key].rev:
+            best[key] = bar
+    return best
+
+
+def outer_merge(bars: dict[BarKey, BarV1]) -> dict[datetime, dict[str, float]]:
+    rows: dict[datetime, dict[str, float]] = {}
+    for (ticker, ts), bar in bars.items():
+        rows.setdefault(ts, {})[ticker] = bar.close
+    return rows
+
+
+def lost_and_doubled(db: Any, expected: dict[BarKey, BarV1]) -> tuple[int, int]:
+    counts = Counter((doc["ticker"], doc["ts"]) for doc in stored_bars(db))
+    lost = sum(1 for key in expected if key not in counts)
+    doubled = sum(n - 1 for n in counts.values() if n > 1)
+    return lost, doubled
+
+
+def assert_every_bar_once_with_newest_values(
+    db: Any, sent: Iterable[BarV1], compare_rev: bool = True
+) -> None:
+    """Each bar sent stored exactly once with its newest values; the portfolio is their outer merge."""
+    expected = newest(sent)
+    docs = stored_bars(db)
+    keys = Counter((doc["ticker"], doc["ts"]) for doc in docs)
+    assert not [k for k, n in keys.items() if n > 1], "bars stored twice"
+    assert set(keys) == set(expected), (
+        f"{len(set(expected) - set(keys))} bars lost, {len(set(keys) - set(expected))} extra"
+    )
+    for doc in docs:
+        bar = expected[(doc["ticker"], doc["ts"])]
+        values = (bar.open, bar.high, bar.low, bar.close, bar.volume)
+        assert (doc["open"], doc["high"], doc["low"], doc["close"], doc["volume"]) == values, doc
+        if compare_rev:
+            assert doc["rev"] == bar.rev, doc
+    assert portfolio_rows(db) == outer_merge(expected)
+
+
+def dead_letters(settings: Settings, idle_s: float = 3.0, timeout: float = 60.0) -> list[Message]:
+    """Everything committed on the dead-letter topic (read_committed), read until idle for ``idle_s``."""
+    consumer = Consumer(
+        client_config(settings)
+        | {
+            "group.id": f"{settings.dlq_topic}-check-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    consumer.subscribe([settings.dlq_topic])
+    got: list[Message] = []
+    deadline = time.monotonic() + timeout
+    last = time.monotonic()
+    try:
+        while time.monotonic() < deadline and time.monotonic() - last < idle_s:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                got.append(msg)
+                last = time.monotonic()
+            elif not consumer.assignment():
+                last = time.monotonic()  # not yet assigned: idle time starts once it reads
+    finally:
+        consumer.close()
+    return got
+
+
+def dead_letter_origins(messages: Iterable[Message]) -> Counter[tuple[str, int, int]]:
+    """How many times each original (topic, partition, offset) was dead-lettered."""
+    origins: Counter[tuple[str, int, int]] = Counter()
+    for msg in messages:
+        headers = {k: v for k, v in (msg.headers() or [])}
+        origins[
+            (headers["dlq.topic"].decode(), int(headers["dlq.partition"]), int(headers["dlq.offset"]))
+        ] += 1
+    return origins
+
+
+def metric(text: str, name: str) -> float:
+    """One unlabelled sample from a Prometheus text page."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def report_fault(fault: str, what: str, recovery_s: float | None, lost: int, doubled: int) -> None:
+    """One row of the fault table printed at the end of the run (``tests/integration/conftest.py``)."""
+    recovery = "-" if recovery_s is None else f"{recovery_s:.1f} s"
+    FAULT_ROWS.append((fault, what, recovery, lost, doubled))
+    print(f"FAULT | {fault} | {what} | {recovery} | lost {lost} | doubled {doubled}")
+
+
+def json_bytes(value: dict[str, Any]) -> bytes:
+    return json.dumps(value).encode()
