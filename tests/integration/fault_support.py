@@ -7,10 +7,15 @@ fault suite that reads the database, so adapting the suite means adapting them.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Message
@@ -19,6 +24,7 @@ from shared.kafka import client_config
 from shared.mongo import BARS, PORTFOLIO
 from shared.schemas import BarV1
 from shared.settings import Settings
+from tests.integration.sink_support import REPO, sink_env
 
 BarKey = tuple[str, datetime]
 FAULT_ROWS: list[tuple[str, str, str, int, int]] = []
@@ -153,3 +159,38 @@ def report_fault(fault: str, what: str, recovery_s: float | None, lost: int, dou
 
 def json_bytes(value: dict[str, Any]) -> bytes:
     return json.dumps(value).encode()
+
+
+@contextmanager
+def service_process(
+    command: str, settings: Settings, log_file: Path, **extra: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``portfolio <command>`` as a subprocess on ``settings``, its stderr in ``<log_file>.err``; stopped
+    with SIGTERM (or already killed) on the way out."""
+    env = sink_env(settings, log_file) | {
+        "PORTFOLIO_TICKERS": ",".join(settings.tickers),
+        "PORTFOLIO_PRODUCER_HTTP_PORT": "0",
+        "PORTFOLIO_TRAINER_HTTP_PORT": "0",
+        "PORTFOLIO_KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka_session_timeout_ms),
+        "PORTFOLIO_KAFKA_MAX_POLL_INTERVAL_MS": str(settings.kafka_max_poll_interval_ms),
+        "PORTFOLIO_STOP_TIMEOUT_S": str(settings.stop_timeout_s),
+        "PORTFOLIO_SINK_WRITE_STALL_S": str(settings.sink_write_stall_s),
+    }
+    with log_file.with_suffix(".err").open("ab") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "shared.cli", command],
+            cwd=REPO,
+            env=env | extra,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(settings.stop_timeout_s + 10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
