@@ -194,6 +194,10 @@ class Settings(BaseSettings):
             secret = getattr(self, name)
             if secret is not None and secret.get_secret_value() in PLACEHOLDER_SECRETS:
                 raise ValueError(f"{name}: still the placeholder from .env.example; set a real secret")
+        if self.kafka_max_poll_interval_ms < self.kafka_session_timeout_ms:
+            raise ValueError(
+                "kafka_max_poll_interval_ms: must be at least PORTFOLIO_KAFKA_SESSION_TIMEOUT_MS (librdkafka)"
+            )
         if len(set(self.topics())) != 3:
             raise ValueError("bars_topic: the bars, predictions and dead-letter topics must differ")
         return self

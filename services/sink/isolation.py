@@ -62,7 +62,8 @@ def write_isolating_poison(
     An error that is neither an outage nor a document error (a bug, a refused login) is raised as is.
     """
     outcome: Isolated[Item, Result] = Isolated()
-    backoff = backoff or Backoff(base=0.5, cap=15.0)
+    # Capped low: once the database is back, the sink should notice within seconds.
+    backoff = backoff or Backoff(base=0.5, cap=5.0)
     # Depth-first over halves, so the parts are written in their original order.
     pending: list[Sequence[Item]] = [batch] if batch else []
     dropped_while_up = 0
