@@ -16,16 +16,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from pymongo.errors import PyMongoError
 
-from services.sink.batch import Poison, decode_batch
+from services.sink.batch import decode_batch
 from services.sink.dlq import DeadLetters
+from services.sink.flight import Flight, Item, Written, after, pair_records, record_batch, refused_poison
 from services.sink.isolation import Isolated, Stopped, write_isolating_poison
 from services.sink.metrics import SinkMetrics
-from services.sink.repository import SinkRepository, WriteOutcome
+from services.sink.repository import SinkRepository
 from services.sink.writes import latest_bars, latest_predictions
 from shared.kafka import (
     authentication_error,
@@ -51,26 +51,6 @@ logger = logging.getLogger(__name__)
 LAG_REFRESH_S = 5.0
 # Left of PORTFOLIO_STOP_TIMEOUT_S after giving up on a write: to close the consumer and the clients.
 CLOSE_MARGIN_S = 5.0
-
-Item = tuple[Message, BarV1 | PredictionV1]
-Written = tuple[WriteOutcome, int]  # what the repository wrote, and revisions superseded within the batch
-
-
-@dataclass
-class Flight:
-    """One batch in the database's hands. ``excluded`` partitions were revoked or lost meanwhile: nothing
-    of theirs is committed or dead-lettered by this member (their new owner reads them again)."""
-
-    records: list[Message]
-    poison: list[Poison]
-    started: float = field(default_factory=time.monotonic)
-    done: threading.Event = field(default_factory=threading.Event)
-    outcome: Isolated[Item, Written] | None = None
-    error: BaseException | None = None
-    excluded: set[tuple[str, int]] = field(default_factory=set)
-
-    def keeps(self, topic: str | None, partition: int | None) -> bool:
-        return (topic or "", partition or 0) not in self.excluded
 
 
 class SinkLoop:
@@ -151,15 +131,15 @@ class SinkLoop:
             predictions_topic=self.settings.predictions_topic,
             max_bytes=self.settings.max_message_bytes,
         )
-        items = _pair(records, batch.poison, batch.bars, batch.predictions, self.settings.bars_topic)
+        items = pair_records(records, batch.poison, batch.bars, batch.predictions, self.settings.bars_topic)
         flight = Flight(records, list(batch.poison))
         outcome = self._write(flight, items)
         if outcome is None:
             return False
-        flight.poison += [_refused(record, error) for (record, _message), error in outcome.poison]
+        flight.poison += [refused_poison(record, error) for (record, _message), error in outcome.poison]
         if not self._dead_letter_and_commit(flight):
             return False
-        self._record(flight, outcome)
+        record_batch(self.metrics, flight, outcome)
         return True
 
     def _write(self, flight: Flight, items: list[Item]) -> Isolated[Item, Written] | None:
@@ -229,7 +209,7 @@ class SinkLoop:
                     return False
                 self.flight = flight  # a rebalance meanwhile excludes partitions from it
                 try:
-                    self._keep_polling_until(_after(delay))
+                    self._keep_polling_until(after(delay))
                 finally:
                     self.flight = None
 
@@ -247,44 +227,6 @@ class SinkLoop:
             self.consumer.pause(self.consumer.assignment())
             self.tend()
         return True
-
-    def _record(self, flight: Flight, outcome: Isolated[Item, Written]) -> None:
-        elapsed = time.monotonic() - flight.started
-        self.metrics.write_batch_seconds.observe(elapsed)
-        totals = WriteOutcome()
-        superseded = 0
-        for written, dropped in outcome.results:
-            superseded += dropped
-            for name in ("bars_inserted", "bars_updated", "bars_duplicate", "bars_stale"):
-                setattr(totals, name, getattr(totals, name) + getattr(written, name))
-            totals.portfolio_rows += written.portfolio_rows
-            totals.predictions_written += written.predictions_written
-        for collection, count in totals.documents_written.items():
-            self.metrics.documents_written.labels(collection).inc(count)
-        for poison in flight.poison:
-            self.metrics.dlq_messages.labels(poison.reason).inc()
-            logger.warning(
-                "dead-lettered reason=%s topic=%s partition=%d offset=%d detail=%s",
-                poison.reason,
-                poison.topic,
-                poison.partition,
-                poison.offset,
-                poison.detail[:300],
-            )
-        self.metrics.revisions_ignored.inc(superseded + totals.bars_stale)
-        logger.info(
-            "wrote batch messages=%d bars_inserted=%d bars_updated=%d bars_replayed=%d revisions_ignored=%d "
-            "portfolio_rows=%d predictions=%d dead_letters=%d seconds=%.3f",
-            len(flight.records),
-            totals.bars_inserted,
-            totals.bars_updated,
-            totals.bars_duplicate,
-            superseded + totals.bars_stale,
-            totals.portfolio_rows,
-            totals.predictions_written,
-            len(flight.poison),
-            elapsed,
-        )
 
     # --- keeping the operators informed ------------------------------------------------------------
     def tend(self) -> None:
@@ -355,40 +297,6 @@ class SinkLoop:
     def _on_outage(self, error: Exception) -> None:
         self.health.set("mongodb", False)
         self.metrics.write_failures.inc()
-
-
-def _after(seconds: float) -> Callable[[], bool]:
-    deadline = time.monotonic() + seconds
-    return lambda: time.monotonic() >= deadline
-
-
-def _pair(
-    records: list[Message],
-    poison: list[Poison],
-    bars: list[BarV1],
-    predictions: list[PredictionV1],
-    bars_topic: str,
-) -> list[Item]:
-    """Each valid record with its decoded message (``decode_batch`` keeps record order per topic), so a
-    message the database refuses can be dead-lettered as the record it came from."""
-    refused = {(p.topic, p.partition, p.offset) for p in poison}
-    valid = [r for r in records if (r.topic() or "", r.partition() or 0, r.offset() or 0) not in refused]
-    bar_records = [r for r in valid if r.topic() == bars_topic]
-    other_records = [r for r in valid if r.topic() != bars_topic]
-    assert len(bar_records) == len(bars) and len(other_records) == len(predictions)
-    return [*zip(bar_records, bars, strict=True), *zip(other_records, predictions, strict=True)]
-
-
-def _refused(record: Message, error: Exception) -> Poison:
-    return Poison(
-        topic=record.topic() or "",
-        partition=record.partition() or 0,
-        offset=record.offset() or 0,
-        key=record.key(),
-        value=record.value(),
-        reason="write_refused",
-        detail=f"{type(error).__name__}: {error}",
-    )
 
 
 def _retry_until_done(what: str, action: Callable[[], object], stop: StopFlag) -> bool:
