@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pymongo.database import Database
@@ -26,7 +26,7 @@ from pymongo.database import Database
 from services.sink.inserts import insert_new
 from shared.layout import dump_json, latest_id, load_json, minute_id
 from shared.mongo import LATEST, PORTFOLIO
-from shared.schemas import MessageError, MinuteTs, format_ts
+from shared.schemas import Count, MessageError, MinuteTs, Price, Ticker, format_ts
 
 # Later than a provisional bar settles (services.sink.open_items.SETTLE_AFTER) plus the closes' hop.
 ROW_SETTLE_AFTER = timedelta(minutes=10)
@@ -42,14 +42,15 @@ def closes_topic(bars_topic: str) -> str:
 
 
 class CloseV1(BaseModel):
-    """A settled bar's close on the internal closes topic. Key: the minute."""
+    """A settled bar's close on the internal closes topic. Key: the minute. Validated as strictly as
+    bars (``shared.schemas``): a record there that is not one goes to the dead-letter topic."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    v: int = 1
-    ticker: str
+    v: Literal[1] = 1
+    ticker: Ticker
     ts: MinuteTs
-    close: float
-    rev: int
+    close: Price
+    rev: Count
 
 
 def encode_close(ticker: str, ts: datetime, close: float, rev: int) -> tuple[str, bytes]:
@@ -59,10 +60,16 @@ def encode_close(ticker: str, ts: datetime, close: float, rev: int) -> tuple[str
 
 
 def decode_close(value: bytes | None) -> CloseV1:
+    if value is None:
+        raise MessageError("not_json", "empty message (null value)")
     try:
-        return CloseV1.model_validate_json(value or b"")
+        raw = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise MessageError("not_json", str(error)[:500]) from None
+    try:
+        return CloseV1.model_validate(raw, strict=True)
     except ValidationError as error:
-        raise MessageError("invalid", str(error)[:500]) from error
+        raise MessageError("invalid", str(error)[:500]) from None
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The sink's MongoDB side: one decoded batch written idempotently, retried until done.
+"""The sink's MongoDB side: one decoded batch written idempotently (retries are the caller's:
+:mod:`services.sink.isolation`).
 
 Per batch: read the ``latest`` documents of the partitions in it (one small query), plan which items stay
 in progress and which settle (:mod:`services.sink.open_items`), insert the settled ones into history,
@@ -12,19 +13,21 @@ only a strictly newer one replaces it.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import bson
+from bson.errors import InvalidDocument
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import PyMongoError
 
 from services.sink.batch import DecodedBatch
 from services.sink.inserts import WriteConflict, insert_new
 from services.sink.open_items import Item, PartitionState, Plan, plan, state_from_doc, state_to_doc
-from services.sink.portfolio import PortfolioWriter, Publish, encode_close
+from services.sink.portfolio import CloseV1, PortfolioWriter, Publish, encode_close
 from services.sink.writes import (
     bar_item,
     latest_bars,
@@ -34,9 +37,8 @@ from services.sink.writes import (
     stored_prediction_item,
 )
 from shared.layout import item_id, latest_id
-from shared.lifecycle import StopFlag
 from shared.mongo import BARS, LATEST, PORTFOLIO, PREDICTIONS
-from shared.retry import Backoff
+from shared.schemas import BarV1, PredictionV1
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +117,13 @@ class SinkRepository:
         self.db.command("ping")
 
     def write(self, batch: DecodedBatch) -> WriteOutcome:
-        """Write one decoded batch once; raise on any database error."""
+        """Write one decoded batch once; raise on any database error.
+
+        Raises ``InvalidDocument``/``OverflowError`` before writing anything if a message could not be
+        stored in history: in-progress items live in ``latest`` as JSON, where such a value would pass
+        unnoticed and fail later, when an innocent message of the same ticker settles it.
+        """
+        check_storable(batch)
         outcome = WriteOutcome()
         bars = latest_bars(batch.bars)
         predictions = latest_predictions(batch.predictions)
@@ -203,38 +211,17 @@ class SinkRepository:
                 result.stale += 1
         return result
 
-    def write_until_done(
-        self,
-        batch: DecodedBatch,
-        stop: StopFlag,
-        on_failure: Callable[[Exception], None] | None = None,
-        backoff: Backoff | None = None,
-    ) -> WriteOutcome | None:
-        """Write the batch, retrying with backoff through outages; ``None`` only if ``stop()`` came first.
 
-        Retrying the whole batch is safe (every step is idempotent) and is what FerretDB needs: its
-        update batches stop at the first error, with the earlier statements applied.
-        """
-        backoff = backoff or Backoff(base=0.5, cap=15.0)
-        while True:
-            try:
-                return self.write(batch)
-            except PyMongoError as error:
-                if on_failure:
-                    on_failure(error)
-                if stop.is_set():
-                    logger.warning("stopping with a batch unwritten (%s); it will be read again", error)
-                    return None
-                delay = backoff.next_delay()
-                logger.warning(
-                    "database write failed (%s: %s); retrying in %.1f s",
-                    type(error).__name__,
-                    str(error)[:200],
-                    delay,
-                )
-                if stop.wait(delay):
-                    logger.warning("stopping with a batch unwritten; it will be read again")
-                    return None
+def check_storable(batch: DecodedBatch) -> None:
+    """What history and ``portfolio`` would refuse, refused now: integers BSON cannot hold (64-bit),
+    non-finite numbers (FerretDB drops the connection on NaN) and anything BSON cannot encode."""
+    messages: list[BarV1 | PredictionV1 | CloseV1] = [*batch.bars, *batch.predictions]
+    for message in messages + [close for _, close in batch.closes]:
+        values = dict(message)  # the fields as held (model_dump would format the dates)
+        for name, value in values.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InvalidDocument(f"{name}={value} in {type(message).__name__} {message.ticker}")
+        bson.encode(values)  # OverflowError / InvalidDocument
 
 
 def _plan_all(

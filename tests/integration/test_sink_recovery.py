@@ -191,4 +191,7 @@ def test_two_sinks_in_one_group_split_the_partitions_and_write_every_bar_once(
         wait_until(lambda: db[BARS].count_documents({}) == tickers * minutes, 90, "every bar")
         time.sleep(1)
         assert_exactly_latest(db, bars, tickers, minutes)
-        assert all("wrote batch" in log_text(f) for f in logs), "one sink did all the work"
+        # Both held partitions. Which ones is the cooperative-sticky assignor's choice (it may give one
+        # sink all the bars and the other all the predictions), and a revoke hands in-hand messages to
+        # the new owner unwritten, so "both wrote bars" is not a property of the sink.
+        assert all("partitions assigned: test-" in log_text(f) for f in logs), "one sink held nothing"
