@@ -4,9 +4,10 @@ A batch is written to MongoDB before its offsets are committed, so a crash at an
 messages whose writes are idempotent. While a batch is being written (on a worker thread) the loop pauses
 its partitions and keeps polling, so a slow or absent database never costs the group membership; the
 lag, ``/healthz`` and ``/metrics`` stay truthful meanwhile (the worker: ``worker.py``). Poison (refused
-by validation or by the database) and the closes the batch published for the portfolio rows go to their
-topics in one transaction with the batch's offsets (see ``dlq.py``). The sink reads the closes topic too:
-its records go through the same decoding and isolation as bars and predictions.
+by validation or by the database) goes to the dead-letter topic in one transaction with the batch's
+offsets (see ``dlq.py``). The closes the batch published for the portfolio rows go to the closes topic
+through an idempotent producer, flushed before the offsets are stored or committed. The sink reads the
+closes topic too: its records go through the same decoding and isolation as bars and predictions.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from services.sink.repository import SinkRepository
 from services.sink.startup import connect
 from services.sink.worker import BatchWriter, Outbox
 from shared.kafka import (
+    ReliableProducer,
     authentication_error,
     commit_stored,
     consumer_lag,
@@ -50,6 +52,8 @@ from shared.settings import Settings
 logger = logging.getLogger(__name__)
 
 LAG_REFRESH_S = 5.0
+# The loop keeps polling between attempts to deliver the closes while the broker is away.
+CLOSES_FLUSH_S = 5.0
 # Left of PORTFOLIO_STOP_TIMEOUT_S after giving up on a write: to close the consumer and the clients.
 CLOSE_MARGIN_S = 5.0
 
@@ -64,6 +68,7 @@ class SinkLoop:
         repository: SinkRepository,
         outbox: Outbox,
         dead_letters: DeadLetters,
+        closes: ReliableProducer,
         metrics: SinkMetrics,
         health: Health,
         stop: StopFlag,
@@ -73,6 +78,7 @@ class SinkLoop:
         self.repository = repository
         self.writer = BatchWriter(repository, outbox, stop, self._on_outage, self._reachable)
         self.dead_letters = dead_letters
+        self.closes = closes
         self.metrics = metrics
         self.health = health
         self.stop = stop
@@ -175,18 +181,25 @@ class SinkLoop:
         return flight.outcome
 
     def _dead_letter_and_commit(self, flight: Flight) -> bool:
-        """Store the batch's offsets; with poison or closes, send them and commit the offsets in one
-        transaction (retried through broker outages). False if stopped first: nothing committed."""
+        """Deliver the batch's closes, then store its offsets; with poison, dead-letter it and commit the
+        offsets in one transaction (retried through broker outages). False if stopped first: nothing
+        committed."""
         backoff = Backoff(base=0.5, cap=10.0)
+        topic = closes_topic(self.settings.bars_topic)
+        for key, value in flight.closes:
+            self.closes.produce(topic, value, key=key)
         while True:
             records = [r for r in flight.records if flight.keeps(r.topic(), r.partition())]
             poison = [p for p in flight.poison if flight.keeps(p.topic, p.partition)]
             try:
-                if records and (poison or flight.closes):
+                # A row's owner must get every close before the bars it comes from are committed.
+                if self.closes.flush(CLOSES_FLUSH_S):
+                    raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "closes not delivered yet"))
+                if poison:
                     # Earlier batches first: auto-commit must never move the group back behind this one.
                     commit_stored(self.consumer)
                     self.dead_letters.send(
-                        poison, flight.closes, next_offsets(records), self.consumer.consumer_group_metadata()
+                        poison, next_offsets(records), self.consumer.consumer_group_metadata()
                     )
                 store_offsets(self.consumer, records)
                 return True
@@ -305,13 +318,15 @@ def run(settings: Settings, stop: StopFlag) -> None:
         if ready is None:
             return
         db, dead_letters = ready
+        closes = ReliableProducer(settings, client_id=f"{client_id}-closes")
+        stack.callback(closes.flush, 1.0)
         health.set("mongodb", True)
         consumer = make_consumer(settings, settings.sink_group_id, client_id=client_id)
         # close() leaves the group at once, so the partitions move to the other sinks without a timeout.
         stack.callback(consumer.close)
         outbox = Outbox()
         repository = SinkRepository(db, outbox.publish)
-        loop = SinkLoop(settings, consumer, repository, outbox, dead_letters, metrics, health, stop)
+        loop = SinkLoop(settings, consumer, repository, outbox, dead_letters, closes, metrics, health, stop)
         subscribe(consumer, topics, on_assign=loop.on_assign, on_revoke=loop.on_revoke, on_lost=loop.on_lost)
         logger.info(
             "consuming %s in group %s into database %s", topics, settings.sink_group_id, settings.mongodb_db

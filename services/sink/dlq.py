@@ -7,10 +7,6 @@ so a dead letter can never be refused for its size.
 Poison and the consumer offsets past it are committed in one Kafka transaction: a sink killed in between
 leaves an aborted transaction (invisible to ``read_committed`` readers, librdkafka's default) and
 uncommitted offsets, so the replay dead-letters the same messages again, and they appear once.
-
-The same transaction carries the batch's closes for the portfolio rows (``<bars topic>.closes``, see
-``portfolio.py``): they become visible exactly when the offsets of the bars they come from are
-committed, never later (a row would miss a close) and never twice.
 """
 
 from __future__ import annotations
@@ -21,7 +17,6 @@ from collections.abc import Sequence
 from confluent_kafka import KafkaException, Producer, TopicPartition
 
 from services.sink.batch import Poison
-from services.sink.portfolio import closes_topic
 from shared.kafka import Headers, client_config
 from shared.settings import Settings
 
@@ -58,9 +53,8 @@ def dlq_key(poison: Poison) -> bytes | None:
 
 
 class DeadLetters:
-    """A transactional producer for the dead-letter and closes topics. :meth:`send` raises
-    ``KafkaException`` when the transaction could not be committed (broker away, rebalance): the caller
-    retries the whole send."""
+    """A transactional producer for the dead-letter topic. :meth:`send` raises ``KafkaException`` when
+    the transaction could not be committed (broker away, rebalance): the caller retries the whole send."""
 
     def __init__(self, settings: Settings, *, client_id: str) -> None:
         self._config = client_config(settings) | {
@@ -71,7 +65,6 @@ class DeadLetters:
             "transaction.timeout.ms": int(TRANSACTION_TIMEOUT_S * 1000),
         }
         self.topic = settings.dlq_topic
-        self.closes_topic = closes_topic(settings.bars_topic)
         self._producer: Producer | None = None
 
     def _ready(self) -> Producer:
@@ -82,21 +75,14 @@ class DeadLetters:
         return self._producer
 
     def send(
-        self,
-        poison: Sequence[Poison],
-        closes: Sequence[tuple[str, bytes]],
-        offsets: Sequence[TopicPartition],
-        group_metadata: object,
+        self, poison: Sequence[Poison], offsets: Sequence[TopicPartition], group_metadata: object
     ) -> None:
-        """Produce ``poison`` and ``closes`` (key, value) and commit ``offsets`` for the consumer group in
-        one transaction."""
+        """Produce ``poison`` and commit ``offsets`` for the consumer group in one transaction."""
         producer = self._ready()
         producer.begin_transaction()
         try:
             for item in poison:
                 producer.produce(self.topic, dlq_value(item), dlq_key(item), headers=dlq_headers(item))
-            for key, value in closes:
-                producer.produce(self.closes_topic, value, key)
             producer.send_offsets_to_transaction(list(offsets), group_metadata, TRANSACTION_TIMEOUT_S)
             self._commit(producer)
         except KafkaException as exc:

@@ -7,10 +7,9 @@ Each write that :func:`~services.sink.isolation.write_isolating_poison` makes (t
 a half) is one call of :meth:`SinkRepository.write` on a :class:`DecodedBatch` rebuilt from those
 items, with no retry of its own: isolation owns retries, backoff and bisection.
 
-The closes the repository publishes for the portfolio rows' owners are collected here, not produced at
-once: the loop sends them in the Kafka transaction that commits the batch's offsets (``dlq.py``), so no
-offset is ever committed before the closes of the bars it covers, and a retried write or an aborted
-transaction never leaves a close on the topic twice.
+The closes the repository publishes for the portfolio rows' owners are collected here (each once,
+however often a retried or split write published it), not produced at once: the loop produces them
+after the write and flushes them before it stores or commits the batch's offsets.
 """
 
 from __future__ import annotations
