@@ -51,6 +51,7 @@ def make_bars(count: int) -> list[BarV1]:
                 close=price,
                 volume=100 + minute,
                 source="synthetic",
+                final=True,  # a backlog of closed minutes: each settles into `bars` at once
             )
         )
     return bars

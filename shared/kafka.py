@@ -18,7 +18,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from shared.settings import Settings
+from shared.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
 
@@ -174,14 +174,16 @@ def subscribe(
     topics: list[str],
     on_assign: Callable[[Consumer, list[TopicPartition]], None] | None = None,
     on_revoke: Callable[[Consumer, list[TopicPartition]], None] | None = None,
+    on_lost: Callable[[Consumer, list[TopicPartition]], None] | None = None,
 ) -> None:
+    """Subscribe with rebalance callbacks. Without ``on_lost``, a partition lost without a clean revoke
+    (session timeout, poll interval overrun) goes to ``on_revoke``, which must drop what it holds for it."""
     kwargs: dict[str, Any] = {}
     if on_assign:
         kwargs["on_assign"] = on_assign
     if on_revoke:
         kwargs["on_revoke"] = on_revoke
-        # A partition lost without a clean revoke (session timeout) must also drop what we hold for it.
-        kwargs["on_lost"] = on_revoke
+        kwargs["on_lost"] = on_lost or on_revoke
     consumer.subscribe(topics, **kwargs)
 
 
@@ -191,14 +193,9 @@ def store_offsets(consumer: Consumer, messages: Iterable[Message]) -> None:
     librdkafka raises ``_STATE`` for a partition this member no longer owns: its messages will be
     delivered again to the new owner, which is what at-least-once wants.
     """
-    latest: dict[tuple[str, int], int] = {}
-    for msg in messages:
-        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-        assert topic is not None and partition is not None and offset is not None
-        latest[(topic, partition)] = max(latest.get((topic, partition), -1), offset)
-    if not latest:
+    offsets = next_offsets(messages)
+    if not offsets:
         return
-    offsets = [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in latest.items()]
     try:
         consumer.store_offsets(offsets=offsets)
     except KafkaException as exc:
@@ -225,18 +222,54 @@ def commit_stored(consumer: Consumer) -> None:
             raise
 
 
-def consumer_lag(consumer: Consumer, timeout: float = 2.0) -> int:
-    """Messages behind the log end over the partitions this consumer holds (0 when it holds none)."""
+def next_offsets(messages: Iterable[Message]) -> list[TopicPartition]:
+    """The offsets to commit after ``messages``: one past the last of each partition."""
+    latest: dict[tuple[str, int], int] = {}
+    for msg in messages:
+        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        assert topic is not None and partition is not None and offset is not None
+        latest[(topic, partition)] = max(latest.get((topic, partition), -1), offset)
+    return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in latest.items()]
+
+
+def consumer_lag(consumer: Consumer, unprocessed: Iterable[Message] = (), timeout: float = 2.0) -> int:
+    """Messages not yet processed over the partitions this consumer holds (0 when it holds none).
+
+    ``unprocessed`` are messages already consumed but not yet written (in hand, or being written): they
+    count as lag, so the figure does not drop to 0 while a slow batch is in the database's hands.
+    """
     assignment = consumer.assignment()
     if not assignment:
         return 0
+    first_unprocessed: dict[tuple[str, int], int] = {}
+    for msg in unprocessed:
+        key = (msg.topic() or "", msg.partition() or 0)
+        offset = msg.offset() or 0
+        first_unprocessed[key] = min(first_unprocessed.get(key, offset), offset)
     lag = 0
-    positions = consumer.position(assignment)
-    for tp in positions:
-        _low, high = consumer.get_watermark_offsets(tp, timeout=timeout, cached=False)
-        position = tp.offset if tp.offset >= 0 else _low
+    for tp in consumer.position(assignment):
+        low, high = consumer.get_watermark_offsets(tp, timeout=timeout, cached=False)
+        position = tp.offset if tp.offset >= 0 else low
+        position = min(position, first_unprocessed.get((tp.topic, tp.partition), position))
         lag += max(0, high - position)
     return lag
+
+
+def authentication_error(error: KafkaError) -> SettingsError | None:
+    """A refused SASL login (or missing ACLs) as a settings error naming what to check; else None."""
+    if error.code() not in (
+        KafkaError._AUTHENTICATION,
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    ):
+        return None
+    return SettingsError(
+        f"Kafka authentication or authorization failed ({error.str()}): check PORTFOLIO_KAFKA_SASL_USERNAME, "
+        "PORTFOLIO_KAFKA_SASL_PASSWORD, PORTFOLIO_KAFKA_SASL_MECHANISM and PORTFOLIO_KAFKA_SECURITY_PROTOCOL"
+    )
 
 
 def ensure_topics(
@@ -260,8 +293,17 @@ def ensure_topics(
 
 
 def wait_for_kafka(settings: Settings, stop: Callable[[], bool], timeout: float | None = None) -> bool:
-    """Block until the brokers answer a metadata request (True) or ``stop()``/``timeout`` (False)."""
-    admin = AdminClient(client_config(settings))
+    """Block until the brokers answer a metadata request (True) or ``stop()``/``timeout`` (False).
+
+    A refused login raises :class:`SettingsError` at once instead of being retried forever.
+    """
+    refused: list[KafkaError] = []
+
+    def on_error(error: KafkaError) -> None:
+        if authentication_error(error):
+            refused.append(error)
+
+    admin = AdminClient(client_config(settings) | {"error_cb": on_error})
     deadline = None if timeout is None else time.monotonic() + timeout
     delay = 0.5
     while not stop():
@@ -269,7 +311,11 @@ def wait_for_kafka(settings: Settings, stop: Callable[[], bool], timeout: float 
             if admin.list_topics(timeout=5).brokers:
                 return True
         except KafkaException as exc:
+            if authentication_error(exc.args[0]):
+                refused.append(exc.args[0])
             logger.warning("Kafka at %s not reachable (%s); retrying", settings.kafka_bootstrap_servers, exc)
+        if refused and (error := authentication_error(refused[0])):
+            raise error from None
         if deadline is not None and time.monotonic() > deadline:
             return False
         time.sleep(delay)

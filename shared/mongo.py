@@ -2,9 +2,12 @@
 
 The collections (database ``PORTFOLIO_MONGODB_DB``):
 
-* ``bars``: one document per (ticker, minute); unique index on ``(ticker, ts)``.
-* ``portfolio``: one document per minute, ``close.<TICKER>`` for each ticker that had a bar; unique ``ts``.
-* ``predictions``: one document per (ticker, predicted minute); unique index on ``(ticker, ts)``.
+* ``bars``: one document per settled (ticker, minute), ``_id`` ``"AAPL|2026-11-25T14:31Z"``; unique
+  index on ``(ticker, ts)``.
+* ``portfolio``: one document per minute (``_id`` the minute), ``close.<TICKER>`` for each ticker with a
+  settled bar; unique ``ts``.
+* ``predictions``: one document per settled (ticker, predicted minute); unique index on ``(ticker, ts)``.
+* ``latest``: the items still in progress, one small document per Kafka partition (``shared.layout``).
 * ``metrics``: the trainer's walk-forward scores against the naive forecast.
 
 Only what FerretDB and MongoDB both support is used (no partial/TTL indexes, no transactions).
@@ -12,22 +15,32 @@ Only what FerretDB and MongoDB both support is used (no partial/TTL indexes, no 
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
+from bson.errors import InvalidBSON, InvalidDocument, InvalidStringData
 from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient
 from pymongo.database import Database
-from pymongo.errors import PyMongoError
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    DocumentTooLarge,
+    OperationFailure,
+    PyMongoError,
+    WriteError,
+)
 
-from shared.settings import Settings
+from shared.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
 
 BARS = "bars"
 PORTFOLIO = "portfolio"
 PREDICTIONS = "predictions"
+LATEST = "latest"
 METRICS = "metrics"
 
 INDEXES: dict[str, list[IndexModel]] = {
@@ -39,15 +52,23 @@ INDEXES: dict[str, list[IndexModel]] = {
     PREDICTIONS: [
         IndexModel([("ticker", ASCENDING), ("ts", ASCENDING)], unique=True, name="ticker_ts"),
     ],
+    LATEST: [],
     METRICS: [IndexModel([("ticker", ASCENDING), ("model_version", ASCENDING)], name="ticker_version")],
 }
 
 
 def make_client(settings: Settings, **overrides: Any) -> MongoClient[dict[str, Any]]:
-    """A client for ``PORTFOLIO_MONGODB_URI``; credentials from the settings when given separately."""
+    """A client for ``PORTFOLIO_MONGODB_URI``; credentials from the settings when given separately.
+
+    Every call is bounded: without a socket timeout a call to a stuck server never returns (a sink was
+    seen hung for 20 minutes, deaf to SIGTERM). ``PORTFOLIO_MONGODB_TIMEOUT_S`` bounds finding and
+    connecting to a server, ``PORTFOLIO_MONGODB_SOCKET_TIMEOUT_S`` any one call.
+    """
+    timeout_ms = int(settings.mongodb_timeout_s * 1000)
     options: dict[str, Any] = {
-        "serverSelectionTimeoutMS": 5_000,
-        "connectTimeoutMS": 5_000,
+        "serverSelectionTimeoutMS": timeout_ms,
+        "connectTimeoutMS": timeout_ms,
+        "socketTimeoutMS": int(settings.mongodb_socket_timeout_s * 1000),
         "tz_aware": True,
         "appname": "portfolio",
     }
@@ -56,6 +77,58 @@ def make_client(settings: Settings, **overrides: Any) -> MongoClient[dict[str, A
     if settings.mongodb_password:
         options["password"] = settings.mongodb_password.get_secret_value()
     return MongoClient(settings.mongodb_uri, **(options | overrides))
+
+
+# Server error codes (src/mongo/base/error_codes.yml) that mean "try again later", not "this data is bad".
+_TRANSIENT_CODES = frozenset(
+    {6, 7, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 50, 24, 251, 46, 63, 150}
+)
+# AuthenticationFailed, Unauthorized, and Atlas's "bad auth": a setting is wrong, retrying cannot help.
+_AUTH_CODES = frozenset({18, 13, 8000})
+
+
+class ErrorKind(enum.Enum):
+    OUTAGE = "outage"  # wait and retry the same write
+    DOCUMENT = "document"  # a message in the batch cannot be stored: find it and dead-letter it
+    AUTH = "auth"  # credentials or permissions: stop and say so
+    OTHER = "other"  # a bug: let it surface
+
+
+def classify_error(error: BaseException) -> ErrorKind:
+    """What a failed database write means for the caller (see :class:`ErrorKind`)."""
+    if isinstance(
+        error, OverflowError | InvalidDocument | InvalidStringData | InvalidBSON | DocumentTooLarge
+    ):
+        return ErrorKind.DOCUMENT  # raised while encoding, before anything is sent
+    if isinstance(error, ConnectionFailure):
+        return ErrorKind.OUTAGE  # includes timeouts and server selection
+    if isinstance(error, BulkWriteError):
+        details = error.details or {}
+        if details.get("writeConcernErrors"):
+            return ErrorKind.OUTAGE
+        codes = {e.get("code") for e in details.get("writeErrors", [])}
+        if codes and not codes & _TRANSIENT_CODES:
+            return ErrorKind.DOCUMENT
+        return ErrorKind.OUTAGE
+    if isinstance(error, WriteError):
+        return ErrorKind.OUTAGE if error.code in _TRANSIENT_CODES else ErrorKind.DOCUMENT
+    if isinstance(error, OperationFailure):
+        if error.code in _AUTH_CODES:
+            return ErrorKind.AUTH
+        # Anything else the server answers for a whole command (not one document) is retried: splitting
+        # the batch cannot fix it, and dead-lettering good messages for it would lose them.
+        return ErrorKind.OUTAGE
+    if isinstance(error, PyMongoError):
+        return ErrorKind.OUTAGE  # the sink's own write-conflict signal among them
+    return ErrorKind.OTHER
+
+
+def authentication_error(error: BaseException) -> SettingsError:
+    """The exit message for a refused login: names authentication and the settings to check."""
+    return SettingsError(
+        f"MongoDB authentication failed ({str(error)[:200]}): check PORTFOLIO_MONGODB_USERNAME, "
+        "PORTFOLIO_MONGODB_PASSWORD and the credentials in PORTFOLIO_MONGODB_URI"
+    )
 
 
 def database(client: MongoClient[dict[str, Any]], settings: Settings) -> Database[dict[str, Any]]:
@@ -74,15 +147,21 @@ def ensure_indexes(db: Database[dict[str, Any]], collections: tuple[str, ...] = 
 def wait_for_mongodb(
     client: MongoClient[dict[str, Any]], stop: Callable[[], bool], timeout: float | None = None
 ) -> bool:
-    """Block until the server answers ``ping`` (True) or ``stop()``/``timeout`` (False)."""
+    """Block until the server answers ``ping`` (True) or ``stop()``/``timeout`` (False).
+
+    A refused login raises :class:`SettingsError` at once: retrying with the same credentials is pointless.
+    """
     deadline = None if timeout is None else time.monotonic() + timeout
     delay = 0.5
     while not stop():
         try:
+            # With credentials the client logs in before the first command: a bad password fails here.
             client.admin.command("ping")
             return True
         except PyMongoError as exc:
-            logger.warning("MongoDB not reachable (%s); retrying", type(exc).__name__)
+            if classify_error(exc) is ErrorKind.AUTH:
+                raise authentication_error(exc) from None
+            logger.warning("MongoDB not reachable (%s: %s); retrying", type(exc).__name__, str(exc)[:200])
         if deadline is not None and time.monotonic() > deadline:
             return False
         time.sleep(delay)

@@ -4,17 +4,23 @@ Every message is UTF-8 JSON with a version field ``v``. A consumer decodes with 
 :func:`decode_prediction`; anything it cannot accept raises :class:`MessageError` with a short ``reason``
 code (``not_json``, ``unknown_version``, ``invalid``, ``too_large``) suitable for a dead-letter header.
 A new, incompatible version gets a new model and a new ``v``; the decoders keep accepting the old ones.
+
+Decoding is strict: no type is coerced (``"100"`` is not a volume, ``1`` is not ``true``, ``true`` is not
+version 1), integers fit the database's signed 64 bits, and a timestamp is an RFC 3339 string in UTC within
+:data:`EARLIEST_TS` and one day after now. What is refused never reaches the database.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -23,6 +29,28 @@ from pydantic import (
 )
 
 from shared.settings import TICKER_PATTERN
+
+# BSON and MongoDB integers are signed 64-bit: a larger one cannot be stored (pymongo raises OverflowError).
+INT64_MAX = 2**63 - 1
+# Market data before this is a mistake (an epoch of 0, seconds read as milliseconds), not history.
+EARLIEST_TS = datetime(1990, 1, 1, tzinfo=UTC)
+# A bar or forecast stamped more than a day ahead is a clock or unit error.
+MAX_AHEAD = timedelta(days=1)
+# RFC 3339 date-time in UTC: "Z" or a zero offset. Other offsets are refused on the wire: our producers
+# write Z, and an offset would hide a local-time bug.
+_RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]00:00)", re.ASCII)
+
+
+def _rfc3339(value: Any) -> Any:
+    # Strict validation parses no strings into datetimes: parse the one format we accept here, and refuse
+    # numbers (epoch seconds or milliseconds are ambiguous) and every other shape.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"timestamp must be an RFC 3339 string in UTC, not {type(value).__name__}")
+    if not _RFC3339_UTC.fullmatch(value):
+        raise ValueError("timestamp must be RFC 3339 in UTC, e.g. 2026-11-25T14:31:00Z")
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _utc(value: datetime) -> datetime:
@@ -36,7 +64,21 @@ def format_ts(value: datetime) -> str:
     return _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_utc), PlainSerializer(format_ts, return_type=str)]
+def _sane(value: datetime) -> datetime:
+    if value < EARLIEST_TS:
+        raise ValueError(f"timestamp {format_ts(value)} is before {EARLIEST_TS:%Y-%m-%d}")
+    if value > datetime.now(UTC) + MAX_AHEAD:
+        raise ValueError(f"timestamp {format_ts(value)} is more than a day ahead")
+    return value
+
+
+UtcDatetime = Annotated[
+    datetime,
+    BeforeValidator(_rfc3339),
+    AfterValidator(_utc),
+    AfterValidator(_sane),
+    PlainSerializer(format_ts, return_type=str),
+]
 
 
 def _on_the_minute(value: datetime) -> datetime:
@@ -48,6 +90,9 @@ def _on_the_minute(value: datetime) -> datetime:
 MinuteTs = Annotated[UtcDatetime, AfterValidator(_on_the_minute)]
 Ticker = Annotated[str, Field(pattern=TICKER_PATTERN.pattern, description="Exchange symbol, e.g. AAPL")]
 Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
+# Printable ASCII without spaces: these strings become stored values and log fields.
+Label = Annotated[str, Field(min_length=1, pattern=r"^[\x21-\x7e]+$")]
 
 
 class _Message(BaseModel):
@@ -64,9 +109,9 @@ class BarV1(_Message):
     high: Price
     low: Price
     close: Price
-    volume: int = Field(ge=0)
-    source: str = Field(min_length=1, max_length=32, description="yfinance, replay or synthetic")
-    rev: int = Field(
+    volume: Count
+    source: Label = Field(max_length=32, description="yfinance, replay or synthetic")
+    rev: Count = Field(
         0, ge=0, description="Grows each time the same (ticker, ts) is republished with new values"
     )
     final: bool = Field(False, description="True once the minute has closed")
@@ -87,9 +132,9 @@ class PredictionV1(_Message):
     ticker: Ticker
     ts: MinuteTs = Field(description="The minute predicted, UTC")
     yhat: Price = Field(description="Predicted close price")
-    horizon_min: int = Field(1, ge=1)
+    horizon_min: int = Field(1, ge=1, le=10_080)
     based_on_ts: MinuteTs = Field(description="The last bar the forecast used")
-    model_version: str = Field(min_length=1, max_length=128)
+    model_version: Label = Field(max_length=128)
     trained_at: UtcDatetime
     target: Literal["return", "price"]
 
@@ -134,16 +179,20 @@ def _decode(kind: str, data: bytes | None, max_bytes: int | None) -> _Message:
         raw = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MessageError("not_json", str(exc)) from None
+    except RecursionError:
+        raise MessageError("not_json", "nested too deeply") from None
     if not isinstance(raw, dict):
         raise MessageError("invalid", f"expected a JSON object, got {type(raw).__name__}")
     version = raw.get("v")
-    model = _DECODERS[kind].get(version) if isinstance(version, int) else None
+    # type() and not isinstance(): true is an int in Python, and must not pass for version 1.
+    model = _DECODERS[kind].get(version) if type(version) is int else None
     if model is None:
         raise MessageError(
             "unknown_version", f"{kind} version {version!r} is not one of {sorted(_DECODERS[kind])}"
         )
     try:
-        return model.model_validate(raw)
+        # Strict here, at the edge: the services build messages from their own typed values.
+        return model.model_validate(raw, strict=True)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or kind}: {e['msg'].removeprefix('Value error, ')}"

@@ -23,6 +23,18 @@ PLACEHOLDER_SECRETS = frozenset({"change-me", "changeme"})
 TICKER_PATTERN = re.compile(r"^[A-Z0-9^=\-]{1,15}$")
 
 
+DAY_S = 86_400.0
+
+
+def seconds_field(default: float, *, low: float = 0.0, high: float = DAY_S, **kwargs: Any) -> Any:
+    """A duration setting: finite (``inf``/``nan`` refused) and within ``(low, high]`` seconds.
+
+    An infinite period or timeout silently turns a loop off or a wait into a hang, so every duration
+    has a range that a mistyped unit (milliseconds for seconds) also falls outside of.
+    """
+    return Field(default, gt=low, le=high, allow_inf_nan=False, **kwargs)
+
+
 def _comma_list(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
@@ -55,8 +67,8 @@ class Settings(BaseSettings):
     predictions_topic: str = Field("predictions.1m", min_length=1)
     dlq_topic: str = Field("bars.1m.dlq", min_length=1)
     # Kept short enough that a stalled consumer is noticed, long enough for a slow database write.
-    kafka_max_poll_interval_ms: int = Field(300_000, ge=1_000)
-    kafka_session_timeout_ms: int = Field(45_000, ge=1_000)
+    kafka_max_poll_interval_ms: int = Field(300_000, ge=1_000, le=86_400_000)
+    kafka_session_timeout_ms: int = Field(45_000, ge=1_000, le=3_600_000)
 
     # --- MongoDB -----------------------------------------------------------------------------------
     # May carry a password: kept out of repr(); redacted() masks it for logs.
@@ -64,28 +76,35 @@ class Settings(BaseSettings):
     mongodb_db: str = Field("portfolio", min_length=1, max_length=63)
     mongodb_username: str | None = None
     mongodb_password: SecretStr | None = None
+    # Server selection and connection: how long a call waits for a server that is away.
+    mongodb_timeout_s: float = seconds_field(10.0, high=600.0)
+    # The longest one database call may take before it is abandoned and retried: above the slowest
+    # legitimate batch write, far below "forever" (without it a stuck call never returns).
+    mongodb_socket_timeout_s: float = seconds_field(120.0, high=3_600.0)
 
     # --- The portfolio and the producer ------------------------------------------------------------
     tickers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_TICKERS))
     source: Literal["yfinance", "replay", "synthetic"] = "synthetic"
-    download_period_s: float = Field(10.0, gt=0)
+    download_period_s: float = seconds_field(10.0)
     # "i/n": this replica publishes the i-th of n disjoint slices of the tickers (1-based).
     shard: str = "1/1"
     # One trading day of 1-minute bars.
     backfill_minutes: int = Field(390, ge=0)
     replay_file: Path | None = None
     # 1.0 = real time, N = N times faster, 0 = as fast as possible.
-    replay_speed: float = Field(1.0, ge=0)
+    replay_speed: float = Field(1.0, ge=0, le=1e6, allow_inf_nan=False)
     synthetic_seed: int = 7
     # Skip polling while the exchange is closed (yfinance only; the offline sources have no hours).
     market_hours_only: bool = True
     exchange_calendar: str = "XNYS"
-    fetch_backoff_max_s: float = Field(300.0, gt=0)
+    fetch_backoff_max_s: float = seconds_field(300.0)
 
     # --- Sink --------------------------------------------------------------------------------------
     sink_group_id: str = Field("portfolio-sink", min_length=1)
     sink_batch_max: int = Field(5_000, ge=1)
-    sink_batch_ms: int = Field(500, ge=1)
+    sink_batch_ms: int = Field(500, ge=1, le=600_000)
+    # A batch write in flight longer than this marks the sink not ready on /healthz (it keeps trying).
+    sink_write_stall_s: float = seconds_field(60.0, high=3_600.0)
     # A bar is ~200 bytes; anything far larger is garbage or an attack, and goes to the DLQ.
     max_message_bytes: int = Field(16_384, ge=256)
 
@@ -99,19 +118,22 @@ class Settings(BaseSettings):
     max_epochs: int = Field(100, ge=1)
     early_stopping_patience: int = Field(5, ge=1)
     batch_size: int = Field(256, ge=1)
-    learning_rate: float = Field(1e-3, gt=0)
+    learning_rate: float = Field(1e-3, gt=0, le=10, allow_inf_nan=False)
     update_steps: int = Field(2, ge=0)
     # Gaps up to this many minutes are forward-filled; longer ones cut the series.
     ffill_max_minutes: int = Field(5, ge=0)
     history_minutes: int = Field(3_000, ge=10)
     checkpoint_store: Literal["gridfs", "volume"] = "gridfs"
     checkpoint_dir: Path = Path("checkpoints")
-    checkpoint_interval_s: float = Field(300.0, gt=0)
+    checkpoint_interval_s: float = seconds_field(300.0)
     torch_threads: int = Field(0, ge=0)  # 0: one per core
 
     # --- Operations --------------------------------------------------------------------------------
     log_file: Path | None = Path("data.log")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # After SIGTERM a service exits within this, even with a database or broker call stuck: what it
+    # could not finish stays uncommitted and is read again by the next run.
+    stop_timeout_s: float = seconds_field(30.0, high=600.0)
     http_host: str = "127.0.0.1"
     # /healthz and /metrics, one port per service; 0 picks a free port (logged at start).
     producer_http_port: int = Field(9101, ge=0, le=65535)
@@ -177,6 +199,10 @@ class Settings(BaseSettings):
             secret = getattr(self, name)
             if secret is not None and secret.get_secret_value() in PLACEHOLDER_SECRETS:
                 raise ValueError(f"{name}: still the placeholder from .env.example; set a real secret")
+        if self.kafka_max_poll_interval_ms < self.kafka_session_timeout_ms:
+            raise ValueError(
+                "kafka_max_poll_interval_ms: must be at least PORTFOLIO_KAFKA_SESSION_TIMEOUT_MS (librdkafka)"
+            )
         if len(set(self.topics())) != 3:
             raise ValueError("bars_topic: the bars, predictions and dead-letter topics must differ")
         return self

@@ -1,4 +1,8 @@
-"""Read what the pipeline stored in MongoDB into frames for the report."""
+"""Read what the pipeline stored in MongoDB into frames for the report and the live view.
+
+Closes and predictions come from history (``bars``, ``predictions``) plus the items still in progress
+(``latest``, see ``shared.layout``): one range query each, whatever the number of tickers.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,37 @@ from typing import Any
 import pandas as pd
 from pymongo.database import Database
 
-from shared.mongo import BARS, PORTFOLIO, PREDICTIONS
+from shared.layout import in_range, open_items, portfolio_rows
+from shared.mongo import BARS, PREDICTIONS
 
 
 def _time_filter(since: datetime, until: datetime) -> dict[str, Any]:
     return {"ts": {"$gte": since, "$lte": until}}
 
 
+def _with_open(
+    db: Database[dict[str, Any]],
+    collection: str,
+    tickers: list[str] | None,
+    since: datetime,
+    until: datetime,
+    fields: list[str],
+) -> list[dict[str, Any]]:
+    """History rows of the range, and the in-progress ones of ``latest`` for keys history lacks."""
+    query = _time_filter(since, until) | ({"ticker": {"$in": tickers}} if tickers else {})
+    rows = {
+        (d["ticker"], d["ts"]): d for d in db[collection].find(query, dict.fromkeys(fields, 1) | {"_id": 0})
+    }
+    for doc in in_range(open_items(db, collection), since, until, tickers):
+        rows.setdefault((doc["ticker"], doc["ts"]), {k: doc.get(k) for k in fields})
+    return list(rows.values())
+
+
 def load_closes(
     db: Database[dict[str, Any]], tickers: list[str] | None, since: datetime, until: datetime
 ) -> pd.DataFrame:
-    query = _time_filter(since, until) | ({"ticker": {"$in": tickers}} if tickers else {})
-    rows = list(db[BARS].find(query, {"_id": 0, "ticker": 1, "ts": 1, "close": 1, "final": 1}))
-    frame = pd.DataFrame(rows, columns=["ticker", "ts", "close", "final"])
+    columns = ["ticker", "ts", "close", "final"]
+    frame = pd.DataFrame(_with_open(db, BARS, tickers, since, until, columns), columns=columns)
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     frame["final"] = frame["final"].astype(bool)
     return frame.sort_values(["ticker", "ts"]).reset_index(drop=True)
@@ -29,9 +51,8 @@ def load_closes(
 def load_predictions(
     db: Database[dict[str, Any]], tickers: list[str] | None, since: datetime, until: datetime
 ) -> pd.DataFrame:
-    query = _time_filter(since, until) | ({"ticker": {"$in": tickers}} if tickers else {})
-    fields = {"_id": 0, "ticker": 1, "ts": 1, "yhat": 1, "based_on_ts": 1, "model_version": 1, "target": 1}
-    frame = pd.DataFrame(list(db[PREDICTIONS].find(query, fields)), columns=[k for k in fields if k != "_id"])
+    columns = ["ticker", "ts", "yhat", "based_on_ts", "model_version", "target"]
+    frame = pd.DataFrame(_with_open(db, PREDICTIONS, tickers, since, until, columns), columns=columns)
     for column in ("ts", "based_on_ts"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame.sort_values(["ticker", "ts"]).reset_index(drop=True)
@@ -39,7 +60,7 @@ def load_predictions(
 
 def load_portfolio(db: Database[dict[str, Any]], since: datetime, until: datetime) -> pd.DataFrame:
     """The merged portfolio as wide rows: one per minute, one column per ticker (NaN where it had no bar)."""
-    rows = list(db[PORTFOLIO].find(_time_filter(since, until), {"_id": 0, "ts": 1, "close": 1}).sort("ts", 1))
+    rows = portfolio_rows(db, since, until)
     if not rows:
         return pd.DataFrame()
     wide = pd.DataFrame(

@@ -1,7 +1,13 @@
-"""The sink loop: poll -> validate -> write -> commit, one batch at a time.
+"""The sink loop: poll -> validate -> write -> dead-letter and commit, one batch at a time.
 
-A batch is written to MongoDB (and its poison delivered to the dead-letter topic) before its offsets are
-stored, so a crash at any point replays only messages whose writes are idempotent.
+A batch is written to MongoDB before its offsets are committed, so a crash at any point replays only
+messages whose writes are idempotent. While a batch is being written (on a worker thread) the loop pauses
+its partitions and keeps polling, so a slow or absent database never costs the group membership; the
+lag, ``/healthz`` and ``/metrics`` stay truthful meanwhile (the worker: ``worker.py``). Poison (refused
+by validation or by the database) goes to the dead-letter topic in one transaction with the batch's
+offsets (see ``dlq.py``). The closes the batch published for the portfolio rows go to the closes topic
+through an idempotent producer, flushed before the offsets are stored or committed. The sink reads the
+closes topic too: its records go through the same decoding and isolation as bars and predictions.
 """
 
 from __future__ import annotations
@@ -12,27 +18,33 @@ import socket
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from pymongo.errors import PyMongoError
 
 from services.sink.batch import decode_batch
-from services.sink.dlq import dlq_headers, dlq_value
+from services.sink.dlq import DeadLetters
+from services.sink.flight import Flight, Item, Written, after, pair_records, record_batch, refused_poison
+from services.sink.isolation import Isolated, Stopped
 from services.sink.metrics import SinkMetrics
+from services.sink.portfolio import closes_topic
 from services.sink.repository import SinkRepository
-from services.sink.writes import latest_bars, latest_predictions
+from services.sink.startup import connect
+from services.sink.worker import BatchWriter, Outbox
 from shared.kafka import (
     ReliableProducer,
+    authentication_error,
     commit_stored,
     consumer_lag,
-    ensure_topics,
     make_consumer,
+    next_offsets,
     store_offsets,
     subscribe,
-    wait_for_kafka,
 )
 from shared.lifecycle import StopFlag
-from shared.mongo import database, ensure_indexes, make_client, wait_for_mongodb
+from shared.mongo import ErrorKind, classify_error
+from shared.mongo import authentication_error as mongo_auth_error
 from shared.ops import Health, OpsServer
 from shared.retry import Backoff
 from shared.settings import Settings
@@ -40,8 +52,10 @@ from shared.settings import Settings
 logger = logging.getLogger(__name__)
 
 LAG_REFRESH_S = 5.0
-# Poison must reach the dead-letter topic before its offset is committed; while Kafka is away we wait.
-DLQ_FLUSH_S = 10.0
+# The loop keeps polling between attempts to deliver the closes while the broker is away.
+CLOSES_FLUSH_S = 5.0
+# Left of PORTFOLIO_STOP_TIMEOUT_S after giving up on a write: to close the consumer and the clients.
+CLOSE_MARGIN_S = 5.0
 
 
 class SinkLoop:
@@ -52,7 +66,9 @@ class SinkLoop:
         settings: Settings,
         consumer: Consumer,
         repository: SinkRepository,
-        dlq: ReliableProducer,
+        outbox: Outbox,
+        dead_letters: DeadLetters,
+        closes: ReliableProducer,
         metrics: SinkMetrics,
         health: Health,
         stop: StopFlag,
@@ -60,37 +76,43 @@ class SinkLoop:
         self.settings = settings
         self.consumer = consumer
         self.repository = repository
-        self.dlq = dlq
+        self.writer = BatchWriter(repository, outbox, stop, self._on_outage, self._reachable)
+        self.dead_letters = dead_letters
+        self.closes = closes
         self.metrics = metrics
         self.health = health
         self.stop = stop
         self.in_hand: list[Message] = []
         self.first_in_hand_at = 0.0
-        self.bar_partitions: set[int] = set()
+        self.flight: Flight | None = None
+        self._stop_seen_at: float | None = None
+        self._next_lag_refresh = 0.0
 
     def run(self) -> None:
-        next_lag_refresh = 0.0
         while not self.stop.is_set():
-            room = self.settings.sink_batch_max - len(self.in_hand)
-            for msg in self.consumer.consume(num_messages=max(room, 1), timeout=self._poll_timeout()):
-                error = msg.error()
-                if error is not None:
-                    self._on_kafka_error(error)
-                    continue
-                if not self.in_hand:
-                    self.first_in_hand_at = time.monotonic()
-                self.in_hand.append(msg)
-                self.metrics.messages_in.labels(msg.topic() or "").inc()
-                self.health.set("kafka", True)
+            self.poll()
             if self._batch_due():
                 self.write_in_hand()
-            self.dlq.poll(0)
-            if time.monotonic() >= next_lag_refresh:
-                self._refresh_lag()
-                next_lag_refresh = time.monotonic() + LAG_REFRESH_S
+            self.tend()
         logger.info("stopping: writing %d messages in hand", len(self.in_hand))
         if self.write_in_hand():
             self._commit()
+
+    # --- poll --------------------------------------------------------------------------------------
+    def poll(self, timeout: float | None = None) -> None:
+        """Take what the broker has into hand (nothing from paused partitions); serve rebalances."""
+        room = self.settings.sink_batch_max - len(self.in_hand)
+        wait = self._poll_timeout() if timeout is None else timeout
+        for msg in self.consumer.consume(num_messages=max(room, 1), timeout=wait):
+            error = msg.error()
+            if error is not None:
+                self._on_kafka_error(error)
+                continue
+            if not self.in_hand:
+                self.first_in_hand_at = time.monotonic()
+            self.in_hand.append(msg)
+            self.metrics.messages_in.labels(msg.topic() or "").inc()
+            self.health.set("kafka", True)
 
     def _poll_timeout(self) -> float:
         if not self.in_hand:
@@ -105,87 +127,156 @@ class SinkLoop:
             return True
         return (time.monotonic() - self.first_in_hand_at) * 1000 >= self.settings.sink_batch_ms
 
+    # --- validate -> write -> dead-letter and commit -----------------------------------------------
     def write_in_hand(self) -> bool:
-        """Write the batch in hand, then store its offsets. False if stopped before it was written."""
+        """Write the batch in hand; commit it with its dead letters and closes. False if stopped first."""
         if not self.in_hand:
             return True
-        records = self.in_hand
-        started = time.monotonic()
+        records, self.in_hand = self.in_hand, []
         batch = decode_batch(
             records,
             bars_topic=self.settings.bars_topic,
             predictions_topic=self.settings.predictions_topic,
             max_bytes=self.settings.max_message_bytes,
+            closes_topic=closes_topic(self.settings.bars_topic),
         )
-        for poison in batch.poison:
-            logger.warning(
-                "dead-letter reason=%s topic=%s partition=%d offset=%d detail=%s",
-                poison.reason,
-                poison.topic,
-                poison.partition,
-                poison.offset,
-                poison.detail[:300],
-            )
-            self.dlq.produce(
-                self.settings.dlq_topic, dlq_value(poison), key=poison.key, headers=dlq_headers(poison)
-            )
-        bars = latest_bars(batch.bars)
-        predictions = latest_predictions(batch.predictions)
-        outcome = self.repository.write_until_done(
-            bars.items, predictions.items, self.stop, on_failure=self._on_write_failure
-        )
+        decoded: dict[str, list[Any]] = {
+            self.settings.bars_topic: batch.bars,
+            self.settings.predictions_topic: batch.predictions,
+            closes_topic(self.settings.bars_topic): [close for _, close in batch.closes],
+        }
+        items = pair_records(records, batch.poison, decoded)
+        flight = Flight(records, list(batch.poison))
+        outcome = self._write(flight, items)
         if outcome is None:
             return False
-        self.health.set("mongodb", True)
-        while self.dlq.flush(DLQ_FLUSH_S):
-            if self.stop.is_set():
-                logger.warning(
-                    "stopping with dead-letter messages undelivered; their batch will be read again"
-                )
-                return False
-        store_offsets(self.consumer, records)
-        self.in_hand = []
-
-        elapsed = time.monotonic() - started
-        self.metrics.write_batch_seconds.observe(elapsed)
-        for collection, count in outcome.documents_written.items():
-            self.metrics.documents_written.labels(collection).inc(count)
-        for poison in batch.poison:
-            self.metrics.dlq_messages.labels(poison.reason).inc()
-        self.metrics.revisions_ignored.inc(bars.superseded + outcome.bars_stale)
-        logger.info(
-            "wrote batch messages=%d bars_inserted=%d bars_updated=%d bars_replayed=%d revisions_ignored=%d "
-            "portfolio_rows=%d predictions=%d dead_letters=%d seconds=%.3f",
-            len(records),
-            outcome.bars_inserted,
-            outcome.bars_updated,
-            outcome.bars_duplicate,
-            bars.superseded + outcome.bars_stale,
-            outcome.portfolio_rows,
-            outcome.predictions_written,
-            len(batch.poison),
-            elapsed,
-        )
+        flight.poison += [refused_poison(record, error) for (record, _message), error in outcome.poison]
+        if not self._dead_letter_and_commit(flight):
+            return False
+        record_batch(self.metrics, flight, outcome)
         return True
 
+    def _write(self, flight: Flight, items: list[Item]) -> Isolated[Item, Written] | None:
+        """Write on a worker thread while this one keeps polling with the partitions paused."""
+        self.flight = flight
+        self.consumer.pause(self.consumer.assignment())
+        self.writer.start(flight, items)
+        try:
+            finished = self._keep_polling_until(flight.done.is_set)
+        finally:
+            self.flight = None
+            self.metrics.write_in_flight_seconds.set(0)
+            self.health.set("writes", True)
+            self.consumer.resume(self.consumer.assignment())
+        if not finished or isinstance(flight.error, Stopped):
+            logger.warning(
+                "stopping with a batch of %d unwritten; it will be read again", len(flight.records)
+            )
+            return None
+        if flight.error is not None:
+            if classify_error(flight.error) is ErrorKind.AUTH:
+                raise mongo_auth_error(flight.error) from None
+            raise flight.error
+        self.health.set("mongodb", True)
+        return flight.outcome
+
+    def _dead_letter_and_commit(self, flight: Flight) -> bool:
+        """Deliver the batch's closes, then store its offsets; with poison, dead-letter it and commit the
+        offsets in one transaction (retried through broker outages). False if stopped first: nothing
+        committed."""
+        backoff = Backoff(base=0.5, cap=10.0)
+        topic = closes_topic(self.settings.bars_topic)
+        for key, value in flight.closes:
+            self.closes.produce(topic, value, key=key)
+        while True:
+            records = [r for r in flight.records if flight.keeps(r.topic(), r.partition())]
+            poison = [p for p in flight.poison if flight.keeps(p.topic, p.partition)]
+            try:
+                # A row's owner must get every close before the bars it comes from are committed.
+                if self.closes.flush(CLOSES_FLUSH_S):
+                    raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "closes not delivered yet"))
+                if poison:
+                    # Earlier batches first: auto-commit must never move the group back behind this one.
+                    commit_stored(self.consumer)
+                    self.dead_letters.send(
+                        poison, next_offsets(records), self.consumer.consumer_group_metadata()
+                    )
+                store_offsets(self.consumer, records)
+                return True
+            except KafkaException as exc:
+                refused = authentication_error(exc.args[0])
+                if refused:
+                    raise refused from None
+                delay = backoff.next_delay()
+                logger.warning(
+                    "committing %d dead letters and %d closes failed (%s); retrying in %.1f s",
+                    len(poison),
+                    len(flight.closes),
+                    exc,
+                    delay,
+                )
+                if self.stop.is_set():
+                    logger.warning("stopping with the batch uncommitted; it will be read again")
+                    return False
+                self.flight = flight  # a rebalance meanwhile excludes partitions from it
+                try:
+                    self._keep_polling_until(after(delay))
+                finally:
+                    self.flight = None
+
+    def _keep_polling_until(self, done: Callable[[], bool]) -> bool:
+        """Poll (paused) and keep health and lag current until ``done()``; False when stopped and out of
+        time (``PORTFOLIO_STOP_TIMEOUT_S``)."""
+        while not done():
+            if self.stop.is_set():
+                if self._stop_seen_at is None:
+                    self._stop_seen_at = time.monotonic()
+                if time.monotonic() - self._stop_seen_at > self.settings.stop_timeout_s - CLOSE_MARGIN_S:
+                    return False
+            self.poll(timeout=0.2)
+            # Partitions assigned meanwhile arrive unpaused; pausing is idempotent.
+            self.consumer.pause(self.consumer.assignment())
+            self.tend()
+        return True
+
+    # --- keeping the operators informed ------------------------------------------------------------
+    def tend(self) -> None:
+        flight = self.flight
+        if flight is not None:
+            age = time.monotonic() - flight.started
+            self.metrics.write_in_flight_seconds.set(age)
+            self.health.set("writes", age <= self.settings.sink_write_stall_s)
+        if time.monotonic() >= self._next_lag_refresh:
+            unprocessed = self.in_hand + (flight.records if flight else [])
+            try:
+                self.metrics.consumer_lag.set(consumer_lag(self.consumer, unprocessed))
+            except KafkaException as exc:
+                logger.debug("lag not refreshed: %s", exc)
+            self._next_lag_refresh = time.monotonic() + LAG_REFRESH_S
+
+    # --- rebalances --------------------------------------------------------------------------------
     def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Before partitions go to another member: write what is in hand and commit it."""
+        """Before partitions go to another member: commit what was written, give up the rest."""
         logger.info("partitions revoked: %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
-        self.bar_partitions -= {p.partition for p in partitions if p.topic == self.settings.bars_topic}
-        if self.write_in_hand():
-            self._commit()
-            return
-        # Stopped before the write: let the new owner read the revoked partitions' messages again.
-        revoked = {(p.topic, p.partition) for p in partitions}
-        self.in_hand = [m for m in self.in_hand if (m.topic(), m.partition()) not in revoked]
+        self._drop(partitions)
+        self._commit()
+
+    def on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Partitions already owned by another member: nothing of theirs may be committed any more."""
+        logger.warning("partitions lost: %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
+        self._drop(partitions)
+
+    def _drop(self, partitions: list[TopicPartition]) -> None:
+        gone = {(p.topic, p.partition) for p in partitions}
+        # Never written: the new owner reads them again. A batch being written keeps going (its writes
+        # are idempotent) but commits and dead-letters nothing of these partitions.
+        self.in_hand = [m for m in self.in_hand if (m.topic(), m.partition()) not in gone]
+        if self.flight is not None:
+            self.flight.excluded |= gone
 
     def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         logger.info("partitions assigned: %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
         self.health.set("kafka", True)
-        self.bar_partitions |= {p.partition for p in partitions if p.topic == self.settings.bars_topic}
-        topic = consumer.list_topics(self.settings.bars_topic, timeout=10).topics[self.settings.bars_topic]
-        # Alone with every bars partition, no other sink writes the portfolio rows: skip their repair.
-        self.repository.portfolio_shared = self.bar_partitions != set(topic.partitions)
 
     def _commit(self) -> None:
         try:
@@ -195,61 +286,48 @@ class SinkLoop:
             logger.warning("commit failed (%s); the last batches may be read again", exc)
 
     def _on_kafka_error(self, error: KafkaError) -> None:
+        refused = authentication_error(error)
+        if refused:
+            raise refused
         if error.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
             self.health.set("kafka", False)
         logger.warning("Kafka: %s", error.str())
 
-    def _on_write_failure(self, error: Exception) -> None:
+    def _reachable(self) -> bool:
+        try:
+            self.repository.ping()
+            return True
+        except PyMongoError:
+            return False
+
+    def _on_outage(self, error: Exception) -> None:
         self.health.set("mongodb", False)
         self.metrics.write_failures.inc()
-
-    def _refresh_lag(self) -> None:
-        try:
-            self.metrics.consumer_lag.set(consumer_lag(self.consumer))
-        except KafkaException as exc:
-            logger.debug("lag not refreshed: %s", exc)
-
-
-def _retry_until_done(what: str, action: Callable[[], object], stop: StopFlag) -> bool:
-    backoff = Backoff(base=0.5, cap=10.0)
-    while not stop.is_set():
-        try:
-            action()
-            return True
-        except (KafkaException, PyMongoError) as exc:
-            delay = backoff.next_delay()
-            logger.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
-            stop.wait(delay)
-    return False
 
 
 def run(settings: Settings, stop: StopFlag) -> None:
     """Run the sink until ``stop`` is set; on the way out write what is in hand and commit it."""
     metrics = SinkMetrics()
-    health = Health("kafka", "mongodb")
+    health = Health("kafka", "mongodb", "writes")
+    health.set("writes", True)
     client_id = f"portfolio-sink-{socket.gethostname()}-{os.getpid()}"
-    topics = [settings.bars_topic, settings.predictions_topic]
+    topics = [settings.bars_topic, settings.predictions_topic, closes_topic(settings.bars_topic)]
     with ExitStack() as stack:
         stack.enter_context(OpsServer(settings.http_host, settings.sink_http_port, metrics.registry, health))
-        if not wait_for_kafka(settings, stop):
+        ready = connect(settings, topics, client_id, stack, stop)
+        if ready is None:
             return
-        if not _retry_until_done("creating topics", lambda: ensure_topics(settings, settings.topics()), stop):
-            return
-        client = stack.enter_context(make_client(settings))
-        if not wait_for_mongodb(client, stop):
-            return
-        db = database(client, settings)
-        if not _retry_until_done("creating indexes", lambda: ensure_indexes(db), stop):
-            return
+        db, dead_letters = ready
+        closes = ReliableProducer(settings, client_id=f"{client_id}-closes")
+        stack.callback(closes.flush, 1.0)
         health.set("mongodb", True)
-
-        dlq = ReliableProducer(settings, client_id=f"{client_id}-dlq")
-        stack.callback(dlq.flush, DLQ_FLUSH_S)
         consumer = make_consumer(settings, settings.sink_group_id, client_id=client_id)
         # close() leaves the group at once, so the partitions move to the other sinks without a timeout.
         stack.callback(consumer.close)
-        loop = SinkLoop(settings, consumer, SinkRepository(db), dlq, metrics, health, stop)
-        subscribe(consumer, topics, on_assign=loop.on_assign, on_revoke=loop.on_revoke)
+        outbox = Outbox()
+        repository = SinkRepository(db, outbox.publish)
+        loop = SinkLoop(settings, consumer, repository, outbox, dead_letters, closes, metrics, health, stop)
+        subscribe(consumer, topics, on_assign=loop.on_assign, on_revoke=loop.on_revoke, on_lost=loop.on_lost)
         logger.info(
             "consuming %s in group %s into database %s", topics, settings.sink_group_id, settings.mongodb_db
         )

@@ -1,4 +1,4 @@
-"""Turn a batch of consumed Kafka records into validated bars, predictions and poison (no I/O)."""
+"""Turn a batch of consumed Kafka records into validated bars, predictions, closes and poison (no I/O)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from services.sink.portfolio import CloseV1, decode_close
 from shared.schemas import BarV1, MessageError, PredictionV1, decode_bar, decode_prediction
 
 
@@ -36,11 +37,21 @@ class Poison:
 class DecodedBatch:
     bars: list[BarV1] = field(default_factory=list)
     predictions: list[PredictionV1] = field(default_factory=list)
+    closes: list[tuple[int, CloseV1]] = field(default_factory=list)  # (partition, close): closes topic
     poison: list[Poison] = field(default_factory=list)
+    # The partition each ticker's messages came from: its in-progress items live in that partition's
+    # ``latest`` document, which only the partition's owner writes.
+    bar_partitions: dict[str, int] = field(default_factory=dict)
+    prediction_partitions: dict[str, int] = field(default_factory=dict)
 
 
 def decode_batch(
-    records: Iterable[KafkaRecord], *, bars_topic: str, predictions_topic: str, max_bytes: int
+    records: Iterable[KafkaRecord],
+    *,
+    bars_topic: str,
+    predictions_topic: str,
+    max_bytes: int,
+    closes_topic: str | None = None,
 ) -> DecodedBatch:
     """Validate each record against the schema of its topic; a failure becomes :class:`Poison`."""
     batch = DecodedBatch()
@@ -49,9 +60,15 @@ def decode_batch(
         value = record.value()
         try:
             if topic == bars_topic:
-                batch.bars.append(decode_bar(value, max_bytes))
+                bar = decode_bar(value, max_bytes)
+                batch.bars.append(bar)
+                batch.bar_partitions[bar.ticker] = record.partition() or 0
             elif topic == predictions_topic:
-                batch.predictions.append(decode_prediction(value, max_bytes))
+                prediction = decode_prediction(value, max_bytes)
+                batch.predictions.append(prediction)
+                batch.prediction_partitions[prediction.ticker] = record.partition() or 0
+            elif topic == closes_topic:
+                batch.closes.append((record.partition() or 0, decode_close(value)))
             else:
                 raise MessageError("unknown_topic", f"the sink does not read {topic!r}")
         except MessageError as error:

@@ -39,6 +39,11 @@ class SinkMetrics:
             "Bars not written because a newer revision of the same minute was stored or in the same batch",
             registry=self.registry,
         )
+        self.write_in_flight_seconds = Gauge(
+            "portfolio_write_in_flight_seconds",
+            "Age of the batch write now in the database's hands (0 when none): a stuck write shows here",
+            registry=self.registry,
+        )
         self.write_failures = Counter(
             "portfolio_write_failures_total",
             "Database writes that failed and were retried",

@@ -1,61 +1,71 @@
-"""The sink's MongoDB side: idempotent writes of bars, portfolio rows and predictions, retried until done.
+"""The sink's MongoDB side: one decoded batch written idempotently (retries are the caller's:
+:mod:`services.sink.isolation`).
 
-Every write here may be repeated (a replay after a crash, a retry after an outage) and leaves the same
-documents: inserts that hit the unique index (E11000) fall back to comparing revisions, and only a newer
-revision is written over a stored one.
+Per batch: read the ``latest`` documents of the partitions in it (one small query), plan which items stay
+in progress and which settle (:mod:`services.sink.open_items`), insert the settled ones into history,
+publish the settled closes for the portfolio rows' owners (:mod:`services.sink.portfolio`), write the
+rows of the closes this sink owns, then rewrite the ``latest`` documents. Each step may be repeated (a
+replay after a crash, a retry after an outage) and leaves the same documents: history is written before
+``latest`` forgets an item, and an insert that meets a stored document (E11000) is compared with it;
+only a strictly newer one replaces it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import UpdateOne
+import bson
+from bson.errors import InvalidDocument
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, PyMongoError
 
+from services.sink.batch import DecodedBatch
+from services.sink.inserts import WriteConflict, insert_new
+from services.sink.open_items import Item, PartitionState, Plan, plan, state_from_doc, state_to_doc
+from services.sink.portfolio import CloseV1, PortfolioWriter, Publish, encode_close
 from services.sink.writes import (
-    BarKey,
-    StoredBar,
-    bar_document,
-    bar_key,
-    bar_values,
-    plan_bar_conflicts,
-    plan_prediction_conflicts,
-    portfolio_rows,
-    portfolio_rows_from,
-    portfolio_set,
-    prediction_document,
-    prediction_values,
+    bar_item,
+    latest_bars,
+    latest_predictions,
+    prediction_item,
+    stored_bar_item,
+    stored_prediction_item,
 )
-from shared.lifecycle import StopFlag
-from shared.mongo import BARS, PORTFOLIO, PREDICTIONS
-from shared.retry import Backoff
+from shared.layout import item_id, latest_id
+from shared.mongo import BARS, LATEST, PORTFOLIO, PREDICTIONS
 from shared.schemas import BarV1, PredictionV1
 
 logger = logging.getLogger(__name__)
 
-DUPLICATE_KEY = 11000
 Document = dict[str, Any]
 
 
-class WriteConflict(PyMongoError):
-    """Another writer changed a document between our read and our update: the batch is written again."""
+@dataclass
+class Settled:
+    """What became of the items a batch settled into one history collection."""
+
+    current: list[Item] = field(default_factory=list)  # now the stored values (written or already there)
+    inserted: int = 0
+    updated: int = 0
+    replayed: int = 0
+    stale: int = 0
 
 
 @dataclass
 class WriteOutcome:
     bars_inserted: int = 0
     bars_updated: int = 0
-    bars_duplicate: int = 0
-    bars_stale: int = 0
+    bars_replayed: int = 0
+    bars_in_progress: int = 0  # bars held in the batch's ``latest`` documents, not yet in history
+    revisions_ignored: int = 0  # superseded in the batch, or older than what is stored
     portfolio_rows: int = 0
     predictions_written: int = 0
-    current_bars: list[BarV1] = field(default_factory=list)
+    closes_published: int = 0
 
     @property
     def documents_written(self) -> dict[str, int]:
@@ -66,193 +76,158 @@ class WriteOutcome:
         }
 
 
-def insert_new(collection: Collection[Document], documents: Sequence[Document]) -> list[int]:
-    """Insert ``documents`` unordered; return the indexes of those whose key already exists.
-
-    Any error other than a duplicate key is raised, and the caller writes the whole batch again.
-    """
-    if not documents:
-        return []
-    try:
-        collection.insert_many(documents, ordered=False)
-    except BulkWriteError as error:
-        others = [e for e in error.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
-        if others or error.details.get("writeConcernErrors"):
-            raise
-        return sorted(e["index"] for e in error.details["writeErrors"])
-    return []
+@dataclass(frozen=True)
+class _Kind:
+    name: str  # the history collection, and the prefix of its ``latest`` documents
+    rank_field: str
+    from_stored: Callable[[Any], Item]
 
 
-def _key_query(keys: Iterable[BarKey]) -> Document:
-    # A superset ($in × $in) filtered in Python: one index range scan on MongoDB, and far faster on
-    # FerretDB than an $or of one clause per key.
-    keys = list(keys)
+BAR_KIND = _Kind(BARS, "rev", stored_bar_item)
+PREDICTION_KIND = _Kind(PREDICTIONS, "trained_at", stored_prediction_item)
+
+
+def _key_query(items: Iterable[Item]) -> Document:
+    # A superset ($in × $in) filtered in Python: one index range scan on MongoDB, one scan on FerretDB.
+    # By (ticker, ts), not _id, so documents of the earlier layout (ObjectId _id) are found too.
+    items = list(items)
     return {
-        "ticker": {"$in": sorted({t for t, _ in keys})},
-        "ts": {"$in": sorted({ts for _, ts in keys})},
+        "ticker": {"$in": sorted({i.ticker for i in items})},
+        "ts": {"$in": sorted({i.ts for i in items})},
     }
 
 
 class SinkRepository:
-    """The three collections the sink owns. ``now`` is injectable so tests can pin ``ingested_at``."""
+    """The collections the sink owns. ``publish(key, value)`` sends a close to the closes topic (the
+    caller flushes it before committing offsets); ``now`` is injectable so tests can pin ``ingested_at``."""
 
-    def __init__(self, db: Database[Document], now: Callable[[], datetime] = lambda: datetime.now(UTC)):
+    def __init__(
+        self,
+        db: Database[Document],
+        publish: Publish,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.db = db
-        self.bars = db[BARS]
-        self.portfolio = db[PORTFOLIO]
-        self.predictions = db[PREDICTIONS]
+        self.latest = db[LATEST]
+        self.portfolio = PortfolioWriter(db)
+        self._publish = publish
         self._now = now
-        # Whether other sinks may update the same portfolio rows (set from the partition assignment).
-        self.portfolio_shared = True
 
     def ping(self) -> None:
         self.db.command("ping")
 
-    def write(self, bars: Sequence[BarV1], predictions: Sequence[PredictionV1]) -> WriteOutcome:
-        """Write one (deduplicated) batch once; raise on any database error. Bars before the portfolio:
-        the portfolio takes only closes that are now the stored ones, so a stale revision never reaches it."""
+    def write(self, batch: DecodedBatch) -> WriteOutcome:
+        """Write one decoded batch once; raise on any database error.
+
+        Raises ``InvalidDocument``/``OverflowError`` before writing anything if a message could not be
+        stored in history: in-progress items live in ``latest`` as JSON, where such a value would pass
+        unnoticed and fail later, when an innocent message of the same ticker settles it.
+        """
+        check_storable(batch)
         outcome = WriteOutcome()
-        self._write_bars(bars, outcome)
-        outcome.portfolio_rows = self._write_portfolio(outcome.current_bars)
-        outcome.predictions_written = self._write_predictions(predictions)
+        bars = latest_bars(batch.bars)
+        predictions = latest_predictions(batch.predictions)
+        outcome.revisions_ignored = bars.superseded
+        bar_items = [(batch.bar_partitions[b.ticker], bar_item(b)) for b in bars.items]
+        prediction_items = [
+            (batch.prediction_partitions[p.ticker], prediction_item(p)) for p in predictions.items
+        ]
+        states = self._load_states(BAR_KIND, bar_items) | self._load_states(PREDICTION_KIND, prediction_items)
+
+        bar_plans = _plan_all(BAR_KIND, states, bar_items)
+        settled = self._settle(BAR_KIND, [i for p in bar_plans.values() for i in p.settle])
+        replayed = [i for p in bar_plans.values() for i in p.replayed]
+        for item in settled.current + replayed:
+            self._publish(*encode_close(item.ticker, item.ts, item.doc["close"], item.rank))
+        outcome.closes_published = len(settled.current) + len(replayed)
+        outcome.bars_inserted, outcome.bars_updated = settled.inserted, settled.updated
+        outcome.bars_replayed = settled.replayed + len(replayed)
+        outcome.bars_in_progress = sum(len(states[latest_id(BARS, p)].open) for p in bar_plans)
+        outcome.revisions_ignored += settled.stale + sum(p.stale for p in bar_plans.values())
+
+        prediction_plans = _plan_all(PREDICTION_KIND, states, prediction_items)
+        written = self._settle(PREDICTION_KIND, [i for p in prediction_plans.values() for i in p.settle])
+        outcome.predictions_written = written.inserted + written.updated
+
+        outcome.portfolio_rows = self.portfolio.write(batch.closes)
+        changed = {
+            key
+            for kind, plans in ((BAR_KIND, bar_plans), (PREDICTION_KIND, prediction_plans))
+            for partition, p in plans.items()
+            if p.changed and (key := latest_id(kind.name, partition))
+        }
+        for key in sorted(changed):
+            kind_name, partition = key.split("|")
+            document = {"kind": kind_name, "partition": int(partition)} | state_to_doc(states[key])
+            self.latest.replace_one({"_id": key}, document, upsert=True)
         return outcome
 
-    def _write_bars(self, bars: Sequence[BarV1], outcome: WriteOutcome) -> None:
+    def _load_states(self, kind: _Kind, items: Sequence[tuple[int, Item]]) -> dict[str, PartitionState]:
+        ids = sorted({latest_id(kind.name, partition) for partition, _ in items})
+        if not ids:
+            return {}
+        stored = {doc["_id"]: doc for doc in self.latest.find({"_id": {"$in": ids}})}
+        return {i: state_from_doc(stored.get(i), kind.from_stored) for i in ids}
+
+    def _settle(self, kind: _Kind, items: list[Item]) -> Settled:
+        """Insert ``items`` into history; those already stored are compared and replaced only if older."""
+        result = Settled()
+        if not items:
+            return result
         now = self._now()
-        conflicts = [bars[i] for i in insert_new(self.bars, [bar_document(b, now) for b in bars])]
-        conflict_keys = {bar_key(b) for b in conflicts}
-        inserted = [b for b in bars if bar_key(b) not in conflict_keys]
-        outcome.bars_inserted = len(inserted)
-        outcome.current_bars = inserted
+        collection: Collection[Document] = self.db[kind.name]
+        documents = [{"_id": item_id(i.ticker, i.ts)} | i.doc | {"ingested_at": now} for i in items]
+        conflicts = set(insert_new(collection, documents))
+        result.current = [item for n, item in enumerate(items) if n not in conflicts]
+        result.inserted = len(result.current)
         if not conflicts:
-            return
-        fields = {"_id": 0, "ticker": 1, "ts": 1, "rev": 1, "open": 1, "high": 1, "low": 1, "close": 1}
+            return result
+        clashing = [items[n] for n in sorted(conflicts)]
+        keys = {i.key for i in clashing}
         stored = {
-            (doc["ticker"], doc["ts"]): StoredBar.of(doc)
-            for doc in self.bars.find(_key_query(conflict_keys), fields | {"volume": 1, "final": 1})
-            if (doc["ticker"], doc["ts"]) in conflict_keys
-        }
-        plan = plan_bar_conflicts(conflicts, stored)
-        if plan.updates:
-            # The rev guard keeps a newer revision written meanwhile by another sink; if that happened
-            # the counts differ and the whole batch is planned again from what is stored then.
-            result = self.bars.bulk_write(
-                [
-                    UpdateOne(
-                        {"ticker": b.ticker, "ts": b.ts, "rev": {"$lt": b.rev}},
-                        {"$set": bar_values(b, now)},
-                    )
-                    for b in plan.updates
-                ],
-                ordered=False,
-            )
-            if result.matched_count != len(plan.updates):
-                missed = len(plan.updates) - result.matched_count
-                raise WriteConflict(f"{missed} of {len(plan.updates)} bars changed meanwhile")
-        outcome.bars_updated = len(plan.updates)
-        outcome.bars_duplicate = len(plan.duplicates)
-        outcome.bars_stale = len(plan.stale)
-        outcome.current_bars = inserted + plan.current
-
-    def _write_portfolio(self, bars: Iterable[BarV1]) -> int:
-        rows = portfolio_rows(bars)
-        if not rows:
-            return 0
-        minutes = list(rows)
-        existing = [
-            minutes[i] for i in insert_new(self.portfolio, [{"ts": ts, "close": rows[ts]} for ts in minutes])
-        ]
-        # One update command per row, not one bulk_write: FerretDB 1.24 can deadlock when two sinks'
-        # multi-statement update batches touch the same rows.
-        for ts in existing:
-            self.portfolio.update_one({"ts": ts}, {"$set": portfolio_set(rows[ts])})
-        if self.portfolio_shared and existing:
-            self._repair_portfolio_rows(existing)
-        return len(rows)
-
-    def _repair_portfolio_rows(self, minutes: list[datetime]) -> None:
-        """Make the rows of ``minutes`` hold every stored bar's close.
-
-        FerretDB applies an update as an unlocked read-modify-write of the whole document (measured: two
-        sinks each $set-ting their tickers into the same rows lost ~7% of the fields), so after updating
-        rows that another sink may be updating too, re-derive them from ``bars``, the source of truth.
-        On MongoDB, whose $set is atomic, this finds nothing to do.
-        """
-        fields = {"_id": 0, "ticker": 1, "ts": 1, "close": 1}
-        truth = portfolio_rows_from(self.bars.find({"ts": {"$in": minutes}}, fields))
-        stored = {doc["ts"]: doc.get("close", {}) for doc in self.portfolio.find({"ts": {"$in": minutes}})}
-        for ts, closes in truth.items():
-            missing = {
-                ticker: close for ticker, close in closes.items() if stored.get(ts, {}).get(ticker) != close
-            }
-            if missing:
-                logger.info(
-                    "portfolio row %s repaired: %d closes lost to a concurrent update", ts, len(missing)
-                )
-                self.portfolio.update_one({"ts": ts}, {"$set": portfolio_set(missing)}, upsert=True)
-
-    def _write_predictions(self, predictions: Sequence[PredictionV1]) -> int:
-        if not predictions:
-            return 0
-        now = self._now()
-        conflicts = [
-            predictions[i]
-            for i in insert_new(self.predictions, [prediction_document(p, now) for p in predictions])
-        ]
-        if not conflicts:
-            return len(predictions)
-        keys = {bar_key(p) for p in conflicts}
-        stored = {
-            (doc["ticker"], doc["ts"]): doc["trained_at"]
-            for doc in self.predictions.find(_key_query(keys), {"ticker": 1, "ts": 1, "trained_at": 1})
+            (doc["ticker"], doc["ts"]): doc
+            for doc in collection.find(_key_query(clashing))
             if (doc["ticker"], doc["ts"]) in keys
         }
-        newer = plan_prediction_conflicts(conflicts, stored)
-        if newer:
-            result = self.predictions.bulk_write(
-                [
-                    UpdateOne(
-                        {"ticker": p.ticker, "ts": p.ts, "trained_at": {"$lte": p.trained_at}},
-                        {"$set": prediction_values(p, now)},
-                    )
-                    for p in newer
-                ],
-                ordered=False,
-            )
-            if result.matched_count != len(newer):
-                raise WriteConflict(f"{len(newer) - result.matched_count} predictions changed meanwhile")
-        return len(predictions) - len(conflicts) + len(newer)
-
-    def write_until_done(
-        self,
-        bars: Sequence[BarV1],
-        predictions: Sequence[PredictionV1],
-        stop: StopFlag,
-        on_failure: Callable[[Exception], None] | None = None,
-        backoff: Backoff | None = None,
-    ) -> WriteOutcome | None:
-        """Write the batch, retrying with backoff through outages; ``None`` only if ``stop()`` came first.
-
-        Retrying the whole batch is safe (every step is idempotent) and is what FerretDB needs: its
-        update batches stop at the first error, with the earlier statements applied.
-        """
-        backoff = backoff or Backoff(base=0.5, cap=15.0)
-        while True:
-            try:
-                return self.write(bars, predictions)
-            except PyMongoError as error:
-                if on_failure:
-                    on_failure(error)
-                if stop.is_set():
-                    logger.warning("stopping with a batch unwritten (%s); it will be read again", error)
-                    return None
-                delay = backoff.next_delay()
-                logger.warning(
-                    "database write failed (%s: %s); retrying in %.1f s",
-                    type(error).__name__,
-                    str(error)[:200],
-                    delay,
+        for item in clashing:
+            doc = stored.get(item.key)
+            if doc is None:
+                raise WriteConflict(f"{kind.name} {item.key} vanished between insert and read")
+            held = kind.from_stored(doc)
+            if item.rank > held.rank and item.values != held.values:
+                # Rare (a revision after the item settled): one update by _id, guarded by the rank read.
+                values = {k: v for k, v in item.doc.items() if k not in ("ticker", "ts")}
+                done = collection.update_one(
+                    {"_id": doc["_id"], kind.rank_field: held.rank}, {"$set": values | {"ingested_at": now}}
                 )
-                if stop.wait(delay):
-                    logger.warning("stopping with a batch unwritten; it will be read again")
-                    return None
+                if done.matched_count != 1:
+                    raise WriteConflict(f"{kind.name} {item.key} changed meanwhile")
+                result.updated += 1
+                result.current.append(item)
+            elif item.rank >= held.rank:
+                result.replayed += 1
+                result.current.append(item)
+            else:
+                result.stale += 1
+        return result
+
+
+def check_storable(batch: DecodedBatch) -> None:
+    """What history and ``portfolio`` would refuse, refused now: integers BSON cannot hold (64-bit),
+    non-finite numbers (FerretDB drops the connection on NaN) and anything BSON cannot encode."""
+    messages: list[BarV1 | PredictionV1 | CloseV1] = [*batch.bars, *batch.predictions]
+    for message in messages + [close for _, close in batch.closes]:
+        values = dict(message)  # the fields as held (model_dump would format the dates)
+        for name, value in values.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InvalidDocument(f"{name}={value} in {type(message).__name__} {message.ticker}")
+        bson.encode(values)  # OverflowError / InvalidDocument
+
+
+def _plan_all(
+    kind: _Kind, states: dict[str, PartitionState], items: Sequence[tuple[int, Item]]
+) -> dict[int, Plan]:
+    by_partition: dict[int, list[Item]] = {}
+    for partition, item in items:
+        by_partition.setdefault(partition, []).append(item)
+    return {p: plan(states[latest_id(kind.name, p)], group) for p, group in by_partition.items()}

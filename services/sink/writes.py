@@ -1,19 +1,15 @@
-"""What the sink writes to MongoDB, decided without I/O.
-
-The write strategy is insert-first: a new (ticker, minute) is inserted; a key that already exists
-(E11000) is compared with the stored ``rev`` and only a strictly newer revision is sent as an update.
-Updates that cannot match are never sent: FerretDB runs each update as a collection scan and an update
-batch stops at its first error, so guarded upserts that fail on stale revisions would be slow and fragile.
+"""What the sink writes to MongoDB, decided without I/O: the newest item per key in a batch, the documents
+of bars and predictions (the fields readers use), their planner :class:`Item`, and portfolio rows.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from services.sink.open_items import Item
 from shared.schemas import BarV1, PredictionV1
 
 BarKey = tuple[str, datetime]
@@ -61,7 +57,20 @@ def latest_predictions(predictions: Iterable[PredictionV1]) -> Latest:
     return Latest(list(best.values()), superseded)
 
 
-def bar_values(bar: BarV1, ingested_at: datetime) -> dict[str, Any]:
+BAR_FIELDS = ("ticker", "ts", "open", "high", "low", "close", "volume", "source", "rev", "final")
+PREDICTION_FIELDS = (
+    "ticker",
+    "ts",
+    "yhat",
+    "horizon_min",
+    "based_on_ts",
+    "model_version",
+    "trained_at",
+    "target",
+)
+
+
+def bar_values(bar: BarV1, ingested_at: datetime | None) -> dict[str, Any]:
     """The fields a revision replaces (everything but the key)."""
     return {
         "open": bar.open,
@@ -76,11 +85,11 @@ def bar_values(bar: BarV1, ingested_at: datetime) -> dict[str, Any]:
     }
 
 
-def bar_document(bar: BarV1, ingested_at: datetime) -> dict[str, Any]:
+def bar_document(bar: BarV1, ingested_at: datetime | None) -> dict[str, Any]:
     return {"ticker": bar.ticker, "ts": bar.ts} | bar_values(bar, ingested_at)
 
 
-def prediction_values(prediction: PredictionV1, ingested_at: datetime) -> dict[str, Any]:
+def prediction_values(prediction: PredictionV1, ingested_at: datetime | None) -> dict[str, Any]:
     return {
         "yhat": prediction.yhat,
         "horizon_min": prediction.horizon_min,
@@ -92,23 +101,8 @@ def prediction_values(prediction: PredictionV1, ingested_at: datetime) -> dict[s
     }
 
 
-def prediction_document(prediction: PredictionV1, ingested_at: datetime) -> dict[str, Any]:
+def prediction_document(prediction: PredictionV1, ingested_at: datetime | None) -> dict[str, Any]:
     return {"ticker": prediction.ticker, "ts": prediction.ts} | prediction_values(prediction, ingested_at)
-
-
-@dataclass(frozen=True)
-class StoredBar:
-    """What the conflict plan needs of a stored bar: its revision and its values."""
-
-    rev: int
-    values: tuple[float, float, float, float, int, bool]
-
-    @classmethod
-    def of(cls, doc: Mapping[str, Any]) -> StoredBar:
-        return cls(
-            doc["rev"],
-            _ohlcv(doc["open"], doc["high"], doc["low"], doc["close"], doc["volume"], doc["final"]),
-        )
 
 
 def _ohlcv(
@@ -121,64 +115,35 @@ def bar_ohlcv(bar: BarV1) -> tuple[float, float, float, float, int, bool]:
     return _ohlcv(bar.open, bar.high, bar.low, bar.close, bar.volume, bar.final)
 
 
-@dataclass
-class ConflictPlan:
-    """What to do with bars whose key is already stored."""
-
-    updates: list[BarV1] = field(default_factory=list)  # strictly newer rev: replace the stored values
-    # Same rev (a replay), or a newer rev with the very values stored (a restarted producer republishing
-    # its backfill): already stored, and an update would cost a collection scan on FerretDB for nothing.
-    duplicates: list[BarV1] = field(default_factory=list)
-    stale: list[BarV1] = field(default_factory=list)  # older rev: ignored
-
-    @property
-    def current(self) -> list[BarV1]:
-        """The bars whose values are (or will be, after the updates) the stored ones."""
-        return self.updates + self.duplicates
+def bar_item(bar: BarV1) -> Item:
+    doc = bar_document(bar, ingested_at=None)
+    del doc["ingested_at"]
+    return Item(bar.ticker, bar.ts, bar.rev, bar.final, bar_ohlcv(bar), doc)
 
 
-def plan_bar_conflicts(conflicts: Iterable[BarV1], stored_bars: Mapping[BarKey, StoredBar]) -> ConflictPlan:
-    """Compare each conflicting bar with the stored one (missing: treated as older, so updated)."""
-    plan = ConflictPlan()
-    for bar in conflicts:
-        stored = stored_bars.get(bar_key(bar))
-        if stored is None or (bar.rev > stored.rev and bar_ohlcv(bar) != stored.values):
-            plan.updates.append(bar)
-        elif bar.rev >= stored.rev:
-            plan.duplicates.append(bar)
-        else:
-            plan.stale.append(bar)
-    return plan
+def stored_bar_item(doc: Mapping[str, Any]) -> Item:
+    """A bar read back from ``latest`` or from history."""
+    fields = {k: doc[k] for k in BAR_FIELDS}
+    values = _ohlcv(doc["open"], doc["high"], doc["low"], doc["close"], doc["volume"], doc["final"])
+    return Item(doc["ticker"], doc["ts"], doc["rev"], bool(doc["final"]), values, fields)
 
 
-def plan_prediction_conflicts(
-    conflicts: Iterable[PredictionV1], stored_trained_at: Mapping[BarKey, datetime]
-) -> list[PredictionV1]:
-    """The conflicting predictions to write: those trained no earlier than the stored one."""
-    return [
-        p
-        for p in conflicts
-        if bar_key(p) not in stored_trained_at or p.trained_at >= stored_trained_at[bar_key(p)]
-    ]
+def prediction_item(prediction: PredictionV1) -> Item:
+    doc = prediction_document(prediction, ingested_at=None)
+    del doc["ingested_at"]
+    # BSON dates hold milliseconds: rank by what a stored copy will say, so a replay compares equal.
+    doc["trained_at"] = _millis(prediction.trained_at)
+    return Item(prediction.ticker, prediction.ts, doc["trained_at"], False, _prediction_values(doc), doc)
 
 
-def _merge(closes: Iterable[tuple[str, datetime, float]]) -> dict[datetime, dict[str, float]]:
-    rows: dict[datetime, dict[str, float]] = defaultdict(dict)
-    for ticker, ts, close in closes:
-        rows[ts][ticker] = close
-    return dict(sorted(rows.items()))
+def stored_prediction_item(doc: Mapping[str, Any]) -> Item:
+    fields = {k: doc[k] for k in PREDICTION_FIELDS if k in doc}
+    return Item(doc["ticker"], doc["ts"], doc["trained_at"], False, _prediction_values(fields), fields)
 
 
-def portfolio_rows(bars: Iterable[BarV1]) -> dict[datetime, dict[str, float]]:
-    """The outer merge by minute: ``{ts: {ticker: close}}``; a ticker without a bar is simply absent."""
-    return _merge((bar.ticker, bar.ts, bar.close) for bar in bars)
+def _prediction_values(doc: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (float(doc["yhat"]), str(doc["model_version"]), _millis(doc["trained_at"]).isoformat())
 
 
-def portfolio_rows_from(docs: Iterable[Mapping[str, Any]]) -> dict[datetime, dict[str, float]]:
-    """The same outer merge from stored bar documents (``ticker``, ``ts``, ``close``)."""
-    return _merge((doc["ticker"], doc["ts"], doc["close"]) for doc in docs)
-
-
-def portfolio_set(closes: Mapping[str, float]) -> dict[str, float]:
-    """``$set`` of the tickers that arrived, so the others' closes in the row stay as they are."""
-    return {f"close.{ticker}": close for ticker, close in sorted(closes.items())}
+def _millis(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(microsecond=value.microsecond // 1000 * 1000)

@@ -1,5 +1,9 @@
 """Recent closes from the ``bars`` collection (written by the sink), so a restart does not depend on the
-topic's retention."""
+topic's retention.
+
+One range query for all tickers, not two per ticker: on FerretDB 1.24 every query scans the whole
+collection, so the number of queries, not their width, decides how long a start-up takes.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,10 @@ from typing import Any
 from pymongo import DESCENDING
 from pymongo.database import Database
 
-from shared.mongo import BARS
+from shared.layout import load_json
+from shared.mongo import BARS, LATEST
+
+BATCH = 10_000
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -21,24 +28,45 @@ def _as_datetime(value: Any) -> datetime | None:
     return None
 
 
+def newest_settled(db: Database[dict[str, Any]], tickers: list[str]) -> datetime | None:
+    """The newest stored bar's minute among ``tickers``: from the sink's small ``latest`` documents when
+    they know it (no scan of ``bars``), else (a database of the earlier layout) one sorted query."""
+    wanted = set(tickers)
+    known = [
+        entry["ts"]
+        for doc in db[LATEST].find({"kind": BARS}, {"recent": 1})
+        for entry in load_json(doc.get("recent"))
+        if entry["ticker"] in wanted
+    ]
+    if known:
+        return max(known)
+    newest = db[BARS].find_one(
+        {"ticker": {"$in": sorted(wanted)}}, {"_id": 0, "ts": 1}, sort=[("ts", DESCENDING)]
+    )
+    return _as_datetime(newest["ts"]) if newest else None
+
+
 def recent_bars(
     db: Database[dict[str, Any]], tickers: list[str], minutes: int
 ) -> Iterator[tuple[str, datetime, float, int]]:
-    """``(ticker, ts, close, rev)`` of the last ``minutes`` minutes before each ticker's newest stored bar,
-    oldest first. Relative to the newest bar, not to now: a replayed or weekend history is still recent."""
-    for ticker in tickers:
-        newest = db[BARS].find_one({"ticker": ticker}, {"ts": 1}, sort=[("ts", DESCENDING)])
-        newest_ts = _as_datetime(newest["ts"]) if newest else None
-        if newest_ts is None:
-            continue
-        since = newest_ts - timedelta(minutes=minutes)
-        cursor = (
-            db[BARS]
-            .find({"ticker": ticker, "ts": {"$gt": since}}, {"_id": 0, "ts": 1, "close": 1, "rev": 1})
-            .sort("ts", 1)
-        )
-        for doc in cursor:
-            ts = _as_datetime(doc.get("ts"))
-            close = doc.get("close")
-            if ts is not None and isinstance(close, int | float):
-                yield ticker, ts, float(close), int(doc.get("rev", 0) or 0)
+    """``(ticker, ts, close, rev)`` of the last ``minutes`` minutes before the newest stored bar of
+    ``tickers``, oldest first. Relative to the newest bar, not to now: a replayed or weekend history is
+    still recent."""
+    if not tickers:
+        return
+    wanted = {"ticker": {"$in": sorted(tickers)}}
+    newest_ts = newest_settled(db, tickers)
+    if newest_ts is None:
+        return
+    since = newest_ts - timedelta(minutes=minutes)
+    fields = {"_id": 0, "ticker": 1, "ts": 1, "close": 1, "rev": 1}
+    rows = []
+    # Sorted here, not by the server: FerretDB sorts a whole result in memory on its side too.
+    for doc in db[BARS].find(wanted | {"ts": {"$gt": since}}, fields, batch_size=BATCH):
+        ts = _as_datetime(doc.get("ts"))
+        close = doc.get("close")
+        if ts is not None and isinstance(close, int | float):
+            rows.append((ts, doc["ticker"], float(close), int(doc.get("rev", 0) or 0)))
+    rows.sort()
+    for ts, ticker, close, rev in rows:
+        yield ticker, ts, close, rev

@@ -6,16 +6,31 @@ import json
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from services.report.data import load_closes
 from shared.kafka import commit_stored, make_consumer, store_offsets, subscribe
-from shared.mongo import BARS, PORTFOLIO, PREDICTIONS, database, make_client
-from shared.schemas import PredictionV1, encode
+from shared.layout import open_items, portfolio_rows
+from shared.mongo import BARS, PREDICTIONS, database, make_client
+from shared.schemas import BarV1, PredictionV1, encode
 from shared.settings import Settings
 from tests.integration.sink_support import T0, bar, bar_messages, log_text, produce, sink_process, wait_until
 
 pytestmark = pytest.mark.integration
+
+
+def final(b: BarV1) -> BarV1:
+    return b.model_copy(update={"final": True})
+
+
+def rows_of(db: Any) -> dict[Any, dict[str, float]]:
+    return {row["ts"]: row["close"] for row in portfolio_rows(db, T0, T0 + timedelta(days=1))}
+
+
+def stored_predictions(db: Any) -> list[dict[str, Any]]:
+    return list(db[PREDICTIONS].find({}, {"_id": 0})) + list(open_items(db, PREDICTIONS))
 
 
 def read_dlq(settings: Settings, expected: int, timeout: float = 30.0) -> list:
@@ -41,23 +56,38 @@ def test_latest_revision_wins_stale_is_ignored_and_the_portfolio_is_an_outer_mer
     settings = integration_settings
     bars = [
         bar("AAPL", 0, rev=0),
-        bar("AAPL", 0, rev=2),
+        bar("AAPL", 0, rev=2),  # final
         bar("AAPL", 0, rev=1),  # stale: arrives after rev 2 in the same stream
         bar("AAPL", 0, rev=2),  # duplicate
-        bar("MSFT", 0, rev=0),
-        bar("AAPL", 1, rev=0),  # MSFT has no bar at minute 1
-        bar("MSFT", 2, rev=0),
+        final(bar("MSFT", 0, rev=0)),
+        final(bar("AAPL", 1, rev=0)),  # MSFT has no bar at minute 1
+        final(bar("MSFT", 2, rev=0)),
+        bar("IBM", 3, rev=0),  # in progress: held in `latest`, not in history nor in the portfolio
+        bar("IBM", 3, rev=1),
     ]
     produce(settings, bar_messages(bars))
     log_file = tmp_path / "sink.log"
     with make_client(settings) as client, sink_process(settings, log_file):
         db = database(client, settings)
-        wait_until(lambda: db[PORTFOLIO].count_documents({}) == 3, 60, "three portfolio rows")
-        # A stale revision sent later, in its own batch, must not overwrite the stored rev 2.
+        # Rows fill in `latest` while their minute is recent; readers get them through one helper.
+        wait_until(lambda: len(rows_of(db)) == 3, 60, "three portfolio rows")
+        # A stale revision sent later, in its own batch, must not overwrite the stored rev 2; a revision
+        # after final (MSFT minute 2) is still applied.
         time.sleep(1)
         produce(settings, bar_messages([bar("AAPL", 0, rev=1, close=1.5), bar("MSFT", 2, rev=1, close=77.0)]))
         wait_until(lambda: db[BARS].find_one({"ticker": "MSFT", "rev": 1}), 30, "MSFT rev 1")
         wait_until(lambda: "revisions_ignored=1" in log_text(log_file), 10, "the stale bar to be ignored")
+        wait_until(
+            lambda: rows_of(db)[T0 + timedelta(minutes=2)].get("MSFT") == 77.0,
+            30,
+            "the late revision in the portfolio",
+        )
+
+        assert db[BARS].find_one({"ticker": "IBM"}) is None
+        in_progress = [d for d in open_items(db, BARS) if d["ticker"] == "IBM"]
+        assert [(d["rev"], d["close"]) for d in in_progress] == [(1, bar("IBM", 3, rev=1).close)]
+        closes = load_closes(db, None, T0, T0 + timedelta(minutes=5))
+        assert len(closes) == 5 and closes["ticker"].tolist().count("IBM") == 1
 
         stored = {(d["ticker"], d["ts"]): d for d in db[BARS].find({}, {"_id": 0})}
         assert len(stored) == 4
@@ -69,7 +99,7 @@ def test_latest_revision_wins_stale_is_ignored_and_the_portfolio_is_an_outer_mer
         }  # fmt: skip
         assert stored[("MSFT", T0 + timedelta(minutes=2))]["close"] == 77.0
 
-        rows = {d["ts"]: d["close"] for d in db[PORTFOLIO].find({}, {"_id": 0}).sort("ts", 1)}
+        rows = rows_of(db)
         assert rows == {
             T0: {"AAPL": bar("AAPL", 0, rev=2).close, "MSFT": bar("MSFT", 0).close},
             T0 + timedelta(minutes=1): {"AAPL": bar("AAPL", 1).close},
@@ -105,9 +135,9 @@ def test_every_kind_of_poison_lands_in_the_dlq_while_good_bars_around_it_are_wri
     }
     messages: list[tuple[str | None, bytes]] = []
     for minute, (name, value) in enumerate(poison.items()):
-        messages.append(("AAPL", encode(bar("AAPL", minute))))
+        messages.append(("AAPL", encode(final(bar("AAPL", minute)))))
         messages.append((name, value))
-    messages.append(("AAPL", encode(bar("AAPL", len(poison)))))
+    messages.append(("AAPL", encode(final(bar("AAPL", len(poison))))))
     produce(settings, messages)
 
     prediction = PredictionV1(
@@ -132,7 +162,8 @@ def test_every_kind_of_poison_lands_in_the_dlq_while_good_bars_around_it_are_wri
         db = database(client, settings)
         dead = read_dlq(settings, len(poison) + 1, timeout=60)
         wait_until(lambda: db[BARS].count_documents({}) == len(poison) + 1, 30, "every good bar")
-        wait_until(lambda: db[PREDICTIONS].count_documents({}) == 1, 30, "the prediction")
+        # The only prediction for its ticker stays in progress (in `latest`) until a later minute's comes.
+        wait_until(lambda: len(stored_predictions(db)) == 1, 30, "the prediction")
 
         by_key = {m.key(): m for m in dead}
         assert len(dead) == len(poison) + 1
@@ -146,8 +177,16 @@ def test_every_kind_of_poison_lands_in_the_dlq_while_good_bars_around_it_are_wri
             assert headers["dlq.detail"]
         assert dict(by_key[b"AAPL"].headers())["dlq.topic"].decode() == settings.predictions_topic
 
-        stored = db[PREDICTIONS].find_one({"ticker": "AAPL"}, {"_id": 0})
-        assert stored is not None
+        [stored] = stored_predictions(db)
         assert stored["yhat"] == 102.0 and stored["trained_at"] == newer.trained_at
         assert stored["ts"] == T0 + timedelta(minutes=1) and stored["based_on_ts"] == T0
-        assert {"horizon_min", "model_version", "target", "ingested_at"} <= set(stored)
+        assert {"horizon_min", "model_version", "target"} <= set(stored)
+
+        # The next target minute's prediction settles it into history.
+        later = newer.model_copy(
+            update={"ts": T0 + timedelta(minutes=5), "based_on_ts": T0 + timedelta(minutes=4)}
+        )
+        produce(settings, [("AAPL", encode(later))], topic=settings.predictions_topic)
+        wait_until(lambda: db[PREDICTIONS].count_documents({}) == 1, 30, "the prediction in history")
+        settled = db[PREDICTIONS].find_one({})
+        assert settled is not None and settled["yhat"] == 102.0 and "ingested_at" in settled

@@ -114,3 +114,77 @@ def test_prediction_round_trips_in_the_documented_shape() -> None:
 def test_bad_predictions_are_rejected(overrides: dict[str, object]) -> None:
     with pytest.raises(MessageError):
         decode_prediction(json.dumps(prediction(**overrides)).encode())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"v": True}, "unknown_version"),
+        ({"v": 1.0}, "unknown_version"),
+        ({"final": "yes"}, "invalid"),
+        ({"final": 1}, "invalid"),
+        ({"volume": "100"}, "invalid"),
+        ({"volume": 100.0}, "invalid"),
+        ({"volume": True}, "invalid"),
+        ({"open": True}, "invalid"),
+        ({"close": "100.5"}, "invalid"),
+        ({"rev": "3"}, "invalid"),
+        ({"ticker": 7}, "invalid"),
+        ({"volume": 2**63}, "invalid"),
+        ({"volume": 2**64}, "invalid"),
+        ({"rev": 2**63}, "invalid"),
+        ({"ts": 1_764_081_060}, "invalid"),
+        ({"ts": 1_764_081_060_000}, "invalid"),
+        ({"ts": "1970-01-01T00:00:00Z"}, "invalid"),
+        ({"ts": "1989-12-31T23:59:00Z"}, "invalid"),
+        ({"ts": "2300-01-01T00:00:00Z"}, "invalid"),
+        ({"ts": "2026-11-25T15:31:00+01:00"}, "invalid"),
+        ({"ts": "2026-11-25 14:31:00Z"}, "invalid"),
+        ({"ts": "2026-11-25"}, "invalid"),
+        ({"ts": {"$date": "2026-11-25T14:31:00Z"}}, "invalid"),
+        ({"source": "two words"}, "invalid"),
+        ({"source": ""}, "invalid"),
+    ],
+)
+def test_nothing_is_coerced_and_values_stay_within_what_the_database_stores(
+    overrides: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(MessageError) as error:
+        decode_bar(json.dumps(bar(**overrides)).encode())
+    assert error.value.reason == reason
+
+
+def test_the_largest_64_bit_values_and_a_zero_offset_are_accepted() -> None:
+    message = decode_bar(
+        json.dumps(bar(volume=2**63 - 1, rev=2**63 - 1, ts="2026-11-25T14:31:00+00:00")).encode()
+    )
+    assert message.volume == 2**63 - 1 and message.ts == TS
+
+
+def test_a_bar_a_day_ahead_is_accepted_and_beyond_it_refused() -> None:
+    soon = (datetime.now(UTC) + timedelta(hours=23)).replace(second=0, microsecond=0)
+    later = soon + timedelta(hours=2)
+    assert decode_bar(json.dumps(bar(ts=soon.strftime("%Y-%m-%dT%H:%M:%SZ"))).encode()).ts == soon
+    with pytest.raises(MessageError):
+        decode_bar(json.dumps(bar(ts=later.strftime("%Y-%m-%dT%H:%M:%SZ"))).encode())
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000, b'{"a":' * 50_000])
+def test_deeply_nested_json_is_poison_not_a_crash(raw: bytes) -> None:
+    with pytest.raises(MessageError) as error:
+        decode_bar(raw)
+    assert error.value.reason == "not_json"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"trained_at": "1970-01-01T00:00:00Z"},
+        {"horizon_min": True},
+        {"yhat": "100.7"},
+        {"horizon_min": 10**6},
+    ],
+)
+def test_predictions_are_decoded_strictly_too(overrides: dict[str, object]) -> None:
+    with pytest.raises(MessageError):
+        decode_prediction(json.dumps(prediction(**overrides)).encode())

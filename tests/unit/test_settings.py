@@ -113,3 +113,47 @@ def test_placeholder_secret_from_the_example_is_refused(monkeypatch: pytest.Monk
 def test_an_empty_log_file_means_no_log_file(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORTFOLIO_LOG_FILE", "")
     assert load_settings().log_file is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PORTFOLIO_DOWNLOAD_PERIOD_S", "inf"),
+        ("PORTFOLIO_DOWNLOAD_PERIOD_S", "nan"),
+        ("PORTFOLIO_DOWNLOAD_PERIOD_S", "0"),
+        ("PORTFOLIO_DOWNLOAD_PERIOD_S", "1e9"),
+        ("PORTFOLIO_FETCH_BACKOFF_MAX_S", "inf"),
+        ("PORTFOLIO_CHECKPOINT_INTERVAL_S", "-1"),
+        ("PORTFOLIO_REPLAY_SPEED", "inf"),
+        ("PORTFOLIO_LEARNING_RATE", "nan"),
+        ("PORTFOLIO_MONGODB_TIMEOUT_S", "inf"),
+        ("PORTFOLIO_MONGODB_SOCKET_TIMEOUT_S", "0"),
+        ("PORTFOLIO_SINK_WRITE_STALL_S", "inf"),
+        ("PORTFOLIO_STOP_TIMEOUT_S", "3600"),
+        ("PORTFOLIO_SINK_BATCH_MS", "100000000"),
+        ("PORTFOLIO_KAFKA_SESSION_TIMEOUT_MS", "100000000"),
+    ],
+)
+def test_every_duration_is_finite_and_in_a_sane_range(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=variable):
+        load_settings()
+
+
+def test_a_poll_interval_below_the_session_timeout_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORTFOLIO_KAFKA_MAX_POLL_INTERVAL_MS", "5000")
+    monkeypatch.setenv("PORTFOLIO_KAFKA_SESSION_TIMEOUT_MS", "10000")
+    with pytest.raises(SettingsError, match="PORTFOLIO_KAFKA_MAX_POLL_INTERVAL_MS"):
+        load_settings()
+
+
+def test_an_infinite_period_stops_the_producer_at_start_with_exit_code_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shared.cli import main
+
+    monkeypatch.setenv("PORTFOLIO_DOWNLOAD_PERIOD_S", "inf")
+    assert main(["producer"]) == 2
+    assert "PORTFOLIO_DOWNLOAD_PERIOD_S" in capsys.readouterr().err

@@ -1,19 +1,11 @@
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 
-from services.sink.writes import (
-    StoredBar,
-    bar_document,
-    latest_bars,
-    latest_predictions,
-    plan_bar_conflicts,
-    plan_prediction_conflicts,
-    portfolio_rows,
-    portfolio_set,
-)
-from shared.schemas import BarV1, PredictionV1
+from services.sink.open_items import PartitionState, plan, state_from_doc, state_to_doc
+from services.sink.writes import bar_item, latest_bars, latest_predictions, stored_bar_item
+from shared.layout import item_id, minute_id
+from shared.schemas import PredictionV1
 from tests.integration.sink_support import T0, bar
 
 
@@ -25,71 +17,74 @@ def test_highest_revision_per_minute_is_kept_and_older_ones_counted() -> None:
     assert latest.superseded == 2
 
 
-def test_equal_revision_replay_is_not_counted_as_superseded() -> None:
-    latest = latest_bars([bar("AAPL", 0, rev=1), bar("AAPL", 0, rev=1)])
-    assert len(latest.items) == 1 and latest.superseded == 0
+def test_newest_trained_prediction_per_minute_is_kept() -> None:
+    def prediction(minutes: int) -> PredictionV1:
+        return PredictionV1(
+            ticker="A",
+            ts=T0 + timedelta(minutes=1),
+            yhat=1.0 + minutes,
+            horizon_min=1,
+            based_on_ts=T0,
+            model_version="m",
+            trained_at=T0 + timedelta(minutes=minutes),
+            target="return",
+        )
+
+    latest = latest_predictions([prediction(3), prediction(5), prediction(4)])
+    assert [p.yhat for p in latest.items] == [6.0] and latest.superseded == 2
 
 
-def stored_as(stored_bar: BarV1, rev: int) -> StoredBar:
-    return StoredBar.of(bar_document(stored_bar, T0) | {"rev": rev})
+def test_ids_are_the_ticker_and_the_minute() -> None:
+    assert item_id("AAPL", T0) == "AAPL|2024-03-04T14:30Z" and minute_id(T0) == "2024-03-04T14:30Z"
 
 
-def test_stored_revision_decides_update_replay_or_stale() -> None:
-    newer, same, older = bar("A", 0, rev=2), bar("B", 0, rev=1), bar("C", 0, rev=0)
-    changed = newer.model_copy(update={"close": newer.close * 0.99, "low": newer.low * 0.98})
-    stored = {("A", T0): stored_as(changed, 1), ("B", T0): stored_as(same, 1), ("C", T0): stored_as(older, 4)}
-    plan = plan_bar_conflicts([newer, same, older], stored)
-    assert plan.updates == [newer] and plan.duplicates == [same] and plan.stale == [older]
-    assert plan.current == [newer, same]
+def test_revisions_stay_in_progress_until_final_and_history_gets_one_insert() -> None:
+    state = PartitionState()
+    first = plan(state, [bar_item(bar("A", 0, rev=0))])
+    second = plan(state, [bar_item(bar("A", 0, rev=1))])
+    assert (first.settle, second.settle) == ([], []) and first.changed and second.changed
+    final = plan(state, [bar_item(bar("A", 0, rev=2))])  # rev 2 is final
+    assert [i.rank for i in final.settle] == [2] and not state.open
 
 
-def test_a_newer_revision_with_the_stored_values_is_not_written_again() -> None:
-    # A restarted producer republishes its backfill with higher revs and the same values.
-    republished = bar("A", 0, rev=5_000_000)
-    plan = plan_bar_conflicts([republished], {("A", T0): stored_as(republished, 3)})
-    assert plan.updates == [] and plan.duplicates == [republished] and plan.stale == []
+def test_stale_and_replayed_items_cost_nothing_in_history() -> None:
+    state = PartitionState()
+    plan(state, [bar_item(bar("A", 0, rev=2))])
+    replay = plan(state, [bar_item(bar("A", 0, rev=2))])
+    stale = plan(state, [bar_item(bar("A", 0, rev=1))])
+    assert (replay.settle, len(replay.replayed), replay.changed) == ([], 1, False)
+    assert (stale.settle, stale.stale) == ([], 1)
+    # A restarted producer's higher rev with the very values stored is a replay too.
+    same_values = bar("A", 0, rev=2).model_copy(update={"rev": 9})
+    assert len(plan(state, [bar_item(same_values)]).replayed) == 1
 
 
-def test_a_newer_revision_that_closes_the_minute_is_written() -> None:
-    closing = bar("A", 0, rev=4).model_copy(update={"final": True})
-    in_progress = closing.model_copy(update={"final": False})
-    plan = plan_bar_conflicts([closing], {("A", T0): stored_as(in_progress, 3)})
-    assert plan.updates == [closing]
+def test_a_revision_after_final_is_settled_again() -> None:
+    state = PartitionState()
+    plan(state, [bar_item(bar("A", 0, rev=2))])
+    late = bar("A", 0, rev=3, close=150.0)
+    assert [i.rank for i in plan(state, [bar_item(late)]).settle] == [3]
 
 
-def test_bar_document_holds_the_contract_fields_without_nan() -> None:
-    doc = bar_document(bar("AAPL", 0, rev=2), ingested_at=T0)
-    assert set(doc) == {
-        "ticker", "ts", "open", "high", "low", "close", "volume", "source", "rev", "final", "ingested_at"
-    }  # fmt: skip
-    assert doc["ts"] == T0 and doc["rev"] == 2
-    assert not any(isinstance(v, float) and not math.isfinite(v) for v in doc.values())
+def test_a_provisional_bar_settles_once_its_ticker_is_minutes_ahead() -> None:
+    state = PartitionState()
+    plan(state, [bar_item(bar("A", 0)), bar_item(bar("B", 0))])
+    assert plan(state, [bar_item(bar("A", 2))]).settle == []
+    settled = plan(state, [bar_item(bar("A", 3))]).settle
+    assert [(i.ticker, i.ts) for i in settled] == [("A", T0)]
+    assert {k[0] for k in state.open} == {"A", "B"}
 
 
-def test_portfolio_is_an_outer_merge_with_missing_tickers_absent() -> None:
-    rows = portfolio_rows(
-        [bar("AAPL", 0, close=10.0), bar("MSFT", 0, close=20.0), bar("AAPL", 1, close=11.0)]
-    )
-    assert rows == {T0: {"AAPL": 10.0, "MSFT": 20.0}, T0 + timedelta(minutes=1): {"AAPL": 11.0}}
-    assert portfolio_set(rows[T0]) == {"close.AAPL": 10.0, "close.MSFT": 20.0}
+def test_state_round_trips_through_its_document() -> None:
+    state = PartitionState()
+    plan(state, [bar_item(bar("A", 0, rev=2)), bar_item(bar("A", 1, rev=0))])
+    again = state_from_doc(state_to_doc(state), stored_bar_item)
+    assert again.open.keys() == state.open.keys() and again.recent == state.recent
+    assert plan(again, [bar_item(bar("A", 0, rev=2))]).replayed
 
 
-def prediction(trained_minutes: int, yhat: float = 100.0) -> PredictionV1:
-    return PredictionV1(
-        ticker="AAPL",
-        ts=T0 + timedelta(minutes=1),
-        yhat=yhat,
-        horizon_min=1,
-        based_on_ts=T0,
-        model_version="m",
-        trained_at=T0 + timedelta(minutes=trained_minutes),
-        target="return",
-    )
-
-
-def test_latest_trained_prediction_wins_in_a_batch_and_against_the_store() -> None:
-    latest = latest_predictions([prediction(5, 1.0), prediction(2, 2.0), prediction(5, 3.0)])
-    assert [p.yhat for p in latest.items] == [3.0]
-    key = ("AAPL", T0 + timedelta(minutes=1))
-    assert plan_prediction_conflicts([prediction(3)], {key: T0 + timedelta(minutes=4)}) == []
-    assert plan_prediction_conflicts([prediction(4)], {key: T0 + timedelta(minutes=4)}) == [prediction(4)]
+def test_a_provisional_bar_followed_only_by_final_ones_still_settles() -> None:
+    state = PartitionState()
+    plan(state, [bar_item(bar("A", 0))])
+    settled = plan(state, [bar_item(bar("A", m, rev=2)) for m in (1, 2, 3)]).settle
+    assert sorted((i.ts - T0).seconds // 60 for i in settled) == [0, 1, 2, 3] and not state.open

@@ -1,0 +1,162 @@
+"""Which items stay in progress (in ``latest``) and which are settled into history, decided without I/O.
+
+History collections on FerretDB 1.24 can be inserted into cheaply (the unique index keeps it O(log n))
+but every update or find scans them. So a bar or prediction is written to history once, when it settles:
+a final bar at once; anything else once its ticker's newest item is ``SETTLE_AFTER`` minutes ahead.
+Until then its revisions only rewrite the partition's small ``latest`` document.
+
+``recent`` remembers the rank (``rev`` or ``trained_at``) and values of the last settled items of each
+ticker, so a replay after a restart is recognised without reading history. An item history may already
+hold that ``recent`` does not know (older than it, or a newer revision of a settled item) is settled
+again: the repository inserts it and, on a duplicate key, compares it with the stored document.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.layout import dump_json, load_json
+
+SETTLE_AFTER = timedelta(minutes=3)
+RECENT_PER_TICKER = 5
+
+Key = tuple[str, datetime]
+
+
+@dataclass(frozen=True)
+class Item:
+    """A bar or a prediction as the planner sees it. ``values`` tells a real revision from a replay."""
+
+    ticker: str
+    ts: datetime
+    rank: Any  # int rev, or datetime trained_at: a higher one replaces a lower one
+    final: bool
+    values: tuple[Any, ...]
+    doc: dict[str, Any]  # the history document, without _id and ingested_at
+
+    @property
+    def key(self) -> Key:
+        return (self.ticker, self.ts)
+
+
+@dataclass
+class Remembered:
+    rank: Any
+    fingerprint: str  # of the values: tells a restarted producer's republished bar from a revision
+
+
+def fingerprint(values: tuple[Any, ...]) -> str:
+    return format(zlib.crc32(repr(values).encode()), "08x")
+
+
+@dataclass
+class PartitionState:
+    """What one partition's ``latest`` document holds."""
+
+    open: dict[Key, Item] = field(default_factory=dict)
+    recent: dict[Key, Remembered] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    settle: list[Item] = field(default_factory=list)  # to insert into history (or compare with it)
+    replayed: list[Item] = field(default_factory=list)  # what history holds already (same rank or values)
+    stale: int = 0
+    changed: bool = False  # the latest document must be rewritten
+
+
+def plan(state: PartitionState, items: Iterable[Item]) -> Plan:
+    """Apply ``items`` (one per key, any order) to ``state`` in place; return what history needs."""
+    result = Plan()
+    touched: set[str] = set()
+    oldest_recent = _oldest_recent(state)
+    for item in sorted(items, key=lambda i: i.ts):
+        held = state.open.get(item.key)
+        remembered = state.recent.get(item.key)
+        if held is not None:
+            if item.rank > held.rank:
+                state.open[item.key] = item
+                result.changed = True
+                touched.add(item.ticker)
+            elif item.rank < held.rank:
+                result.stale += 1
+        elif remembered is not None:
+            if item.rank < remembered.rank:
+                result.stale += 1
+            elif item.rank == remembered.rank or fingerprint(item.values) == remembered.fingerprint:
+                result.replayed.append(item)
+            else:  # a revision after the item settled: rare, costs a look-up in history
+                result.settle.append(item)
+                state.recent[item.key] = Remembered(item.rank, fingerprint(item.values))
+                result.changed = True
+        elif item.ticker in oldest_recent and item.ts < oldest_recent[item.ticker]:
+            result.settle.append(item)  # older than what we remember: history decides
+        else:
+            state.open[item.key] = item
+            result.changed = True
+            touched.add(item.ticker)
+    for ticker in touched | {i.ticker for i in result.settle}:
+        _settle_ticker(state, ticker, result)
+    return result
+
+
+def _settle_ticker(state: PartitionState, ticker: str, result: Plan) -> None:
+    mine = sorted((k for k in state.open if k[0] == ticker), key=lambda k: k[1])
+    # Newest of what is open or settled: a provisional minute followed only by final ones still settles.
+    newest = max(k[1] for k in [*mine, *(k for k in state.recent if k[0] == ticker)])
+    for key in mine:
+        item = state.open[key]
+        if item.final or key[1] <= newest - SETTLE_AFTER:
+            del state.open[key]
+            result.settle.append(item)
+            state.recent[key] = Remembered(item.rank, fingerprint(item.values))
+    kept = sorted((k for k in state.recent if k[0] == ticker), key=lambda k: k[1])
+    for key in kept[:-RECENT_PER_TICKER]:
+        del state.recent[key]
+
+
+def _oldest_recent(state: PartitionState) -> dict[str, datetime]:
+    oldest: dict[str, datetime] = {}
+    for ticker, ts in state.recent:
+        if ticker not in oldest or ts < oldest[ticker]:
+            oldest[ticker] = ts
+    return oldest
+
+
+def state_to_doc(state: PartitionState) -> dict[str, Any]:
+    return {
+        "open": dump_json([item.doc for item in sorted(state.open.values(), key=lambda i: (i.ticker, i.ts))]),
+        "recent": dump_json(
+            [
+                {"ticker": ticker, "ts": ts, "rank": r.rank, "fingerprint": r.fingerprint}
+                for (ticker, ts), r in sorted(state.recent.items())
+            ]
+        ),
+    }
+
+
+def state_from_doc(doc: dict[str, Any] | None, to_item: Any) -> PartitionState:
+    """``to_item`` turns a stored open document back into an :class:`Item`."""
+    state = PartitionState()
+    if doc is None:
+        return state
+    for stored in load_json(doc.get("open")):
+        item = to_item(stored)
+        state.open[item.key] = item
+    for entry in load_json(doc.get("recent")):
+        rank = entry["rank"]
+        rank = datetime.fromisoformat(rank) if isinstance(rank, str) else rank
+        state.recent[(entry["ticker"], entry["ts"])] = Remembered(rank, entry["fingerprint"])
+    return state
+
+
+def group_by(items: Iterable[tuple[int, Item]]) -> dict[int, list[Item]]:
+    grouped: dict[int, list[Item]] = defaultdict(list)
+    for partition, item in items:
+        grouped[partition].append(item)
+    return dict(grouped)

@@ -1,0 +1,187 @@
+"""The merged ``portfolio`` rows, each written by exactly one sink.
+
+A sink that settles a bar into history publishes its close to the internal topic ``<bars topic>.closes``
+keyed by the minute. The sink group consumes that topic too, so every minute's closes reach the one
+member that owns its partition, and only that member writes the row: no two writers ever race on a row
+(FerretDB applies an update as an unlocked read-modify-write), so no repair pass is needed.
+
+A row is filled in the partition's ``latest`` document while its closes come (rows hold 500 closes: an
+update of ``portfolio`` would scan every big row on FerretDB) and inserted once, when the partition has
+seen a minute ``ROW_SETTLE_AFTER`` later. A close for a row already inserted (rare) is merged into it by
+``_id``. Rows carry ``rev.<TICKER>`` beside ``close.<TICKER>`` so a close replayed late never overwrites
+a newer one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pymongo.database import Database
+
+from services.sink.inserts import insert_new
+from shared.layout import dump_json, latest_id, load_json, minute_id
+from shared.mongo import LATEST, PORTFOLIO
+from shared.schemas import Count, MessageError, MinuteTs, Price, Ticker, format_ts
+
+# Later than a provisional bar settles (services.sink.open_items.SETTLE_AFTER) plus the closes' hop.
+ROW_SETTLE_AFTER = timedelta(minutes=10)
+RECENT_ROWS = 60
+Document = dict[str, Any]
+
+
+Publish = Callable[[str, bytes], None]
+
+
+def closes_topic(bars_topic: str) -> str:
+    return f"{bars_topic}.closes"
+
+
+class CloseV1(BaseModel):
+    """A settled bar's close on the internal closes topic. Key: the minute. Validated as strictly as
+    bars (``shared.schemas``): a record there that is not one goes to the dead-letter topic."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    v: Literal[1] = 1
+    ticker: Ticker
+    ts: MinuteTs
+    close: Price
+    rev: Count
+
+
+def encode_close(ticker: str, ts: datetime, close: float, rev: int) -> tuple[str, bytes]:
+    """``(key, value)`` of the close message."""
+    value = {"v": 1, "ticker": ticker, "ts": format_ts(ts), "close": close, "rev": rev}
+    return minute_id(ts), json.dumps(value).encode()
+
+
+def decode_close(value: bytes | None) -> CloseV1:
+    if value is None:
+        raise MessageError("not_json", "empty message (null value)")
+    try:
+        raw = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise MessageError("not_json", str(error)[:500]) from None
+    try:
+        return CloseV1.model_validate(raw, strict=True)
+    except ValidationError as error:
+        raise MessageError("invalid", str(error)[:500]) from None
+
+
+@dataclass
+class _Rows:
+    """One closes partition's rows in progress, and the minutes it settled lately."""
+
+    open: dict[datetime, dict[str, tuple[float, int]]] = field(default_factory=dict)
+    settled: set[datetime] = field(default_factory=set)
+    changed: bool = False
+
+    @classmethod
+    def of(cls, doc: Document | None) -> _Rows:
+        rows = cls()
+        for row in load_json((doc or {}).get("open")):
+            rows.open[row["ts"]] = {t: (c, int(row["rev"].get(t, -1))) for t, c in row["close"].items()}
+        rows.settled = {r["ts"] for r in load_json((doc or {}).get("settled"))}
+        return rows
+
+    def document(self, partition: int) -> Document:
+        return {
+            "kind": PORTFOLIO,
+            "partition": partition,
+            "open": dump_json([_row(ts, closes) for ts, closes in sorted(self.open.items())]),
+            "settled": dump_json([{"ts": ts} for ts in sorted(self.settled)]),
+        }
+
+
+def _row(ts: datetime, closes: dict[str, tuple[float, int]]) -> Document:
+    ordered = sorted(closes.items())
+    return {"ts": ts, "close": {t: c for t, (c, _) in ordered}, "rev": {t: r for t, (_, r) in ordered}}
+
+
+class PortfolioWriter:
+    """Writes the rows of the closes partitions this sink owns: held in ``latest`` while closes still
+    come, inserted into ``portfolio`` once the partition is ``ROW_SETTLE_AFTER`` past their minute."""
+
+    def __init__(self, db: Database[Document]) -> None:
+        self.portfolio = db[PORTFOLIO]
+        self.latest = db[LATEST]
+
+    def write(self, closes: Iterable[tuple[int, CloseV1]]) -> int:
+        """Merge ``(partition, close)`` pairs into their rows; return how many rows reached ``portfolio``."""
+        by_partition: dict[int, list[CloseV1]] = {}
+        for partition, close in closes:
+            by_partition.setdefault(partition, []).append(close)
+        if not by_partition:
+            return 0
+        ids = {latest_id(PORTFOLIO, p): p for p in by_partition}
+        stored = {doc["_id"]: doc for doc in self.latest.find({"_id": {"$in": sorted(ids)}})}
+        states = {p: _Rows.of(stored.get(i)) for i, p in ids.items()}
+        settle: dict[datetime, dict[str, tuple[float, int]]] = {}
+        for partition, group in by_partition.items():
+            _merge_closes(states[partition], group, settle)
+        written = self._settle(settle)
+        for key, partition in sorted(ids.items()):
+            if states[partition].changed:
+                self.latest.replace_one({"_id": key}, states[partition].document(partition), upsert=True)
+        return written
+
+    def _settle(self, rows: dict[datetime, dict[str, tuple[float, int]]]) -> int:
+        """Insert settled rows; a row already stored (a replay, a late close, the earlier layout) is
+        merged into: only closes of a newer ``rev`` are set."""
+        if not rows:
+            return 0
+        minutes = sorted(rows)
+        clashing = [
+            minutes[i]
+            for i in insert_new(
+                self.portfolio, [{"_id": minute_id(ts)} | _row(ts, rows[ts]) for ts in minutes]
+            )
+        ]
+        if not clashing:
+            return len(minutes)
+        # By ts, not _id: rows of the earlier layout have an ObjectId. Rare: replays and late closes.
+        updated = 0
+        for doc in self.portfolio.find({"ts": {"$in": clashing}}):
+            revs = doc.get("rev", {})
+            fields: dict[str, Any] = {}
+            for ticker, (close, rev) in rows[doc["ts"]].items():
+                if ticker not in doc.get("close", {}) or rev > int(revs.get(ticker, -1)):
+                    fields |= {f"close.{ticker}": close, f"rev.{ticker}": rev}
+            if fields:
+                # One update command per row: FerretDB 1.24 can hang on large multi-statement batches.
+                self.portfolio.update_one({"_id": doc["_id"]}, {"$set": fields})
+                updated += 1
+        return len(minutes) - len(clashing) + updated
+
+
+def _merge_closes(
+    state: _Rows, closes: list[CloseV1], settle: dict[datetime, dict[str, tuple[float, int]]]
+) -> None:
+    oldest_settled = min(state.settled) if state.settled else None
+    for close in sorted(closes, key=lambda c: (c.ts, c.rev)):
+        entry = (close.close, close.rev)
+        row = state.open.get(close.ts)
+        if row is None and (close.ts in state.settled or (oldest_settled and close.ts < oldest_settled)):
+            late = settle.setdefault(close.ts, {})  # its row is in ``portfolio`` already: merge there
+            if close.ticker not in late or close.rev >= late[close.ticker][1]:
+                late[close.ticker] = entry
+            continue
+        if row is None:
+            row = state.open[close.ts] = {}
+        if close.ticker not in row or close.rev > row[close.ticker][1]:
+            row[close.ticker] = entry
+            state.changed = True
+    if not state.open:
+        return
+    newest = max(state.open)
+    for ts in sorted(state.open):
+        if ts <= newest - ROW_SETTLE_AFTER:
+            settle.setdefault(ts, {}).update(state.open.pop(ts))
+            state.settled.add(ts)
+            state.changed = True
+    for ts in sorted(state.settled)[:-RECENT_ROWS]:
+        state.settled.discard(ts)

@@ -1,0 +1,212 @@
+"""What the fault suite reads back and asserts, in one place.
+
+These few helpers are the only code of the fault suite that reads the database, and they read as users
+do, through ``shared.layout``: bars still in progress live in the ``latest`` collection, and portfolio
+rows reach ``portfolio`` only once their minute is ten minutes behind (until then they fill in ``latest``).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, Message
+
+from services.sink.open_items import SETTLE_AFTER
+from shared.kafka import client_config
+from shared.layout import open_items
+from shared.layout import portfolio_rows as layout_portfolio_rows
+from shared.mongo import BARS
+from shared.schemas import BarV1
+from shared.settings import Settings
+from tests.integration.sink_support import REPO, sink_env
+
+BarKey = tuple[str, datetime]
+FAULT_ROWS: list[tuple[str, str, str, int, int]] = []
+
+
+BAR_FIELDS = ("ticker", "ts", "rev", "open", "high", "low", "close", "volume")
+EVER = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2300, 1, 1, tzinfo=UTC))
+
+
+def stored_bars(db: Any) -> list[dict[str, Any]]:
+    """Every stored bar as ``{ticker, ts, rev, open, high, low, close, volume}``: history (duplicates
+    kept) and the bars still in progress in ``latest`` that history lacks, as the readers see them."""
+    history = list(db[BARS].find({}, {"_id": 0} | dict.fromkeys(BAR_FIELDS, 1)))
+    keys = {(doc["ticker"], doc["ts"]) for doc in history}
+    in_progress = [
+        {k: doc[k] for k in BAR_FIELDS}
+        for doc in open_items(db, BARS)
+        if (doc["ticker"], doc["ts"]) not in keys
+    ]
+    return history + in_progress
+
+
+def stored_bar_count(db: Any) -> int:
+    return len(stored_bars(db))
+
+
+def portfolio_rows(db: Any) -> dict[datetime, dict[str, float]]:
+    """The portfolio as ``{minute: {ticker: close}}``, read as the report reads it."""
+    rows: dict[datetime, dict[str, float]] = {}
+    for row in layout_portfolio_rows(db, *EVER):
+        assert row["ts"] not in rows, f"portfolio row {row['ts']} stored twice"
+        rows[row["ts"]] = dict(row.get("close", {}))
+    return rows
+
+
+def newest(bars: Iterable[BarV1]) -> dict[BarKey, BarV1]:
+    """The newest revision of each (ticker, minute): what must be stored."""
+    best: dict[BarKey, BarV1] = {}
+    for bar in bars:
+        key = (bar.ticker, bar.ts)
+        if key not in best or bar.rev >= best[key].rev:
+            best[key] = bar
+    return best
+
+
+def outer_merge(bars: dict[BarKey, BarV1]) -> dict[datetime, dict[str, float]]:
+    """The rows of the settled bars: a bar's close joins its row once it settled (final, or its
+    ticker has a bar ``SETTLE_AFTER`` later; see ``services/sink/open_items.py``)."""
+    newest_ts: dict[str, datetime] = {}
+    for ticker, ts in bars:
+        newest_ts[ticker] = max(ts, newest_ts.get(ticker, ts))
+    rows: dict[datetime, dict[str, float]] = {}
+    for (ticker, ts), bar in bars.items():
+        if bar.final or ts <= newest_ts[ticker] - SETTLE_AFTER:
+            rows.setdefault(ts, {})[ticker] = bar.close
+    return rows
+
+
+def lost_and_doubled(db: Any, expected: dict[BarKey, BarV1]) -> tuple[int, int]:
+    counts = Counter((doc["ticker"], doc["ts"]) for doc in stored_bars(db))
+    lost = sum(1 for key in expected if key not in counts)
+    doubled = sum(n - 1 for n in counts.values() if n > 1)
+    return lost, doubled
+
+
+def assert_every_bar_once_with_newest_values(
+    db: Any, sent: Iterable[BarV1], compare_rev: bool = True
+) -> None:
+    """Each bar sent stored exactly once with its newest values; the portfolio is their outer merge."""
+    expected = newest(sent)
+    docs = stored_bars(db)
+    keys = Counter((doc["ticker"], doc["ts"]) for doc in docs)
+    assert not [k for k, n in keys.items() if n > 1], "bars stored twice"
+    assert set(keys) == set(expected), (
+        f"{len(set(expected) - set(keys))} bars lost, {len(set(keys) - set(expected))} extra"
+    )
+    for doc in docs:
+        bar = expected[(doc["ticker"], doc["ts"])]
+        values = (bar.open, bar.high, bar.low, bar.close, bar.volume)
+        assert (doc["open"], doc["high"], doc["low"], doc["close"], doc["volume"]) == values, doc
+        if compare_rev:
+            assert doc["rev"] == bar.rev, doc
+    # Rows are written by the owner of their minute on the closes topic: one hop after the bars.
+    want = outer_merge(expected)
+    deadline = time.monotonic() + 30
+    while portfolio_rows(db) != want and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert portfolio_rows(db) == want
+
+
+def dead_letters(settings: Settings, idle_s: float = 3.0, timeout: float = 60.0) -> list[Message]:
+    """Everything committed on the dead-letter topic (read_committed), read until idle for ``idle_s``."""
+    consumer = Consumer(
+        client_config(settings)
+        | {
+            "group.id": f"{settings.dlq_topic}-check-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    consumer.subscribe([settings.dlq_topic])
+    got: list[Message] = []
+    deadline = time.monotonic() + timeout
+    last = time.monotonic()
+    try:
+        while time.monotonic() < deadline and time.monotonic() - last < idle_s:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                got.append(msg)
+                last = time.monotonic()
+            elif not consumer.assignment():
+                last = time.monotonic()  # not yet assigned: idle time starts once it reads
+    finally:
+        consumer.close()
+    return got
+
+
+def dead_letter_origins(messages: Iterable[Message]) -> Counter[tuple[str, int, int]]:
+    """How many times each original (topic, partition, offset) was dead-lettered."""
+    origins: Counter[tuple[str, int, int]] = Counter()
+    for msg in messages:
+        headers = {k: v for k, v in (msg.headers() or [])}
+        origins[
+            (headers["dlq.topic"].decode(), int(headers["dlq.partition"]), int(headers["dlq.offset"]))
+        ] += 1
+    return origins
+
+
+def metric(text: str, name: str) -> float:
+    """One unlabelled sample from a Prometheus text page."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def report_fault(fault: str, what: str, recovery_s: float | None, lost: int, doubled: int) -> None:
+    """One row of the fault table printed at the end of the run (``tests/integration/conftest.py``)."""
+    recovery = "-" if recovery_s is None else f"{recovery_s:.1f} s"
+    FAULT_ROWS.append((fault, what, recovery, lost, doubled))
+    print(f"FAULT | {fault} | {what} | {recovery} | lost {lost} | doubled {doubled}")
+
+
+def json_bytes(value: dict[str, Any]) -> bytes:
+    return json.dumps(value).encode()
+
+
+@contextmanager
+def service_process(
+    command: str, settings: Settings, log_file: Path, **extra: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``portfolio <command>`` as a subprocess on ``settings``, its stderr in ``<log_file>.err``; stopped
+    with SIGTERM (or already killed) on the way out."""
+    env = sink_env(settings, log_file) | {
+        "PORTFOLIO_TICKERS": ",".join(settings.tickers),
+        "PORTFOLIO_PRODUCER_HTTP_PORT": "0",
+        "PORTFOLIO_TRAINER_HTTP_PORT": "0",
+        "PORTFOLIO_KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka_session_timeout_ms),
+        "PORTFOLIO_KAFKA_MAX_POLL_INTERVAL_MS": str(settings.kafka_max_poll_interval_ms),
+        "PORTFOLIO_STOP_TIMEOUT_S": str(settings.stop_timeout_s),
+        "PORTFOLIO_SINK_WRITE_STALL_S": str(settings.sink_write_stall_s),
+    }
+    with log_file.with_suffix(".err").open("ab") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "shared.cli", command],
+            cwd=REPO,
+            env=env | extra,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(settings.stop_timeout_s + 10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)

@@ -1,0 +1,139 @@
+"""The broker killed (-9) and then frozen (SIGSTOP 30 s) while the producer publishes and the sink
+writes: both wait it out, and every bar is stored once with its values. On a Kafka of the test's own."""
+
+from __future__ import annotations
+
+import csv
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from shared.mongo import database, make_client
+from shared.schemas import BarV1
+from shared.settings import Settings
+from tests.integration.fault_support import (
+    assert_every_bar_once_with_newest_values,
+    dead_letters,
+    lost_and_doubled,
+    newest,
+    report_fault,
+    service_process,
+    stored_bar_count,
+)
+from tests.integration.own_stack import own_kafka
+from tests.integration.sink_support import log_text, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TICKERS = [f"R{i}" for i in range(10)]
+MINUTES = 100
+# 60 replayed minutes a wall minute (one per second): the producer publishes for ~100 s, through both faults.
+SPEED = "60"
+START = datetime(2024, 3, 4, 14, 30, tzinfo=UTC)
+
+
+def recording(path: Path) -> list[BarV1]:
+    bars = []
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["ticker", "ts", "open", "high", "low", "close", "volume"])
+        for minute in range(MINUTES):
+            for i, ticker in enumerate(TICKERS):
+                price = 50.0 + i + minute / 8
+                ts = START + timedelta(minutes=minute)
+                writer.writerow(
+                    [
+                        ticker,
+                        ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        price,
+                        price + 1,
+                        price - 1,
+                        price,
+                        100 + minute,
+                    ]
+                )
+                bars.append(
+                    BarV1(
+                        ticker=ticker,
+                        ts=ts,
+                        open=price,
+                        high=price + 1,
+                        low=price - 1,
+                        close=price,
+                        volume=100 + minute,
+                        source="replay",
+                        final=True,
+                    )
+                )
+    return bars
+
+
+def grows_within(db: object, timeout: float) -> float:
+    """Seconds until one more bar is stored."""
+    started, before = time.monotonic(), stored_bar_count(db)
+    wait_until(lambda: stored_bar_count(db) > before, timeout, "writes to resume", every=0.1)
+    return time.monotonic() - started
+
+
+def test_broker_killed_and_frozen_while_producer_and_sink_run(
+    settings_factory: object, tmp_path: Path
+) -> None:
+    bars = recording(tmp_path / "bars.csv")
+    with own_kafka(tmp_path / "kafka") as kafka:
+        settings: Settings = settings_factory(  # type: ignore[operator]
+            kafka_bootstrap_servers=kafka.bootstrap,
+            tickers=TICKERS,
+            sink_batch_max=200,
+            sink_batch_ms=200,
+        )
+        producer_env = {
+            "PORTFOLIO_SOURCE": "replay",
+            "PORTFOLIO_REPLAY_FILE": str(tmp_path / "bars.csv"),
+            "PORTFOLIO_REPLAY_SPEED": SPEED,
+            "PORTFOLIO_BACKFILL_MINUTES": "0",
+            "PORTFOLIO_DOWNLOAD_PERIOD_S": "1",
+        }
+        with (
+            make_client(settings) as client,
+            service_process("sink", settings, tmp_path / "sink.log") as sink,
+            service_process("producer", settings, tmp_path / "producer.log", **producer_env) as producer,
+        ):
+            db = database(client, settings)
+            wait_until(lambda: stored_bar_count(db) >= 150, 90, "the first bars")
+
+            kafka.kill()
+            time.sleep(3)
+            kafka.start()
+            after_kill = grows_within(db, 90)
+            lost_after_kill = log_text(tmp_path / "sink.log").count("partitions lost")
+            wait_until(lambda: stored_bar_count(db) >= 450, 90, "bars after the restart")
+            assert stored_bar_count(db) < len(bars) - 100, "the producer finished before the freeze"
+
+            kafka.pause()
+            time.sleep(30)
+            kafka.resume()
+            after_freeze = grows_within(db, 90)
+            lost_after_freeze = log_text(tmp_path / "sink.log").count("partitions lost") - lost_after_kill
+
+            wait_until(lambda: stored_bar_count(db) >= len(bars), 120, "every bar")
+            time.sleep(2)
+            assert sink.poll() is None and producer.poll() is None, "a service exited"
+            lost, doubled = lost_and_doubled(db, newest(bars))
+            assert_every_bar_once_with_newest_values(db, bars, compare_rev=False)
+        assert dead_letters(settings, idle_s=2) == []
+
+    def group(lost_events: int) -> str:
+        return "sink lost its partitions and rejoined" if lost_events else "sink kept its partitions"
+
+    report_fault(
+        "broker kill -9, restarted 3 s later",
+        f"producer queued and re-sent; {group(lost_after_kill)}; measured from the broker answering again",
+        after_kill,
+        lost,
+        doubled,
+    )
+    report_fault(
+        "broker SIGSTOP 30 s", f"producer queued; {group(lost_after_freeze)}", after_freeze, lost, doubled
+    )

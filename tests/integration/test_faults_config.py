@@ -1,0 +1,37 @@
+"""Configuration faults stop a service at once with exit code 2 and a message naming the setting."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from shared.settings import Settings
+from tests.integration.fault_support import report_fault, service_process
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_refused_database_login_exits_2_naming_authentication(
+    settings_factory: object, tmp_path: Path
+) -> None:
+    settings: Settings = settings_factory()  # type: ignore[operator]
+    log_file = tmp_path / "sink.log"
+    started = time.monotonic()
+    with service_process(
+        "sink",
+        settings,
+        log_file,
+        PORTFOLIO_MONGODB_USERNAME="sink",
+        PORTFOLIO_MONGODB_PASSWORD="wrong-password",
+    ) as sink:
+        code = sink.wait(60)
+    elapsed = time.monotonic() - started
+    message = log_file.with_suffix(".err").read_text()
+    assert code == 2, message
+    assert "authentication failed" in message and "PORTFOLIO_MONGODB_PASSWORD" in message
+    assert "wrong-password" not in message
+    report_fault(
+        "wrong MongoDB password", "sink exited 2 naming authentication and the settings", elapsed, 0, 0
+    )

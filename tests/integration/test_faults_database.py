@@ -1,0 +1,142 @@
+"""The database killed (-9) in the middle of a write, then frozen (SIGSTOP) under a write while the sink is
+asked to stop. The sink stays in its group (it keeps polling with its partitions paused), tells the truth
+on /healthz and /metrics, stops within its bound, and loses or doubles nothing. On a FerretDB of its own."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from shared.mongo import database, make_client
+from shared.schemas import BarV1, encode
+from shared.settings import Settings
+from tests.integration.fault_support import (
+    assert_every_bar_once_with_newest_values,
+    lost_and_doubled,
+    metric,
+    newest,
+    report_fault,
+    service_process,
+    stored_bar_count,
+)
+from tests.integration.own_stack import OwnFerretDB, free_port
+from tests.integration.sink_support import bar, log_text, produce, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def bars(tickers: int, minutes: range) -> list[BarV1]:
+    return [bar(f"D{t}", minute) for minute in minutes for t in range(tickers)]
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def health(port: int) -> dict[str, object]:
+    return dict(json.loads(get(port, "/healthz")[1]))
+
+
+def test_database_killed_mid_write_then_frozen_under_a_stopping_sink(
+    settings_factory: object, tmp_path: Path
+) -> None:
+    settings_factory()  # type: ignore[operator]  # first made: the fixture drops test databases through it
+    ferret = OwnFerretDB(tmp_path / "ferretdb")
+    ferret.start()
+    port = free_port()
+    settings: Settings = settings_factory(  # type: ignore[operator]
+        mongodb_uri=ferret.uri,
+        sink_batch_max=300,
+        sink_batch_ms=200,
+        kafka_max_poll_interval_ms=10_000,
+        kafka_session_timeout_ms=6_000,  # the outage below lasts longer: the sink must keep polling
+        mongodb_timeout_s=2,
+        mongodb_socket_timeout_s=60,  # longer than the stop bound, which must still hold
+        sink_write_stall_s=3,
+        stop_timeout_s=10,
+    )
+    first, second = bars(30, range(100)), bars(30, range(100, 130))
+    log_file = tmp_path / "sink.log"
+    try:
+        produce(settings, [(b.ticker, encode(b)) for b in first])
+        with (
+            make_client(settings) as client,
+            service_process("sink", settings, log_file, PORTFOLIO_SINK_HTTP_PORT=str(port)) as sink,
+        ):
+            db = database(client, settings)
+            wait_until(lambda: stored_bar_count(db) >= 300, 60, "the first batches")
+
+            # 1. kill -9 in the middle of the backlog, back after more than max.poll.interval.ms.
+            ferret.kill()
+            down_at = time.monotonic()
+            wait_until(
+                lambda: health(port)["checks"]["mongodb"] is False, 30, "/healthz to report the database"
+            )  # type: ignore[index]
+            assert get(port, "/healthz")[0] == 503
+            wait_until(
+                lambda: metric(get(port, "/metrics")[1], "portfolio_consumer_lag") > 0, 15, "lag shown"
+            )
+            time.sleep(max(0.0, 14 - (time.monotonic() - down_at)))
+            ferret.start()
+            back_at = time.monotonic()
+            wait_until(lambda: stored_bar_count(db) >= len(first), 120, "every bar after the restart")
+            after_kill = time.monotonic() - back_at
+            text = log_text(log_file)
+            assert "partitions lost" not in text and "partitions revoked" not in text, "left the group"
+            assert health(port)["ready"] is True
+
+            # 2. The database frozen under a write; SIGTERM must still stop the sink within its bound.
+            ferret.pause()
+            produce(settings, [(b.ticker, encode(b)) for b in second])
+            wait_until(lambda: health(port)["checks"]["writes"] is False, 30, "/healthz to report the stall")  # type: ignore[index]
+            in_flight = metric(get(port, "/metrics")[1], "portfolio_write_in_flight_seconds")
+            assert in_flight >= settings.sink_write_stall_s
+            sink.send_signal(signal.SIGTERM)
+            asked = time.monotonic()
+            code = sink.wait(settings.stop_timeout_s + 5)
+            stop_s = time.monotonic() - asked
+            ferret.resume()
+            assert stop_s <= settings.stop_timeout_s + 2, stop_s
+
+        restarted = time.monotonic()
+        with (
+            make_client(settings) as client,
+            service_process("sink", settings, tmp_path / "again.log"),
+        ):
+            db = database(client, settings)
+            wait_until(
+                lambda: stored_bar_count(db) >= len(first) + len(second), 120, "every bar after the freeze"
+            )
+            after_freeze = time.monotonic() - restarted
+            time.sleep(1)
+            lost, doubled = lost_and_doubled(db, newest(first + second))
+            assert_every_bar_once_with_newest_values(db, first + second)
+    finally:
+        ferret.stop()
+    report_fault(
+        "database kill -9 mid-write, back after 14 s",
+        "sink paused its partitions and kept polling (max.poll.interval.ms 10 s not overrun), "
+        "/healthz 503, lag shown",
+        after_kill,
+        lost,
+        doubled,
+    )
+    report_fault(
+        "database SIGSTOP under a write, then SIGTERM to the sink",
+        f"/healthz 503 (writes) after {settings.sink_write_stall_s:.0f} s; "
+        f"sink exited {code} in {stop_s:.1f} s (bound {settings.stop_timeout_s:.0f} s), batch uncommitted; "
+        "recovery = restarted sink caught up",
+        after_freeze,
+        lost,
+        doubled,
+    )
