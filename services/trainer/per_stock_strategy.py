@@ -14,7 +14,7 @@ from services.trainer.baseline import LinearAR
 from services.trainer.fields import ForecasterFields
 from services.trainer.records import HoldoutResult
 from services.trainer.training import fit
-from services.trainer.windows import Examples, prepare, scale, to_price
+from services.trainer.windows import Examples, prepare, scale, scale_rows, to_price_rows
 
 logger = logging.getLogger(__name__)
 
@@ -28,22 +28,34 @@ class PerStockStrategy(ForecasterFields):
             if scaler is not None and series is not None and series.last_minute is not None:
                 items.append((t, series, scaler, self._final.get(t, True)))
         scaled = self._serving.forecast(items)
+        # Prices and the AR baseline for every forecast ticker at once (no numpy call per ticker).
+        names = [t for t in scaled]
+        scalers = [self.scalers[t] for t in names]
+        last = np.array([self.series[t].closes[-1] for t in names], dtype=np.float64)
+        prices = to_price_rows(np.array([scaled[t] for t in names], np.float32), last, scalers)
+        bases = self._baseline_rows(names, last, scalers)
         out: dict[str, tuple[int, float, float, float | None]] = {}
-        for t, value in scaled.items():
-            series, scalers = self.series[t], [self.scalers[t]]
-            last = np.array([[series.closes[-1]]])
-            price = float(to_price(np.array([[value]], np.float32), last, scalers)[0, 0])
+        for i, t in enumerate(names):
+            price = float(prices[i])
             if not (math.isfinite(price) and price > 0):
                 continue
-            base = None
-            if self.baseline is not None:
-                tail = series.tail(len(self.baseline.coef) + 1, self.config.ffill_max)
-                if tail is not None:
-                    base = float(
-                        self._baseline_prices(scale(tail[:, None], scalers)[None], last, scalers)[0, 0]
-                    )
-            out[t] = (series.last_minute or 0, float(last[0, 0]), price, base)
+            out[t] = (self.series[t].last_minute or 0, float(last[i]), price, bases.get(t))
         return out
+
+    def _baseline_rows(self, names: list[str], last: np.ndarray, scalers: list[Any]) -> dict[str, float]:
+        """The AR baseline's price for each ticker whose current segment covers its lags."""
+        if self.baseline is None or not names:
+            return {}
+        length = len(self.baseline.coef) + 1
+        rows = [(i, tail) for i, t in enumerate(names)
+                if (tail := self.series[t].tail(length, self.config.ffill_max)) is not None]  # fmt: skip
+        if not rows:
+            return {}
+        index = [i for i, _ in rows]
+        picked = [scalers[i] for i in index]
+        values = scale_rows(np.stack([tail for _, tail in rows]), picked)
+        base = to_price_rows(self.baseline.predict(values[:, :, None])[:, 0], last[index], picked)
+        return {names[i]: float(base[k]) for k, i in enumerate(index)}
 
     def _per_stock_ready(self) -> list[str]:
         """Tickers with enough history that have no scaler yet; before the first cold start, [] until every

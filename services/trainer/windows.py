@@ -70,6 +70,30 @@ def to_price(scaled: np.ndarray, last_close: np.ndarray, scalers: Sequence[Scale
     return out
 
 
+def to_price_rows(scaled: np.ndarray, last_close: np.ndarray, scalers: Sequence[Scaler]) -> np.ndarray:
+    """:func:`to_price` for ``n`` single-column series at once: ``scaled`` and ``last_close`` [n], one scaler
+    per row. Vectorized (the forecast of a bar for every ticker pays no per-ticker numpy call), with the
+    same float64 operations as :func:`to_price`, so the same prices."""
+    values = np.asarray(scaled).astype(np.float64)  # a float32 model output widens exactly as in to_price
+    last = np.asarray(last_close, dtype=np.float64)
+    if all(isinstance(s, ReturnScaler) for s in scalers):
+        return last * np.exp(values * np.array([s.scale for s in scalers]))  # type: ignore[union-attr]
+    if all(isinstance(s, PriceScaler) for s in scalers):
+        spreads = np.array([s.spread for s in scalers])  # type: ignore[union-attr]
+        return values * spreads + np.array([s.low for s in scalers])  # type: ignore[union-attr]
+    return np.array([to_price(values[i : i + 1, None], last[i : i + 1, None], [s])[0, 0]
+                     for i, s in enumerate(scalers)])  # fmt: skip
+
+
+def scale_rows(closes: np.ndarray, scalers: Sequence[Scaler]) -> np.ndarray:
+    """:func:`scale` for ``n`` single-column series of equal length at once: ``closes`` [n, minutes] ->
+    [n, values] float32, one scaler per row, the same numbers as :func:`scale` row by row."""
+    if all(isinstance(s, ReturnScaler) for s in scalers):
+        factors = np.array([s.scale for s in scalers])  # type: ignore[union-attr]
+        return (np.diff(np.log(closes), axis=1) / factors[:, None]).astype(np.float32)
+    return np.stack([scale(row[:, None], [s])[:, 0] for row, s in zip(closes, scalers, strict=True)])
+
+
 @dataclass
 class Examples:
     """Windows ``x`` [n, window, columns], targets ``y`` [n, columns], and in price units the last close

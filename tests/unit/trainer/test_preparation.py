@@ -68,3 +68,26 @@ def test_outer_merged_portfolio_with_nan_holes_yields_no_nan_windows() -> None:
     for minute, close in frame["B"].dropna().items():
         b.add(int(minute), float(close))
     assert len(b.segments(ffill_max=5)) == 2
+
+
+def test_row_wise_scaling_and_prices_match_the_per_ticker_functions_exactly() -> None:
+    from services.trainer.windows import scale, scale_rows, to_price, to_price_rows
+
+    rng = np.random.default_rng(3)
+    closes = 50 * np.exp(np.cumsum(0.002 * rng.standard_normal((7, 6)), axis=1))
+    for scalers in (
+        [ReturnScaler(0.001 * (i + 1)) for i in range(7)],
+        [PriceScaler(40.0 + i, 60.0 + i) for i in range(7)],
+        [ReturnScaler(0.002), PriceScaler(40.0, 60.0)] * 3 + [ReturnScaler(0.003)],
+    ):
+        if len({type(s) for s in scalers}) == 1:  # one target per model: never mixed in one call
+            rows = scale_rows(closes, scalers)
+            one_by_one = [scale(c[:, None], [s])[:, 0] for c, s in zip(closes, scalers, strict=True)]
+            assert rows.dtype == np.float32 and np.array_equal(rows, np.stack(one_by_one))
+        else:
+            rows = closes.astype(np.float32) / 50 - 1
+        for values in (rows[:, -1], rows[:, -1].astype(np.float64) * 1.5):
+            prices = to_price_rows(values, closes[:, -1], scalers)
+            expected = [to_price(values[i : i + 1, None], closes[i : i + 1, -1:], [s])[0, 0]
+                        for i, s in enumerate(scalers)]  # fmt: skip
+            assert np.array_equal(prices, np.array(expected))
