@@ -30,7 +30,8 @@ def load_predictions(
     db: Database[dict[str, Any]], tickers: list[str] | None, since: datetime, until: datetime
 ) -> pd.DataFrame:
     query = _time_filter(since, until) | ({"ticker": {"$in": tickers}} if tickers else {})
-    fields = {"_id": 0, "ticker": 1, "ts": 1, "yhat": 1, "based_on_ts": 1, "model_version": 1, "target": 1}
+    fields = {"_id": 0, "ticker": 1, "ts": 1, "yhat": 1, "based_on_ts": 1, "model_version": 1, "target": 1,
+              "q10": 1, "q90": 1}  # fmt: skip
     frame = pd.DataFrame(list(db[PREDICTIONS].find(query, fields)), columns=[k for k in fields if k != "_id"])
     for column in ("ts", "based_on_ts"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
