@@ -265,7 +265,11 @@ class Forecaster(PerStockStrategy, PortfolioStrategy, CheckpointState):
             serving = PerStockServing(model, self.config.window, self.config.ffill_max)
             if old is not None:
                 serving = old.primed(model, snapshots, scalers)
+        calibration = self.calibration
+        shift = calibration.drift(model) if calibration is not None and not new_lineage else None
         with self.lock:
+            if calibration is not None and shift is not None:
+                calibration.shift = shift  # see calibration.py: warm updates drift the output level
             if serving is not None and old is not None:
                 serving.adopt_moved(old, snapshots)
             self._trainee, self._optimizer = trainee, optimizer

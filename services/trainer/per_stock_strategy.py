@@ -51,7 +51,7 @@ class PerStockStrategy(ForecasterFields):
 
     def _offset(self, ticker: str) -> float:
         """The ticker's output offset (0 without calibration): forecasts are centred, see calibration.py."""
-        return self.calibration.offsets.get(ticker, 0.0) if self.calibration is not None else 0.0
+        return self.calibration.offset(ticker) if self.calibration is not None else 0.0
 
     def _interval(self, ticker: str, yhat: float) -> tuple[float, float] | None:
         """The 80% interval (10% and 90% quantiles) of the next close around the model's forecast ``yhat``."""
@@ -140,7 +140,9 @@ class PerStockStrategy(ForecasterFields):
         offsets = ticker_offsets(self._trainee, prepared) if self.calibration is not None else {}
         with self.lock:
             if self.calibration is not None:
-                self.calibration.offsets.update(offsets)
+                # Its mean output now, in the same terms as the others' (their offset plus the shift).
+                shift = self.calibration.drift(self._trainee)
+                self.calibration.offsets.update({t: o - shift for t, o in offsets.items()})
         self._install(self._trainee, self._optimizer, new_lineage=False)
         with self.lock:
             for t, p in prepared.items():
