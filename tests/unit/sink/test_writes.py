@@ -12,6 +12,7 @@ from services.sink.writes import (
     plan_prediction_conflicts,
     portfolio_rows,
     portfolio_set,
+    prediction_document,
 )
 from shared.schemas import BarV1, PredictionV1
 from tests.integration.sink_support import T0, bar
@@ -93,3 +94,14 @@ def test_latest_trained_prediction_wins_in_a_batch_and_against_the_store() -> No
     key = ("AAPL", T0 + timedelta(minutes=1))
     assert plan_prediction_conflicts([prediction(3)], {key: T0 + timedelta(minutes=4)}) == []
     assert plan_prediction_conflicts([prediction(4)], {key: T0 + timedelta(minutes=4)}) == [prediction(4)]
+
+
+def test_prediction_document_holds_the_interval_or_null() -> None:
+    with_interval = prediction(1).model_copy(update={"q10": 99.5, "q90": 100.4})
+    doc = prediction_document(with_interval, T0)
+    assert (doc["q10"], doc["q90"], doc["yhat"]) == (99.5, 100.4, 100.0)
+    # Without one (an older trainer, a stand-in) the fields are null, so a re-forecast clears an old interval.
+    assert (prediction_document(prediction(1), T0)["q10"], prediction_document(prediction(1), T0)["q90"]) == (
+        None,
+        None,
+    )
