@@ -137,9 +137,16 @@ class PredictionV1(_Message):
     model_version: Label = Field(max_length=128)
     trained_at: UtcDatetime
     target: Literal["return", "price"]
+    # Optional (added within v1; older consumers ignore them, older messages decode without them).
+    q10: Price | None = Field(None, description="10% quantile of the close at ts")
+    q90: Price | None = Field(None, description="90% quantile of the close at ts")
 
     @model_validator(mode="after")
     def _forecasts_the_future(self) -> PredictionV1:
+        if (self.q10 is None) != (self.q90 is None):
+            raise ValueError("q10 and q90 come together or not at all")
+        if self.q10 is not None and self.q90 is not None and self.q10 > self.q90:
+            raise ValueError(f"q10 {self.q10} > q90 {self.q90}")
         if self.ts <= self.based_on_ts:
             raise ValueError("ts must be after based_on_ts")
         if self.ts != self.based_on_ts + timedelta(minutes=self.horizon_min):
@@ -161,7 +168,8 @@ class MessageError(ValueError):
 
 
 def encode(message: BarV1 | PredictionV1) -> bytes:
-    return message.model_dump_json().encode("utf-8")
+    # None fields (the optional interval) are left out: a message without them is the same bytes as before.
+    return message.model_dump_json(exclude_none=True).encode("utf-8")
 
 
 _DECODERS: dict[str, dict[int, type[_Message]]] = {

@@ -51,7 +51,7 @@ def load_closes(
 def load_predictions(
     db: Database[dict[str, Any]], tickers: list[str] | None, since: datetime, until: datetime
 ) -> pd.DataFrame:
-    columns = ["ticker", "ts", "yhat", "based_on_ts", "model_version", "target"]
+    columns = ["ticker", "ts", "yhat", "based_on_ts", "model_version", "target", "q10", "q90"]
     frame = pd.DataFrame(_with_open(db, PREDICTIONS, tickers, since, until, columns), columns=columns)
     for column in ("ts", "based_on_ts"):
         frame[column] = pd.to_datetime(frame[column], utc=True)

@@ -67,6 +67,8 @@ PREDICTION_FIELDS = (
     "model_version",
     "trained_at",
     "target",
+    "q10",
+    "q90",
 )
 
 
@@ -97,6 +99,10 @@ def prediction_values(prediction: PredictionV1, ingested_at: datetime | None) ->
         "model_version": prediction.model_version,
         "trained_at": prediction.trained_at,
         "target": prediction.target,
+        # The 80% interval (optional in v1): None when the message has none, so a re-forecast without one
+        # does not leave an older forecast's interval behind.
+        "q10": prediction.q10,
+        "q90": prediction.q90,
         "ingested_at": ingested_at,
     }
 

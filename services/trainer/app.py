@@ -68,6 +68,8 @@ def prediction_message(forecast: Forecast, target: str) -> PredictionV1:
         model_version=forecast.model_version,
         trained_at=forecast.trained_at,
         target=target,
+        q10=forecast.q10,
+        q90=forecast.q90,
     )
 
 

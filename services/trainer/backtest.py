@@ -25,7 +25,7 @@ from services.trainer.series import from_minute
 logger = logging.getLogger(__name__)
 
 BAR_COLUMNS = ["ticker", "ts", "open", "high", "low", "close", "volume"]
-PREDICTION_COLUMNS = ["ticker", "ts", "based_on_ts", "yhat", "model_version", "ar_yhat"]
+PREDICTION_COLUMNS = ["ticker", "ts", "based_on_ts", "yhat", "model_version", "ar_yhat", "q10", "q90"]
 
 
 def load_bars(path: Path, tickers: list[str] | None = None) -> pd.DataFrame:
@@ -94,6 +94,8 @@ def predictions_frame(forecasts: list[Forecast]) -> pd.DataFrame:
             "yhat": [f.yhat for f in forecasts],
             "model_version": [f.model_version for f in forecasts],
             "ar_yhat": [f.baseline for f in forecasts],
+            "q10": [f.q10 for f in forecasts],
+            "q90": [f.q90 for f in forecasts],
         },
         columns=PREDICTION_COLUMNS,
     )

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from services.trainer.baseline import LinearAR
+from services.trainer.calibration import Calibration
 from services.trainer.evaluation import Score
 from services.trainer.fields import ForecasterFields
 from services.trainer.per_stock import PerStockServing
@@ -42,6 +43,7 @@ class CheckpointState(ForecasterFields):
                 # A string, not a datetime: torch.load(weights_only=True) accepts only plain types.
                 "trained_at": self.trained_at.isoformat() if self.trained_at else None,
                 "baseline": self.baseline.state() if self.baseline else None,
+                "calibration": self.calibration.state() if self.calibration else None,
                 "walk_forward": [
                     {
                         "ticker": t,
@@ -84,6 +86,8 @@ class CheckpointState(ForecasterFields):
             self.lineage, self.updates = state["lineage"], int(state["updates"])
             self.trained_at = datetime.fromisoformat(state["trained_at"]) if state["trained_at"] else None
             self.baseline = LinearAR.from_state(state["baseline"]) if state.get("baseline") else None
+            saved = state.get("calibration")
+            self.calibration = Calibration.from_state(saved) if saved else None
             for item in state.get("walk_forward", []):
                 key = (item["ticker"], item["lineage"])
                 self.walk_forward.scores[key] = Score.from_state(item["score"])

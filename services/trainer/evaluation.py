@@ -28,21 +28,13 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-Z95 = 1.959963984540054
+from services.trainer.confidence import Z95, wilson_interval
+from services.trainer.intervals import Coverage, coverage_of
+
 # Newey-West lags: floor(4 (n/100)^(2/9)), capped so running sums stay a fixed size.
 MAX_LAG = 10
 POOLED = "*"
 NAIVE_PREFIX = "naive"
-
-
-def wilson_interval(hits: int, n: int, z: float = Z95) -> tuple[float, float]:
-    if n == 0:
-        return (0.0, 1.0)
-    p = hits / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def newey_west_lags(n: int) -> int:
@@ -270,6 +262,8 @@ class WalkForward:
 
 # --- stored or backtested predictions -----------------------------------------------------------------
 SCORED_COLUMNS = ["ticker", "ts", "yhat", "actual", "naive", "model_version"]
+# The forecast's 80% interval (10% and 90% quantiles of the close), where predictions carry one.
+INTERVAL_COLUMNS = ["q10", "q90"]
 
 
 def score_predictions(closes: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
@@ -286,7 +280,8 @@ def score_predictions(closes: pd.DataFrame, predictions: pd.DataFrame) -> pd.Dat
         on=["ticker", "based_on_ts"],
         how="inner",
     )
-    return scored[SCORED_COLUMNS].sort_values(["ticker", "ts"]).reset_index(drop=True)
+    columns = SCORED_COLUMNS + [c for c in INTERVAL_COLUMNS if c in scored.columns]
+    return scored[columns].sort_values(["ticker", "ts"]).reset_index(drop=True)
 
 
 def is_standin(model_version: pd.Series) -> pd.Series:
@@ -305,6 +300,30 @@ def scores_by_ticker(scored: pd.DataFrame) -> dict[str, Score]:
     if out:
         out[POOLED] = pool(out.values())
     return out
+
+
+def interval_coverage(scored: pd.DataFrame) -> dict[str, Coverage]:
+    """Share of final actual closes inside the model's 80% intervals, per ticker and pooled (:data:`POOLED`):
+    :func:`~services.trainer.intervals.coverage_of`, over the forecasts that carry an interval."""
+    if not set(INTERVAL_COLUMNS) <= set(scored.columns):
+        return {}
+    model = scored[~is_standin(scored["model_version"])].dropna(subset=INTERVAL_COLUMNS)
+    if model.empty:
+        return {}
+    parts = [np.asarray(model[c], dtype=np.float64) for c in ("actual", "q10", "q90")]
+    out = {
+        str(t): coverage_of(*(p[idx] for p in parts)) for t, idx in model.groupby("ticker").indices.items()
+    }
+    out[POOLED] = coverage_of(*parts)
+    return out
+
+
+def coverage_summary(cover: Coverage | None) -> dict[str, float | int | None]:
+    """Plain numbers for a table row: share inside the 80% interval with its 95% Wilson interval."""
+    if cover is None or not cover.n:
+        return {"in80": None, "in80_n": 0, "in80_ci_low": None, "in80_ci_high": None}
+    low, high = cover.interval95
+    return {"in80": cover.share, "in80_n": cover.n, "in80_ci_low": low, "in80_ci_high": high}
 
 
 def summary_rows(scores: dict[str, Score], **labels: object) -> list[dict[str, object]]:

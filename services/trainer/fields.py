@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from services.trainer.baseline import LinearAR
+from services.trainer.calibration import Calibration
 from services.trainer.evaluation import Pending, WalkForward
 from services.trainer.model import ForecastLSTM
 from services.trainer.per_stock import PerStockServing
@@ -41,6 +42,7 @@ class ForecasterFields:
     pending: dict[str, dict[int, Pending]]
     walk_forward: WalkForward
     baseline: LinearAR | None
+    calibration: Calibration | None
     _first_ready: int | None
     _newest_minute: int
     _trained_changes: dict[str, int]

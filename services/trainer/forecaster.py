@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from services.trainer.baseline import LinearAR
+from services.trainer.calibration import Calibration
 from services.trainer.checkpoint_state import CheckpointState
 from services.trainer.evaluation import Pending, Score, WalkForward, pool
 from services.trainer.model import ForecastLSTM, predict
@@ -78,6 +79,8 @@ class Forecaster(PerStockStrategy, PortfolioStrategy, CheckpointState):
         self.pending: dict[str, dict[int, Pending]] = {}
         self.walk_forward = WalkForward()
         self.baseline: LinearAR | None = None
+        # Per-stock output offsets and interval model, fitted at the cold start (calibration.py).
+        self.calibration: Calibration | None = None
         # Data minute at which some ticker first had enough history for the first cold start.
         self._first_ready: int | None = None
         self._newest_minute = 0
@@ -184,7 +187,10 @@ class Forecaster(PerStockStrategy, PortfolioStrategy, CheckpointState):
                         None,
                     )
                     version = NAIVE_VERSION
-                fc = Forecast(t, based_on, based_on + 1, yhat, last, version, trained_at, base)
+                q = None if standin or self.config.mode != "per_stock" else self._interval(t, yhat)
+                fc = Forecast(
+                    t, based_on, based_on + 1, yhat, last, version, trained_at, base, *(q or (None, None))
+                )
                 out.append(fc)
                 if self.lineage:
                     waiting = self.pending.setdefault(t, {})
@@ -259,7 +265,11 @@ class Forecaster(PerStockStrategy, PortfolioStrategy, CheckpointState):
             serving = PerStockServing(model, self.config.window, self.config.ffill_max)
             if old is not None:
                 serving = old.primed(model, snapshots, scalers)
+        calibration = self.calibration
+        shift = calibration.drift(model) if calibration is not None and not new_lineage else None
         with self.lock:
+            if calibration is not None and shift is not None:
+                calibration.shift = shift  # see calibration.py: warm updates drift the output level
             if serving is not None and old is not None:
                 serving.adopt_moved(old, snapshots)
             self._trainee, self._optimizer = trainee, optimizer
@@ -280,7 +290,10 @@ class Forecaster(PerStockStrategy, PortfolioStrategy, CheckpointState):
         for t, p in prepared.items():
             columns = [t] if self.config.mode == "per_stock" else self.columns
             x, last, actual = p.holdout.x, p.holdout.last, p.holdout.actual
-            prices = to_price(predict(model, x), last, p.scalers)
+            outputs = predict(model, x)
+            if self.config.mode == "per_stock":
+                outputs = outputs - self._offset(t)
+            prices = to_price(outputs, last, p.scalers)
             base_prices = self._baseline_prices(x, last, p.scalers)
             for j, name in enumerate(columns):
                 per_ticker[name], baseline[name] = Score(), Score()

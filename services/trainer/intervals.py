@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from services.trainer.evaluation import wilson_interval
+from services.trainer.confidence import wilson_interval
 
 SESSION_MINUTES = 390
 _MIN_STD = 1e-9

@@ -11,10 +11,13 @@ from typing import Any
 import numpy as np
 
 from services.trainer.baseline import LinearAR
+from services.trainer.calibration import fit_calibration, ticker_offsets
 from services.trainer.fields import ForecasterFields
 from services.trainer.records import HoldoutResult
+from services.trainer.scaling import ReturnScaler
+from services.trainer.series import Segment
 from services.trainer.training import fit
-from services.trainer.windows import Examples, prepare, scale, scale_rows, to_price_rows
+from services.trainer.windows import Examples, Prepared, prepare, scale, scale_rows, to_price_rows
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +35,8 @@ class PerStockStrategy(ForecasterFields):
         names = [t for t in scaled]
         scalers = [self.scalers[t] for t in names]
         last = np.array([self.series[t].closes[-1] for t in names], dtype=np.float64)
-        prices = to_price_rows(np.array([scaled[t] for t in names], np.float32), last, scalers)
+        centred = [scaled[t] - self._offset(t) for t in names]  # see calibration.py
+        prices = to_price_rows(np.array(centred, np.float32), last, scalers)
         bases = self._baseline_rows(names, last, scalers)
         out: dict[str, tuple[int, float, float, float | None]] = {}
         for i, t in enumerate(names):
@@ -56,6 +60,19 @@ class PerStockStrategy(ForecasterFields):
         values = scale_rows(np.stack([tail for _, tail in rows]), picked)
         base = to_price_rows(self.baseline.predict(values[:, :, None])[:, 0], last[index], picked)
         return {names[i]: float(base[k]) for k, i in enumerate(index)}
+
+    def _offset(self, ticker: str) -> float:
+        """The ticker's output offset (0 without calibration): forecasts are centred, see calibration.py."""
+        return self.calibration.offset(ticker) if self.calibration is not None else 0.0
+
+    def _interval(self, ticker: str, yhat: float) -> tuple[float, float] | None:
+        """The 80% interval (10% and 90% quantiles) of the next close around the model's forecast ``yhat``."""
+        scaler, series = self.scalers.get(ticker), self.series.get(ticker)
+        if self.calibration is None or not isinstance(scaler, ReturnScaler) or series is None:
+            return None
+        return self.calibration.bounds(
+            series.minutes, series.closes, scaler.scale, yhat, self.config.ffill_max
+        )
 
     def _per_stock_ready(self) -> list[str]:
         """Tickers with enough history that have no scaler yet; before the first cold start, [] until every
@@ -83,20 +100,24 @@ class PerStockStrategy(ForecasterFields):
         return waited
 
     def _prepare_per_stock(self, tickers: list[str]) -> dict[str, Any]:
+        return self._prepare_with_segments(tickers)[0]
+
+    def _prepare_with_segments(
+        self, tickers: list[str]
+    ) -> tuple[dict[str, Prepared], dict[str, list[Segment]]]:
         with self.lock:
-            segments = {t: [seg.closes[:, None] for seg in self.series[t].segments(self.config.ffill_max)]
-                        for t in tickers}  # fmt: skip
+            segments = {t: self.series[t].segments(self.config.ffill_max) for t in tickers}
         prepared = {}
         for t, segs in segments.items():
-            p = prepare(segs, self.config.window, self.config.target)
+            p = prepare([seg.closes[:, None] for seg in segs], self.config.window, self.config.target)
             if p is not None:
                 prepared[t] = p
-        return prepared
+        return prepared, segments
 
     def _cold_start_per_stock(
         self, tickers: list[str], should_stop: Callable[[], bool] | None
     ) -> HoldoutResult | None:
-        prepared = self._prepare_per_stock(tickers)
+        prepared, segments = self._prepare_with_segments(tickers)
         if not prepared:
             return None
         train = Examples.concat([p.train for p in prepared.values()])
@@ -107,6 +128,11 @@ class PerStockStrategy(ForecasterFields):
             for t, p in prepared.items():
                 self.scalers[t] = p.scalers[0]
             self.baseline = LinearAR.fit(train.x, train.y)
+        calibration = None
+        if self.config.target == "return":
+            calibration = fit_calibration(model, prepared, segments, self.config.window)
+        with self.lock:
+            self.calibration = calibration
         self._install(model, optimizer, new_lineage=True)
         return self._score_holdout(prepared, report)
 
@@ -123,6 +149,12 @@ class PerStockStrategy(ForecasterFields):
             max_epochs=1, patience=None, batch_size=self.config.batch_size, seed=self.seed,
             epoch_windows=self.config.epoch_windows,
         )  # fmt: skip
+        offsets = ticker_offsets(self._trainee, prepared) if self.calibration is not None else {}
+        with self.lock:
+            if self.calibration is not None:
+                # Its mean output now, in the same terms as the others' (their offset plus the shift).
+                shift = self.calibration.drift(self._trainee)
+                self.calibration.offsets.update({t: o - shift for t, o in offsets.items()})
         self._install(self._trainee, self._optimizer, new_lineage=False)
         with self.lock:
             for t, p in prepared.items():

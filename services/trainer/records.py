@@ -74,6 +74,9 @@ class Forecast:
     trained_at: datetime
     # The linear AR baseline's forecast of the same minute (None for a naive stand-in).
     baseline: float | None = None
+    # The 80% interval of the close (10% and 90% quantiles); None for a stand-in or without calibration.
+    q10: float | None = None
+    q90: float | None = None
 
 
 @dataclass(frozen=True)

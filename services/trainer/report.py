@@ -9,7 +9,15 @@ from typing import Any
 import pandas as pd
 from pymongo.database import Database
 
-from services.trainer.evaluation import POOLED, Score, score_predictions, scores_by_ticker, summary_rows
+from services.trainer.evaluation import (
+    POOLED,
+    Score,
+    coverage_summary,
+    interval_coverage,
+    score_predictions,
+    scores_by_ticker,
+    summary_rows,
+)
 from services.trainer.metrics_store import read_metrics
 
 COLUMNS = (
@@ -26,12 +34,16 @@ COLUMNS = (
     ("directional_ci_low", "CI low", "{:.3f}"),
     ("directional_ci_high", "CI high", "{:.3f}"),
     ("verdict", "verdict", "{}"),
+    ("in80", "in 80%", "{:.1%}"),
+    ("in80_ci_low", "in80 low", "{:.1%}"),
+    ("in80_ci_high", "in80 high", "{:.1%}"),
 )
 NOTE = (
     "Errors relative to the last close; MSE/naive < 1 is a lower error than next close = last close, a claim "
     "made (verdict) only when the Diebold-Mariano test (Newey-West variance) gives p < 0.05. MAE in basis "
     "points of the last close. Direction: moved minutes only, 95% Wilson interval. Coverage: share of the "
-    "scorable minutes the model forecast (the rest were naive stand-ins, never scored as the model's)."
+    "scorable minutes the model forecast (the rest were naive stand-ins, never scored as the model's). "
+    "In 80%: share of actual closes inside the forecast's 10-90% interval (goal 78-82%), 95% Wilson interval."
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _END = datetime(2200, 1, 1, tzinfo=UTC)
@@ -84,7 +96,10 @@ def rows_from_frames(
         standins = scored[versions.str.startswith("naive") & (scored["ts"] > mine["ts"].min())]
         scores = scores_by_ticker(pd.concat([mine, standins]) if len(lineages) == 1 else mine)
         baselines = _baseline_scores(mine, predictions)
+        covers = interval_coverage(mine)
         for row in summary_rows(scores, lineage=lin):
+            if covers:
+                row |= coverage_summary(covers.get(str(row["ticker"])))
             extra = baselines.get(str(row["ticker"]))
             if extra is not None:
                 row |= {f"ar_{k}": v for k, v in extra.summary().items()}

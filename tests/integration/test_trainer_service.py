@@ -286,3 +286,7 @@ def test_live_catch_up_forecasts_every_bar_as_the_backtest_does(
     wrong = [(k, live[k].model_version, live[k].yhat, y) for k, y in expected.items()
              if live[k].model_version != version or live[k].yhat != pytest.approx(y, rel=1e-6)]  # fmt: skip
     assert not wrong, wrong[:5]
+    # The same intervals too (issue 13: the live pipeline publishes the backtest's model and intervals).
+    bounds = {(r.ticker, r.ts.to_pydatetime()): (r.q10, r.q90) for r in result.predictions.itertuples()}
+    assert all(q[0] is not None and q[0] < q[1] for q in bounds.values())
+    assert all((live[k].q10, live[k].q90) == pytest.approx(q, rel=1e-6) for k, q in bounds.items())

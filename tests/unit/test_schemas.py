@@ -100,6 +100,17 @@ def test_prediction_round_trips_in_the_documented_shape() -> None:
     assert decode_prediction(encode(original)) == original
 
 
+def test_prediction_interval_is_optional_and_round_trips() -> None:
+    with_interval = PredictionV1.model_validate(prediction(q10=100.5, q90=100.9))
+    assert json.loads(encode(with_interval)) == prediction(q10=100.5, q90=100.9)
+    assert decode_prediction(encode(with_interval)) == with_interval
+    # A message from before the interval existed still decodes, and one without it encodes as before.
+    old = decode_prediction(json.dumps(prediction()).encode())
+    assert old.q10 is None and old.q90 is None
+    assert "q10" not in json.loads(encode(old))
+    assert PredictionV1.model_validate(prediction(q10=100.7, q90=100.7)).q10 == 100.7
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
@@ -109,6 +120,13 @@ def test_prediction_round_trips_in_the_documented_shape() -> None:
         {"yhat": 0},
         {"target": "level"},
         {"model_version": ""},
+        {"q10": 100.9, "q90": 100.5},
+        {"q10": 100.5},
+        {"q90": 100.9},
+        {"q10": 0, "q90": 100.9},
+        {"q10": -1.0, "q90": 100.9},
+        {"q10": "NaN", "q90": 100.9},
+        {"q10": 100.5, "q90": "Infinity"},
     ],
 )
 def test_bad_predictions_are_rejected(overrides: dict[str, object]) -> None:

@@ -3,7 +3,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 from services.sink.open_items import PartitionState, plan, state_from_doc, state_to_doc
-from services.sink.writes import bar_item, latest_bars, latest_predictions, stored_bar_item
+from services.sink.writes import (
+    bar_item,
+    latest_bars,
+    latest_predictions,
+    prediction_document,
+    prediction_item,
+    stored_bar_item,
+    stored_prediction_item,
+)
 from shared.layout import item_id, minute_id
 from shared.schemas import PredictionV1
 from tests.integration.sink_support import T0, bar
@@ -88,3 +96,24 @@ def test_a_provisional_bar_followed_only_by_final_ones_still_settles() -> None:
     plan(state, [bar_item(bar("A", 0))])
     settled = plan(state, [bar_item(bar("A", m, rev=2)) for m in (1, 2, 3)]).settle
     assert sorted((i.ts - T0).seconds // 60 for i in settled) == [0, 1, 2, 3] and not state.open
+
+
+def test_prediction_document_holds_the_interval_or_null_and_keeps_it_through_latest() -> None:
+    plain = PredictionV1(
+        ticker="A",
+        ts=T0 + timedelta(minutes=1),
+        yhat=100.0,
+        horizon_min=1,
+        based_on_ts=T0,
+        model_version="m",
+        trained_at=T0,
+        target="return",
+    )
+    with_interval = plain.model_copy(update={"q10": 99.5, "q90": 100.4})
+    doc = prediction_document(with_interval, T0)
+    assert (doc["q10"], doc["q90"], doc["yhat"]) == (99.5, 100.4, 100.0)
+    # Without one (an older trainer, a stand-in) the fields are null, so a re-forecast clears an old interval.
+    assert (prediction_document(plain, T0)["q10"], prediction_document(plain, T0)["q90"]) == (None, None)
+    # An in-progress prediction read back from `latest` keeps its interval.
+    stored = stored_prediction_item(prediction_item(with_interval).doc)
+    assert (stored.doc["q10"], stored.doc["q90"]) == (99.5, 100.4)

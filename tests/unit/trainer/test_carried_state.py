@@ -15,14 +15,15 @@ from .test_forecasting import START, trained
 
 
 def reference(forecaster: Forecaster, ticker: str) -> float:
-    """A full pass over the current segment's returns from its anchor, with the installed weights."""
+    """A full pass over the current segment's returns from its anchor, with the installed weights, centred
+    by the ticker's output offset (calibration.py)."""
     series, scaler = forecaster.series[ticker], forecaster.scalers[ticker]
     segment = series.segments(forecaster.config.ffill_max)[-1]
     count = len(segment.closes) - 1
     closes = segment.closes[anchor_of(count, forecaster.config.window) :]
     model = forecaster._model
     assert model is not None
-    out = full_pass(model, scale(closes[:, None], [scaler])[None])
+    out = full_pass(model, scale(closes[:, None], [scaler])[None]) - forecaster._offset(ticker)
     return float(to_price(out, closes[-1:][:, None], [scaler])[0, 0])
 
 
