@@ -219,10 +219,14 @@ class SinkLoop:
                     logger.warning("stopping with the batch uncommitted; it will be read again")
                     return False
                 self.flight = flight  # a rebalance meanwhile excludes partitions from it
+                self.consumer.pause(self.consumer.assignment())
                 try:
                     self._keep_polling_until(after(delay))
                 finally:
                     self.flight = None
+                    # Polling meanwhile paused every partition: without this the sink read nothing more
+                    # after a broker restart made one commit retry.
+                    self.consumer.resume(self.consumer.assignment())
 
     def _keep_polling_until(self, done: Callable[[], bool]) -> bool:
         """Poll (paused) and keep health and lag current until ``done()``; False when stopped and out of
