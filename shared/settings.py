@@ -120,6 +120,8 @@ class Settings(BaseSettings):
     batch_size: int = Field(256, ge=1)
     learning_rate: float = Field(1e-3, gt=0, le=10, allow_inf_nan=False)
     update_steps: int = Field(2, ge=0)
+    # Data minutes between warm updates (each trains on the windows closed since the last one).
+    update_every_min: int = Field(10, ge=1, le=1_440)
     # Gaps up to this many minutes are forward-filled; longer ones cut the series.
     ffill_max_minutes: int = Field(5, ge=0)
     history_minutes: int = Field(3_000, ge=10)

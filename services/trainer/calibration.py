@@ -25,11 +25,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from services.trainer.chunks import predict_windows
 from services.trainer.features import SESSION_OPEN_MINUTE, SESSION_TZ, output_offsets
 from services.trainer.intervals import IntervalModel, VolatilityModel
 from services.trainer.model import ForecastLSTM, predict
 from services.trainer.series import Segment, regularize
-from services.trainer.windows import Prepared
+from services.trainer.windows import Examples, Prepared
 
 # Past returns a live σ̂ looks at: the weight left beyond them is 0.5 ** (TAIL / halflife) (~1e-4 at 30).
 TAIL = 400
@@ -147,12 +148,12 @@ class Calibration:
         )  # fmt: skip
 
 
-def ticker_offsets(model: ForecastLSTM, prepared: dict[str, Prepared], limit: int = 4096) -> dict[str, float]:
-    """Each ticker's mean net output on (up to ``limit`` of the newest of) its training windows."""
+def ticker_offsets(model: ForecastLSTM, prepared: dict[str, Prepared], window: int) -> dict[str, float]:
+    """Each ticker's mean net output on its training windows (read in chunks, as served)."""
     names = list(prepared)
-    outputs = [predict(model, prepared[t].train.x[-limit:])[:, 0] for t in names]
-    index = np.concatenate([np.full(len(o), j) for j, o in enumerate(outputs)])
-    offsets = output_offsets(np.concatenate(outputs), index, len(names))
+    outputs = predict_windows(model, Examples.concat([prepared[t].train for t in names]), window)[:, 0]
+    index = np.concatenate([np.full(len(prepared[t].train), j) for j, t in enumerate(names)])
+    offsets = output_offsets(outputs, index, len(names))
     return {t: float(offsets[j]) for j, t in enumerate(names)}
 
 
@@ -177,7 +178,7 @@ def fit_calibration(
 ) -> Calibration | None:
     """Offsets, σ̂ model and interval quantiles for a per-stock (return target) cold start: ``prepared`` and
     ``segments`` as the cold start built them (the same split). None when there is nothing to fit on."""
-    offsets = ticker_offsets(model, prepared)
+    offsets = ticker_offsets(model, prepared, window)
     rows: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, int]] = {}
     train_z, train_at = [], []
     for t, p in prepared.items():
@@ -194,7 +195,7 @@ def fit_calibration(
     vol = VolatilityModel.fit(np.concatenate(train_z)[:, None], np.concatenate(train_at))
     residuals, sigmas = [], []
     for t, (z, session, holdout, _) in rows.items():
-        out = predict(model, prepared[t].holdout.x)[:, 0] - offsets[t]
+        out = predict_windows(model, prepared[t].holdout, window)[:, 0] - offsets[t]
         sigma = vol.sigma(z[:, None], session)[:, 0]
         # Target row k is forecast from row k - 1: its σ̂ and its output, in standardized units.
         residuals.append(z[holdout] - out)

@@ -27,8 +27,9 @@ import torch
 from services.trainer.baseline import LinearAR
 from services.trainer.calibration import Calibration
 from services.trainer.checkpoint_state import CheckpointState
+from services.trainer.chunks import predict_windows
 from services.trainer.evaluation import Pending, Score, WalkForward, pool
-from services.trainer.model import ForecastLSTM, predict
+from services.trainer.model import ForecastLSTM
 from services.trainer.per_stock import PerStockServing
 from services.trainer.per_stock_strategy import PerStockStrategy
 from services.trainer.portfolio_strategy import PortfolioStrategy
@@ -85,6 +86,8 @@ class Forecaster(PerStockStrategy, PortfolioStrategy, CheckpointState):
         self._first_ready: int | None = None
         self._newest_minute = 0
         self._trained_changes: dict[str, int] = {}
+        # Data minute of the newest bar when the weights last changed (warm updates follow update_every).
+        self._updated_minute = 0
         # Tickers that a cold start (or a join) just made forecastable by the model: forecast them again
         # at once rather than waiting for their next bar.
         self._refresh: set[str] = set()
@@ -244,7 +247,7 @@ class Forecaster(PerStockStrategy, PortfolioStrategy, CheckpointState):
         should_stop: Callable[[], bool] | None,
     ) -> FitReport:
         return fit(
-            model, optimizer, train.x, train.y, holdout.x, holdout.y,
+            model, optimizer, train, holdout, window=self.config.window,
             max_epochs=self.config.max_epochs, patience=self.config.patience,
             batch_size=self.config.batch_size, seed=self.seed, should_stop=should_stop,
             epoch_windows=self.config.epoch_windows, on_epoch=self.on_epoch,
@@ -274,6 +277,7 @@ class Forecaster(PerStockStrategy, PortfolioStrategy, CheckpointState):
                 serving.adopt_moved(old, snapshots)
             self._trainee, self._optimizer = trainee, optimizer
             self._model, self._serving = model, serving
+            self._updated_minute = self._newest_minute
             if new_lineage:
                 self.lineage, self.updates = uuid.uuid4().hex[:8], 0
             else:
@@ -290,7 +294,7 @@ class Forecaster(PerStockStrategy, PortfolioStrategy, CheckpointState):
         for t, p in prepared.items():
             columns = [t] if self.config.mode == "per_stock" else self.columns
             x, last, actual = p.holdout.x, p.holdout.last, p.holdout.actual
-            outputs = predict(model, x)
+            outputs = predict_windows(model, p.holdout, self.config.window)
             if self.config.mode == "per_stock":
                 outputs = outputs - self._offset(t)
             prices = to_price(outputs, last, p.scalers)
@@ -307,18 +311,24 @@ class Forecaster(PerStockStrategy, PortfolioStrategy, CheckpointState):
         return result
 
     def _warm_update(self) -> tuple[int, float]:
-        """A few optimizer steps on the newest windows of the tickers that got bars since the last update."""
+        """A few optimizer steps on the windows that closed since the last update, for the tickers that got
+        bars, once every ``update_every`` data minutes."""
         if self.config.update_steps <= 0 or self._trainee is None or self._optimizer is None:
             return 0, math.nan
         need = input_length(self.config.window, self.config.target)
         with self.lock:
+            since = self._newest_minute - self._updated_minute
+            if since < self.config.update_every:
+                return 0, math.nan
+            count = max(1, min(since, self.config.window))
             if self.config.mode == "portfolio":
-                x, y, fresh = self._newest_portfolio_windows(need)
+                newest, fresh = self._newest_portfolio_windows(need, count)
             else:
-                x, y, fresh = self._newest_per_stock_windows(need)
-        if not len(x):
+                newest, fresh = self._newest_per_stock_windows(need, count)
+        if not len(newest):
             return 0, math.nan
-        loss = warm_update(self._trainee, self._optimizer, x, y, self.config.update_steps)
+        window, steps = self.config.window, self.config.update_steps
+        loss = warm_update(self._trainee, self._optimizer, newest, window, steps)
         if not math.isfinite(loss):
             # A diverged step must not reach forecasting; the previous weights stay in service.
             logger.warning("warm update diverged (loss %s); weights not installed", loss)

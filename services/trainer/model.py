@@ -26,6 +26,12 @@ class ForecastLSTM(nn.Module):
         result: torch.Tensor = self.head(out[:, -1, :])
         return result
 
+    def forward_all(self, x: torch.Tensor) -> torch.Tensor:
+        """The forecast after every position of ``x`` [batch, steps, columns] (chunks.py)."""
+        out, _ = self.lstm(x)
+        result: torch.Tensor = self.head(out)
+        return result
+
     def shape(self) -> dict[str, int]:
         return {"columns": self.columns, "units": self.units, "layers": self.layers}
 

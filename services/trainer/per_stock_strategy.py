@@ -17,7 +17,7 @@ from services.trainer.records import HoldoutResult
 from services.trainer.scaling import ReturnScaler
 from services.trainer.series import Segment
 from services.trainer.training import fit
-from services.trainer.windows import Examples, Prepared, prepare, scale, scale_rows, to_price_rows
+from services.trainer.windows import Examples, Prepared, examples, prepare, scale_rows, to_price_rows
 
 logger = logging.getLogger(__name__)
 
@@ -145,11 +145,12 @@ class PerStockStrategy(ForecasterFields):
             return None
         train = Examples.concat([p.train for p in prepared.values()])
         fit(
-            self._trainee, self._optimizer, train.x, train.y, train.x[:0], train.y[:0],
-            max_epochs=1, patience=None, batch_size=self.config.batch_size, seed=self.seed,
-            epoch_windows=self.config.epoch_windows,
+            self._trainee, self._optimizer, train, Examples.empty(self.config.window, 1),
+            window=self.config.window, max_epochs=1, patience=None, batch_size=self.config.batch_size,
+            seed=self.seed, epoch_windows=self.config.epoch_windows,
         )  # fmt: skip
-        offsets = ticker_offsets(self._trainee, prepared) if self.calibration is not None else {}
+        calibrated = self.calibration is not None
+        offsets = ticker_offsets(self._trainee, prepared, self.config.window) if calibrated else {}
         with self.lock:
             if self.calibration is not None:
                 # Its mean output now, in the same terms as the others' (their offset plus the shift).
@@ -163,31 +164,27 @@ class PerStockStrategy(ForecasterFields):
         result.joined = True
         return result
 
-    def _newest_per_stock_windows(self, need: int) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    def _newest_per_stock_windows(self, need: int, count: int) -> tuple[Examples, dict[str, int]]:
+        """The newest ``count`` windows of each ticker with fresh bars (at most ``batch_size`` tickers: a
+        random subset when more, so every ticker gets its turn), and the change counts they cover."""
         fresh = [
             t
             for t, s in self.series.items()
             if t in self.scalers and s.changes != self._trained_changes.get(t)
         ]
         if len(fresh) > self.config.batch_size:
-            # More fresh tickers than one batch: a random subset, so every ticker gets its turn.
             picked = self._rng.choice(len(fresh), self.config.batch_size, replace=False)
             fresh = [fresh[i] for i in sorted(picked)]
-        per_ticker = max(1, min(8, self.config.batch_size // max(len(fresh), 1)))
-        xs, ys, done = [], [], {}
+        parts, done = [], {}
         for t in fresh:
             series = self.series[t]
-            tail = series.tail(need + per_ticker, self.config.ffill_max)
+            tail = series.tail(need + count - 1, self.config.ffill_max)
             if tail is None:
-                tail = series.tail(need + 1, self.config.ffill_max)
+                tail = series.tail(need, self.config.ffill_max)
             if tail is None:
                 continue
-            values = scale(tail[:, None], [self.scalers[t]])
-            window = self.config.window
-            for k in range(len(values) - window):
-                xs.append(values[k : k + window])
-                ys.append(values[k + window])
+            parts.append(examples(tail[:, None], self.config.window, [self.scalers[t]]))
             done[t] = series.changes
-        if not xs:
-            return np.empty((0,)), np.empty((0,)), {}
-        return np.stack(xs).astype(np.float32), np.stack(ys).astype(np.float32), done
+        if not parts:
+            return Examples.empty(self.config.window, 1), {}
+        return Examples.concat(parts), done

@@ -6,14 +6,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-import numpy as np
-
 from services.trainer.baseline import LinearAR
 from services.trainer.fields import ForecasterFields
 from services.trainer.model import predict
 from services.trainer.records import HoldoutResult
 from services.trainer.series import align
-from services.trainer.windows import input_length, prepare, scale, to_price
+from services.trainer.windows import Examples, examples, input_length, prepare, scale, to_price
 
 
 class PortfolioStrategy(ForecasterFields):
@@ -77,16 +75,14 @@ class PortfolioStrategy(ForecasterFields):
         self._install(model, optimizer, new_lineage=True)
         return self._score_holdout({"*": prepared}, report)
 
-    def _newest_portfolio_windows(self, need: int) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    def _newest_portfolio_windows(self, need: int, count: int) -> tuple[Examples, dict[str, int]]:
+        """The portfolio's newest ``count`` windows once every column has fresh bars."""
+        none = Examples.empty(self.config.window, len(self.columns))
         fresh = {t: self.series[t].changes for t in self.columns if t in self.series}
         if len(fresh) < len(self.columns) or all(self._trained_changes.get(t) == c for t, c in fresh.items()):
-            return np.empty((0,)), np.empty((0,)), {}
+            return none, {}
         segments = align(self.series, self.columns, self.config.ffill_max)
-        if not segments or len(segments[-1][1]) < need + 1:
-            return np.empty((0,)), np.empty((0,)), {}
-        grid = segments[-1][1][-(need + 8) :]
-        values = scale(grid, [self.scalers[c] for c in self.columns])
-        window = self.config.window
-        xs = np.stack([values[k : k + window] for k in range(len(values) - window)])
-        ys = values[window:]
-        return xs.astype(np.float32), ys.astype(np.float32), fresh
+        if not segments or len(segments[-1][1]) < need:
+            return none, {}
+        grid = segments[-1][1][-(need + count - 1) :]
+        return examples(grid, self.config.window, [self.scalers[c] for c in self.columns]), fresh

@@ -28,6 +28,10 @@ class Config:
     batch_size: int = 256
     learning_rate: float = 1e-3
     update_steps: int = 2
+    # Data minutes between warm updates: each one trains on the windows that closed since the last, so a
+    # window is learned from ``update_steps`` times (not once a minute for as long as it stays newest), and
+    # the states' re-priming after new weights is paid once per update, not once per minute.
+    update_every: int = 10
     ffill_max: int = 5
     history: int = 3_000
     # Closes (after the missing-minute policy) a ticker needs before its cold start.
@@ -52,6 +56,7 @@ class Config:
             batch_size=settings.batch_size,
             learning_rate=settings.learning_rate,
             update_steps=settings.update_steps,
+            update_every=settings.update_every_min,
             ffill_max=settings.ffill_max_minutes,
             history=settings.history_minutes,
             cold_start_wait=settings.trainer_cold_start_wait_min,

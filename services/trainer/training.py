@@ -12,7 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from services.trainer.model import ForecastLSTM, predict
+from services.trainer.chunks import Chunks, chunk, chunk_loss
+from services.trainer.model import ForecastLSTM
+from services.trainer.windows import Examples
 
 
 @dataclass
@@ -29,20 +31,36 @@ def make_optimizer(model: nn.Module, learning_rate: float) -> torch.optim.Optimi
     return torch.optim.Adam(model.parameters(), lr=learning_rate)
 
 
-def _loss(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
-    if not len(x):
+def _loss(model: ForecastLSTM, chunks: Chunks, batch: int = 512) -> float:
+    """Mean squared error over every scored position of ``chunks`` (nan: none)."""
+    if not len(chunks):
         return math.nan
-    return float(np.mean((predict(model, x) - y) ** 2))
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(chunks), batch):
+            part = chunks.take(np.arange(i, min(i + batch, len(chunks))))
+            n = int(part.targets.sum()) * part.y.shape[-1]
+            total += float(chunk_loss(model, part)) * n
+            count += n
+    return total / count if count else math.nan
+
+
+def _first(chunks: Chunks, order: np.ndarray, windows: int | None) -> np.ndarray:
+    """The leading chunks of ``order`` that hold ``windows`` forecasts (all of them: None)."""
+    if windows is None:
+        return order
+    reached = np.cumsum(chunks.targets[order]) >= windows
+    return order[: int(np.argmax(reached)) + 1] if reached.any() else order
 
 
 def fit(
     model: ForecastLSTM,
     optimizer: torch.optim.Optimizer,
-    train_x: np.ndarray,
-    train_y: np.ndarray,
-    holdout_x: np.ndarray,
-    holdout_y: np.ndarray,
+    train: Examples,
+    holdout: Examples,
     *,
+    window: int,
     max_epochs: int,
     patience: int | None,
     batch_size: int,
@@ -51,29 +69,28 @@ def fit(
     epoch_windows: int | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> FitReport:
-    """Train up to ``max_epochs`` on shuffled mini-batches; with ``patience``, stop when the hold-out loss
-    has not improved for that many epochs and keep the best weights (None: run every epoch, as the original
-    recipe did). ``should_stop()`` (optional) ends training between batches (shutdown). ``epoch_windows``
-    caps the windows drawn per epoch (a fresh random sample each epoch) and the hold-out windows scored.
-    ``on_epoch(epoch, holdout_loss)`` (optional) reports progress, e.g. to a progress bar."""
+    """Train up to ``max_epochs`` on shuffled mini-batches of chunks (``chunks.py``: consecutive windows
+    read as one sequence, a fresh chunk grid each epoch); with ``patience``, stop when the hold-out loss
+    has not improved for that many epochs and keep the best weights (None: run every epoch). A batch holds
+    about ``batch_size`` forecasts. ``should_stop()`` (optional) ends training between batches (shutdown).
+    ``epoch_windows`` caps the forecasts trained on per epoch (a fresh random sample each epoch) and those
+    scored for the hold-out loss. ``on_epoch(epoch, holdout_loss)`` (optional) reports progress."""
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
-    xt, yt = torch.from_numpy(train_x), torch.from_numpy(train_y)
-    if epoch_windows is not None and len(holdout_x) > epoch_windows:
-        keep = np.sort(rng.choice(len(holdout_x), epoch_windows, replace=False))
-        holdout_x, holdout_y = holdout_x[keep], holdout_y[keep]
+    held = chunk(holdout, window)
+    held = held.take(np.sort(_first(held, rng.permutation(len(held)), epoch_windows)))
+    per_batch = max(1, -(-batch_size // window))
     report = FitReport(epochs=0, best_epoch=0)
     best = math.inf
     best_state = copy.deepcopy(model.state_dict())
-    loss_fn = nn.MSELoss()
     for epoch in range(1, max_epochs + 1):
         model.train()
-        order = torch.from_numpy(rng.permutation(len(xt))[:epoch_windows])
+        chunks = chunk(train, window, phase=int(rng.integers(window)))
+        order = _first(chunks, rng.permutation(len(chunks)), epoch_windows)
         total, batches = 0.0, 0
-        for i in range(0, len(order), batch_size):
-            idx = order[i : i + batch_size]
+        for i in range(0, len(order), per_batch):
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xt[idx]), yt[idx])
+            loss = chunk_loss(model, chunks.take(order[i : i + per_batch]))
             loss.backward()
             optimizer.step()
             total += loss.item()
@@ -82,12 +99,12 @@ def fit(
                 break
         report.epochs = epoch
         report.train_losses.append(total / max(batches, 1))
-        holdout = _loss(model, holdout_x, holdout_y)
-        report.holdout_losses.append(holdout)
+        holdout_loss = _loss(model, held)
+        report.holdout_losses.append(holdout_loss)
         if on_epoch is not None:
-            on_epoch(epoch, holdout)
-        if holdout < best:
-            best, report.best_epoch = holdout, epoch
+            on_epoch(epoch, holdout_loss)
+        if holdout_loss < best:
+            best, report.best_epoch = holdout_loss, epoch
             best_state = copy.deepcopy(model.state_dict())
         elif patience is not None and epoch - report.best_epoch >= patience:
             report.stopped_early = True
@@ -101,18 +118,17 @@ def fit(
 
 
 def warm_update(
-    model: ForecastLSTM, optimizer: torch.optim.Optimizer, x: np.ndarray, y: np.ndarray, steps: int
+    model: ForecastLSTM, optimizer: torch.optim.Optimizer, newest: Examples, window: int, steps: int
 ) -> float:
-    """``steps`` optimizer steps on the newest windows (one batch); return the last loss (nan: no data)."""
-    if not len(x) or steps <= 0:
+    """``steps`` optimizer steps on the newest windows (one batch of chunks); the last loss (nan: no data)."""
+    if not len(newest) or steps <= 0:
         return math.nan
     model.train()
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    loss_fn = nn.MSELoss()
+    chunks = chunk(newest, window)
     value = math.nan
     for _ in range(steps):
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(xt), yt)
+        loss = chunk_loss(model, chunks)
         loss.backward()
         optimizer.step()
         value = loss.item()

@@ -97,20 +97,27 @@ def scale_rows(closes: np.ndarray, scalers: Sequence[Scaler]) -> np.ndarray:
 @dataclass
 class Examples:
     """Windows ``x`` [n, window, columns], targets ``y`` [n, columns], and in price units the last close
-    before each target (``last``) and the actual close (``actual``), for scoring against naive."""
+    before each target (``last``) and the actual close (``actual``), for scoring against naive. Windows of
+    one ``run`` are consecutive minutes of one segment, ``pos`` their position in it (``chunks.py`` reads
+    them as one sequence)."""
 
     x: np.ndarray
     y: np.ndarray
     last: np.ndarray
     actual: np.ndarray
+    pos: np.ndarray
+    run: np.ndarray
 
     @classmethod
     def empty(cls, window: int, columns: int) -> Examples:
+        none = np.empty(0, np.int64)
         return cls(
             np.empty((0, window, columns), np.float32),
             np.empty((0, columns), np.float32),
             np.empty((0, columns)),
             np.empty((0, columns)),
+            none,
+            none.copy(),
         )
 
     def __len__(self) -> int:
@@ -118,16 +125,23 @@ class Examples:
 
     @staticmethod
     def concat(parts: Sequence[Examples]) -> Examples:
+        runs, offset = [], 0
+        for p in parts:
+            runs.append(p.run + offset)
+            offset += int(p.run.max()) + 1 if len(p.run) else 0
         return Examples(
             np.concatenate([p.x for p in parts]).astype(np.float32),
             np.concatenate([p.y for p in parts]).astype(np.float32),
             np.concatenate([p.last for p in parts]),
             np.concatenate([p.actual for p in parts]),
+            np.concatenate([p.pos for p in parts]).astype(np.int64),
+            np.concatenate(runs).astype(np.int64),
         )
 
 
-def examples(closes: np.ndarray, window: int, scalers: Sequence[Scaler]) -> Examples:
-    """Every window of one segment of closes ``[minutes, columns]``."""
+def examples(closes: np.ndarray, window: int, scalers: Sequence[Scaler], first: int = 0) -> Examples:
+    """Every window of one segment of closes ``[minutes, columns]``; ``first``: the position of its first
+    window in the segment (a hold-out part starts inside one)."""
     columns = closes.shape[1]
     values = scale(closes, scalers)
     x, y = sliding(values, window)
@@ -135,7 +149,8 @@ def examples(closes: np.ndarray, window: int, scalers: Sequence[Scaler]) -> Exam
         return Examples.empty(window, columns)
     # The target of example i is close index (offset + i) with offset = window (+1 for returns).
     offset = len(closes) - len(y)
-    return Examples(x, y, closes[offset - 1 : -1], closes[offset:])
+    pos = first + np.arange(len(x), dtype=np.int64)
+    return Examples(x, y, closes[offset - 1 : -1], closes[offset:], pos, np.zeros(len(x), np.int64))
 
 
 @dataclass
@@ -172,7 +187,7 @@ def prepare(
         if cut < len(seg):
             # The hold-out windows' targets are the closes from ``cut`` on; their inputs may reach back.
             start = max(cut - context, 0)
-            holdout.append(examples(seg[start:], window, scalers))
+            holdout.append(examples(seg[start:], window, scalers, first=start))
         seen += len(seg)
     columns = segments[0].shape[1]
     train_ex = Examples.concat(train) if train else Examples.empty(window, columns)

@@ -28,7 +28,7 @@ def reference(forecaster: Forecaster, ticker: str) -> float:
 
 
 def test_carried_state_forecasts_equal_a_full_pass_through_updates_gaps_and_a_cut() -> None:
-    forecaster = trained("SINE", 600)
+    forecaster = trained("SINE", 600, update_every=1)  # new weights at every cycle below
     closes = sine_closes(900)
     minute, checked = START + 600, 0
     for i in range(600, 760):

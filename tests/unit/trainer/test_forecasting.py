@@ -17,8 +17,8 @@ from tests.unit.trainer.synthetic import sine_closes, tiny_config
 START = to_minute(datetime(2026, 3, 2, 14, 30, tzinfo=UTC))
 
 
-def trained(ticker: str = "SINE", n: int = 600) -> Forecaster:
-    forecaster = Forecaster(tiny_config(max_epochs=5))
+def trained(ticker: str = "SINE", n: int = 600, **config: object) -> Forecaster:
+    forecaster = Forecaster(tiny_config(**({"max_epochs": 5} | config)))
     for i, close in enumerate(sine_closes(n)):
         forecaster.ingest(ticker, START + i, float(close))
     assert forecaster.train_cycle().cold_start is not None

@@ -4,16 +4,18 @@ import numpy as np
 
 from services.trainer.model import ForecastLSTM
 from services.trainer.training import fit, make_optimizer
+from services.trainer.windows import prepare
 
 
 def test_fit_reports_every_epoch_with_its_holdout_loss() -> None:
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 10, 1)).astype(np.float32)
-    y = rng.normal(size=(64, 1)).astype(np.float32)
+    closes = 100 * np.exp(np.cumsum(0.001 * rng.normal(size=120)))
+    prepared = prepare([closes[:, None]], 10, "return")
+    assert prepared is not None
     model = ForecastLSTM(1, 4, 1)
     seen: list[tuple[int, float]] = []
     report = fit(
-        model, make_optimizer(model, 1e-3), x[:48], y[:48], x[48:], y[48:],
+        model, make_optimizer(model, 1e-3), prepared.train, prepared.holdout, window=10,
         max_epochs=3, patience=None, batch_size=16, on_epoch=lambda e, loss: seen.append((e, loss)),
     )  # fmt: skip
     assert [epoch for epoch, _ in seen] == [1, 2, 3]
