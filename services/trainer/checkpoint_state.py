@@ -12,6 +12,7 @@ from services.trainer.baseline import LinearAR
 from services.trainer.calibration import Calibration
 from services.trainer.evaluation import Score
 from services.trainer.fields import ForecasterFields
+from services.trainer.panel import MinutePanel
 from services.trainer.per_stock import PerStockServing
 from services.trainer.scaling import scaler_from_state, scaler_to_state
 
@@ -56,6 +57,12 @@ class CheckpointState(ForecasterFields):
                     }
                     for (t, lin), s in self.walk_forward.scores.items()
                 ],
+                # The pooled tests' per-minute series (panel.py), per lineage.
+                "walk_forward_panels": {
+                    lin: {"model": p.state(), "baseline": b.state() if b is not None else None}
+                    for lin, p in self.walk_forward.panels.items()
+                    for b in [self.walk_forward.baseline_panels.get(lin)]
+                },
             }
 
     def restore(self, state: dict[str, Any]) -> bool:
@@ -95,4 +102,9 @@ class CheckpointState(ForecasterFields):
                     self.walk_forward.baseline[key] = Score.from_state(item["baseline"])
                 if item.get("version"):
                     self.walk_forward.versions[key] = item["version"]
+            # Absent in checkpoints written before: the pooled tests then cover minutes scored from here on.
+            for lin, saved_panels in state.get("walk_forward_panels", {}).items():
+                self.walk_forward.panels[lin] = MinutePanel.from_state(saved_panels["model"])
+                if saved_panels.get("baseline"):
+                    self.walk_forward.baseline_panels[lin] = MinutePanel.from_state(saved_panels["baseline"])
         return True

@@ -66,6 +66,9 @@ def backtest_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--cold-fraction", type=float, default=0.25, help="share of the minutes the cold start trains on"
     )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="initial weights and sampling (to check a result is not luck)"
+    )
     args = parser.parse_args(argv)
     if not args.file.is_file():
         print(f"portfolio backtest: no such file: {args.file}", file=sys.stderr)
@@ -86,7 +89,7 @@ def backtest_main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         print(f"portfolio backtest: {error}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
-    result = run_backtest(bars, Config.from_settings(settings), args.cold_fraction)
+    result = run_backtest(bars, Config.from_settings(settings), args.cold_fraction, seed=args.seed)
     rows = rows_from_frames(result.closes, result.predictions)
     print(
         f"{bars['ticker'].nunique()} tickers, {len(bars):,} bars; "

@@ -30,20 +30,19 @@ import pandas as pd
 
 from services.trainer.confidence import Z95, wilson_interval
 from services.trainer.intervals import Coverage, coverage_of
+from services.trainer.panel import MAX_LAG, MinutePanel, dm_test, newey_west_lags
 
-# Newey-West lags: floor(4 (n/100)^(2/9)), capped so running sums stay a fixed size.
-MAX_LAG = 10
 POOLED = "*"
 NAIVE_PREFIX = "naive"
 
 
-def newey_west_lags(n: int) -> int:
-    return 0 if n < 2 else min(MAX_LAG, int(4 * (n / 100) ** (2 / 9)), n - 1)
+def _scorable(last: np.ndarray, forecast: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    return np.isfinite(last) & np.isfinite(forecast) & np.isfinite(actual) & (last > 0)
 
 
 def _relative(last: np.ndarray, forecast: np.ndarray, actual: np.ndarray) -> tuple[np.ndarray, ...]:
     last, forecast, actual = (np.asarray(a, dtype=np.float64).ravel() for a in (last, forecast, actual))
-    ok = np.isfinite(last) & np.isfinite(forecast) & np.isfinite(actual) & (last > 0)
+    ok = _scorable(last, forecast, actual)
     last, forecast, actual = last[ok], forecast[ok], actual[ok]
     return (
         (forecast - actual) / last,
@@ -70,6 +69,8 @@ class Score:
     sum_d2: float = 0.0
     lagged: list[float] = field(default_factory=lambda: [0.0] * MAX_LAG)
     tail: list[float] = field(default_factory=list)
+    # A pool's test series (panel.py): set by :func:`pool`, never saved with the sums.
+    panel: MinutePanel | None = field(default=None, repr=False, compare=False)
 
     def add(self, last: np.ndarray, forecast: np.ndarray, actual: np.ndarray) -> None:
         """Score forecasts in time order (one ticker's, for the lagged products to mean anything)."""
@@ -139,22 +140,11 @@ class Score:
         return self.hits / self.moves if self.moves else None
 
     def diebold_mariano(self) -> tuple[float | None, float | None]:
-        """(statistic, two-sided p-value) of "model and naive are equally accurate"; negative statistic:
-        the model's squared errors are smaller. None with fewer than 10 forecasts or a zero variance."""
-        n = self.n
-        if n < 10:
-            return None, None
-        mean = (self.sse_model - self.sse_naive) / n
-        gamma0 = self.sum_d2 / n - mean * mean
-        lags = newey_west_lags(n)
-        # Lagged autocovariances from running sums: the mean correction uses all n terms (error O(k/n)).
-        long_run = gamma0 + 2 * sum(
-            (1 - k / (lags + 1)) * (self.lagged[k - 1] / n - mean * mean) for k in range(1, lags + 1)
-        )
-        if not long_run > 0:
-            return None, None
-        stat = mean / math.sqrt(long_run / n)
-        return stat, math.erfc(abs(stat) / math.sqrt(2))
+        """(statistic, two-sided p-value) of "model and naive are equally accurate" (panel.py); a pool tests
+        its per-minute totals. None with fewer than 10 terms or a zero variance."""
+        if self.panel is not None:
+            return self.panel.test()
+        return dm_test(self.n, self.sse_model - self.sse_naive, self.sum_d2, self.lagged)
 
     def beats_naive(self) -> bool:
         """The only claim of skill made anywhere: lower MSE than naive and the DM test rejects at 5%."""
@@ -196,7 +186,9 @@ class Score:
         }
 
     def state(self) -> dict[str, object]:
-        return asdict(self)
+        out = asdict(self)
+        out.pop("panel")
+        return out
 
     @classmethod
     def from_state(cls, state: dict[str, object]) -> Score:
@@ -207,15 +199,35 @@ class Score:
         return score
 
 
-_FIELDS = {f for f in Score.__dataclass_fields__}
+_FIELDS = {f for f in Score.__dataclass_fields__} - {"panel"}
 _SUMS = ("n", "sse_model", "sse_naive", "sae_model", "sae_naive", "moves", "hits", "standins", "sum_d2")
 
 
-def pool(scores: Iterable[Score]) -> Score:
+def pool(scores: Iterable[Score], panel: MinutePanel) -> Score:
+    """The tickers' sums added up; its DM test on ``panel``, their differentials summed per minute."""
     total = Score()
     for score in scores:
         total = total.merge(score)
+    total.panel = panel.settled()
     return total
+
+
+def differentials(
+    last: np.ndarray, forecast: np.ndarray, actual: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The squared-error differentials (model - naive) of the scorable forecasts, and which those are."""
+    last, forecast, actual = (np.asarray(a, dtype=np.float64).ravel() for a in (last, forecast, actual))
+    ok = _scorable(last, forecast, actual)
+    e_model, e_naive, _, _ = _relative(last, forecast, actual)
+    return e_model**2 - e_naive**2, ok
+
+
+def add_to_panel(
+    panel: MinutePanel, minutes: np.ndarray, last: np.ndarray, forecast: np.ndarray, actual: np.ndarray
+) -> None:
+    d, ok = differentials(last, forecast, actual)
+    for minute, value in zip(np.asarray(minutes).ravel()[ok], d, strict=True):
+        panel.add(int(minute), float(value))
 
 
 @dataclass
@@ -239,8 +251,12 @@ class WalkForward:
     baseline: dict[tuple[str, str], Score] = field(default_factory=dict)
     versions: dict[tuple[str, str], str] = field(default_factory=dict)
     dirty: set[tuple[str, str]] = field(default_factory=set)
+    # Per lineage, the model's and the baseline's differentials summed per minute (the pooled tests).
+    panels: dict[str, MinutePanel] = field(default_factory=dict)
+    baseline_panels: dict[str, MinutePanel] = field(default_factory=dict)
 
-    def add(self, ticker: str, pending: Pending, actual: float) -> None:
+    def add(self, ticker: str, pending: Pending, actual: float, minute: int) -> None:
+        """Score the forecast of ``minute`` (its final close ``actual``)."""
         key = (ticker, pending.lineage)
         score = self.scores.setdefault(key, Score())
         self.dirty.add(key)
@@ -249,15 +265,21 @@ class WalkForward:
             return
         last, truth = np.array([pending.last]), np.array([actual])
         score.add(last, np.array([pending.yhat]), truth)
+        panel = self.panels.setdefault(pending.lineage, MinutePanel())
+        add_to_panel(panel, np.array([minute]), last, np.array([pending.yhat]), truth)
         if pending.baseline is not None:
             self.baseline.setdefault(key, Score()).add(last, np.array([pending.baseline]), truth)
+            base = self.baseline_panels.setdefault(pending.lineage, MinutePanel())
+            add_to_panel(base, np.array([minute]), last, np.array([pending.baseline]), truth)
         self.versions[key] = pending.version
 
     def pooled(self, lineage: str) -> Score:
-        return pool(s for (_, lin), s in self.scores.items() if lin == lineage)
+        scores = (s for (_, lin), s in self.scores.items() if lin == lineage)
+        return pool(scores, self.panels.get(lineage, MinutePanel()))
 
     def pooled_baseline(self, lineage: str) -> Score:
-        return pool(s for (_, lin), s in self.baseline.items() if lin == lineage)
+        scores = (s for (_, lin), s in self.baseline.items() if lin == lineage)
+        return pool(scores, self.baseline_panels.get(lineage, MinutePanel()))
 
 
 # --- stored or backtested predictions -----------------------------------------------------------------
@@ -298,7 +320,13 @@ def scores_by_ticker(scored: pd.DataFrame) -> dict[str, Score]:
         score.add(model["naive"].to_numpy(), model["yhat"].to_numpy(), model["actual"].to_numpy())
         out[str(ticker)] = score
     if out:
-        out[POOLED] = pool(out.values())
+        model = scored[~is_standin(scored["model_version"])].sort_values("ts", kind="stable")
+        panel = MinutePanel()
+        minutes = (pd.to_datetime(model["ts"], utc=True) - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(
+            minutes=1
+        )
+        add_to_panel(panel, minutes.to_numpy(), *(model[c].to_numpy() for c in ("naive", "yhat", "actual")))
+        out[POOLED] = pool(out.values(), panel)
     return out
 
 

@@ -109,7 +109,8 @@ class PerStockStrategy(ForecasterFields):
             segments = {t: self.series[t].segments(self.config.ffill_max) for t in tickers}
         prepared = {}
         for t, segs in segments.items():
-            p = prepare([seg.closes[:, None] for seg in segs], self.config.window, self.config.target)
+            closes, starts = [seg.closes[:, None] for seg in segs], [seg.start for seg in segs]
+            p = prepare(closes, self.config.window, self.config.target, starts=starts)
             if p is not None:
                 prepared[t] = p
         return prepared, segments

@@ -61,8 +61,9 @@ class PortfolioStrategy(ForecasterFields):
         self, columns: list[str], should_stop: Callable[[], bool] | None
     ) -> HoldoutResult | None:
         with self.lock:
-            segments = [g for _, g in align(self.series, columns, self.config.ffill_max)]
-        prepared = prepare(segments, self.config.window, self.config.target)
+            aligned = align(self.series, columns, self.config.ffill_max)
+        segments, starts = [g for _, g in aligned], [m for m, _ in aligned]
+        prepared = prepare(segments, self.config.window, self.config.target, starts=starts)
         if prepared is None:
             return None
         model, optimizer = self._new_network(len(columns))

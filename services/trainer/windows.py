@@ -99,7 +99,7 @@ class Examples:
     """Windows ``x`` [n, window, columns], targets ``y`` [n, columns], and in price units the last close
     before each target (``last``) and the actual close (``actual``), for scoring against naive. Windows of
     one ``run`` are consecutive minutes of one segment, ``pos`` their position in it (``chunks.py`` reads
-    them as one sequence)."""
+    them as one sequence); ``minute`` is the minute each target closes (the pooled test groups by it)."""
 
     x: np.ndarray
     y: np.ndarray
@@ -107,6 +107,7 @@ class Examples:
     actual: np.ndarray
     pos: np.ndarray
     run: np.ndarray
+    minute: np.ndarray
 
     @classmethod
     def empty(cls, window: int, columns: int) -> Examples:
@@ -117,6 +118,7 @@ class Examples:
             np.empty((0, columns)),
             np.empty((0, columns)),
             none,
+            none.copy(),
             none.copy(),
         )
 
@@ -136,12 +138,15 @@ class Examples:
             np.concatenate([p.actual for p in parts]),
             np.concatenate([p.pos for p in parts]).astype(np.int64),
             np.concatenate(runs).astype(np.int64),
+            np.concatenate([p.minute for p in parts]).astype(np.int64),
         )
 
 
-def examples(closes: np.ndarray, window: int, scalers: Sequence[Scaler], first: int = 0) -> Examples:
+def examples(
+    closes: np.ndarray, window: int, scalers: Sequence[Scaler], first: int = 0, minute: int = 0
+) -> Examples:
     """Every window of one segment of closes ``[minutes, columns]``; ``first``: the position of its first
-    window in the segment (a hold-out part starts inside one)."""
+    window in the segment (a hold-out part starts inside one), ``minute``: the minute of ``closes[0]``."""
     columns = closes.shape[1]
     values = scale(closes, scalers)
     x, y = sliding(values, window)
@@ -150,7 +155,8 @@ def examples(closes: np.ndarray, window: int, scalers: Sequence[Scaler], first: 
     # The target of example i is close index (offset + i) with offset = window (+1 for returns).
     offset = len(closes) - len(y)
     pos = first + np.arange(len(x), dtype=np.int64)
-    return Examples(x, y, closes[offset - 1 : -1], closes[offset:], pos, np.zeros(len(x), np.int64))
+    run = np.zeros(len(x), np.int64)
+    return Examples(x, y, closes[offset - 1 : -1], closes[offset:], pos, run, minute + offset + pos - first)
 
 
 @dataclass
@@ -161,10 +167,16 @@ class Prepared:
 
 
 def prepare(
-    segments: Sequence[np.ndarray], window: int, target: Target, train_fraction: float = 0.8
+    segments: Sequence[np.ndarray],
+    window: int,
+    target: Target,
+    train_fraction: float = 0.8,
+    starts: Sequence[int] | None = None,
 ) -> Prepared | None:
-    """Split ``segments`` (each ``[minutes, columns]``) by time, fit the scalers on the first part, and
-    build the training and hold-out windows. None when either part would have no window."""
+    """Split ``segments`` (each ``[minutes, columns]``, starting at the minutes ``starts``) by time, fit the
+    scalers on the first part, and build the training and hold-out windows. None when either part would
+    have no window."""
+    starts = [0] * len(segments) if starts is None else starts
     total = sum(len(s) for s in segments)
     boundary = int(total * train_fraction)
     train_parts: list[np.ndarray] = []
@@ -180,14 +192,14 @@ def prepare(
     holdout: list[Examples] = []
     seen = 0
     context = input_length(window, target)
-    for seg in segments:
+    for seg, minute in zip(segments, starts, strict=True):
         cut = min(max(boundary - seen, 0), len(seg))
         if cut > 0:
-            train.append(examples(seg[:cut], window, scalers))
+            train.append(examples(seg[:cut], window, scalers, minute=minute))
         if cut < len(seg):
             # The hold-out windows' targets are the closes from ``cut`` on; their inputs may reach back.
             start = max(cut - context, 0)
-            holdout.append(examples(seg[start:], window, scalers, first=start))
+            holdout.append(examples(seg[start:], window, scalers, first=start, minute=minute + start))
         seen += len(seg)
     columns = segments[0].shape[1]
     train_ex = Examples.concat(train) if train else Examples.empty(window, columns)

@@ -67,7 +67,8 @@ def test_view_report_evaluate_and_metrics_print_identical_figures(tmp_path: Path
             pending = _Pending(
                 close_of[(p.ticker, p.based_on_ts)], p.yhat, "abcd1234", VERSION, None, standin
             )
-            walk.add(p.ticker, pending, close_of[(p.ticker, p.ts)])
+            minute = int((p.ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(minutes=1))
+            walk.add(p.ticker, pending, close_of[(p.ticker, p.ts)], minute)
     metrics = walk.pooled("abcd1234").summary()
     for key in ("n", "standins", "coverage", "mse_ratio", "dm_p", "mae_model", "directional_accuracy"):
         assert metrics[key] == pytest.approx(evaluate[POOLED][key]), key

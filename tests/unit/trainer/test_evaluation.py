@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.trainer.evaluation import Score, pool
+from services.trainer.evaluation import Pending, Score, WalkForward, pool
+from services.trainer.panel import MinutePanel, dm_test
 
 
 def walk(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -43,7 +44,7 @@ def test_errors_are_relative_so_a_pool_is_not_dominated_by_the_priciest_ticker()
     cheap.add(np.array([10.0]), np.array([10.1]), np.array([10.0]))
     dear.add(np.array([1000.0]), np.array([1010.0]), np.array([1000.0]))
     assert cheap.sse_model == pytest.approx(dear.sse_model)
-    assert pool([cheap, dear]).n == 2
+    assert pool([cheap, dear], MinutePanel()).n == 2
 
 
 def test_coverage_counts_naive_stand_ins_which_are_never_scored_as_the_models() -> None:
@@ -64,3 +65,39 @@ def test_nothing_scored_reads_not_yet_and_an_old_checkpoint_score_loads() -> Non
         "hits": 1,
     }
     assert Score.from_state(old).mse_ratio == 0.5
+
+
+def test_the_pooled_test_counts_tickers_that_move_together_as_one_observation_per_minute() -> None:
+    # Ten tickers with the very same relative errors every minute carry the evidence of one ticker: the
+    # pooled p-value must equal the single ticker's, not shrink as if there were ten times the data.
+    rng = np.random.default_rng(11)
+    last = 100 * np.exp(np.cumsum(0.001 * rng.standard_normal(600)))
+    actual = last * (1 + 0.001 * rng.standard_normal(600))
+    forecast = last + 0.03 * (actual - last) + last * 0.0005 * rng.standard_normal(600)
+    one = Score()
+    one.add(last, forecast, actual)
+    walk = WalkForward()
+    for t in range(10):  # ticker by ticker, not minute by minute: the panel still groups by minute
+        for i in range(600):
+            walk.add(f"T{t}", Pending(float(last[i]), float(forecast[i]), "lin", "v"), float(actual[i]), i)
+    pooled = walk.pooled("lin")
+    _, p_one = one.diebold_mariano()
+    _, p_pool = pooled.diebold_mariano()
+    assert pooled.n == 6_000 and p_one is not None and p_pool == pytest.approx(p_one, rel=1e-6)
+    independent = dm_test(pooled.n, pooled.sse_model - pooled.sse_naive, pooled.sum_d2, pooled.lagged)[1]
+    assert independent is not None and independent < p_one / 10  # what pooling them as independent claims
+
+
+def test_the_running_panel_equals_the_per_minute_series_however_the_forecasts_arrive() -> None:
+    rng = np.random.default_rng(4)
+    d = rng.standard_normal((3, 1_500)) + 0.1
+    panel = MinutePanel()
+    # Tickers' forecasts arrive out of minute order, as long as none is OPEN_MINUTES behind the newest.
+    arrivals = [(m + rng.uniform(0, 50), t, m) for t in range(3) for m in range(1_500)]
+    for _, t, m in sorted(arrivals):
+        panel.add(m, float(d[t, m]))
+    series = d.sum(axis=0)
+    lagged = [float(series[k:] @ series[:-k]) for k in range(1, 11)]
+    stat, p = dm_test(len(series), float(series.sum()), float(series @ series), lagged)
+    got = MinutePanel.from_state(panel.state()).test()
+    assert got[0] == pytest.approx(stat, rel=1e-9) and got[1] == pytest.approx(p, rel=1e-9)

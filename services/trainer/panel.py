@@ -1,0 +1,107 @@
+"""The Diebold-Mariano test's arithmetic, and the pooled test's series: loss differentials summed per minute.
+
+Tickers trade in one market: at a given minute their forecast errors move together, so the differentials
+``d = e_model² - e_naive²`` of ten tickers at one minute are not ten independent observations. Pooling
+them as if they were (summing per-ticker variances) overstates the evidence. The pooled test here tests
+the mean of ``D_t``, the sum of the differentials of every forecast of minute ``t``, with the Newey-West
+variance of that series: errors are free to correlate across tickers within a minute and, up to the
+Newey-West lags, across minutes (a test clustered by minute). No I/O.
+
+Sums are running, so the trainer can score forecast by forecast and checkpoint the panel: minutes stay
+open (their total may still grow) until they are ``OPEN_MINUTES`` behind the newest, then fold into the
+sums in minute order. A forecast scored later than that (none is: the trainer keeps 64 pending per
+ticker) counts as a minute of its own.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+
+# Newey-West lags: floor(4 (n/100)^(2/9)), capped so running sums stay a fixed size.
+MAX_LAG = 10
+OPEN_MINUTES = 1_000
+
+
+def newey_west_lags(n: int) -> int:
+    return 0 if n < 2 else min(MAX_LAG, int(4 * (n / 100) ** (2 / 9)), n - 1)
+
+
+def dm_test(
+    n: int, total: float, sum_sq: float, lagged: Iterable[float]
+) -> tuple[float | None, float | None]:
+    """(statistic, two-sided p-value) of "the series has mean zero" from its running sums: ``n`` terms,
+    their sum, sum of squares and sums of lagged products (k = 1..MAX_LAG). None with fewer than 10 terms
+    or no variance. A negative statistic: the model's squared errors are the smaller."""
+    if n < 10:
+        return None, None
+    mean = total / n
+    lags = newey_west_lags(n)
+    products = list(lagged)
+    # Lagged autocovariances from running sums: the mean correction uses all n terms (error O(k/n)).
+    long_run = sum_sq / n - mean * mean
+    long_run += 2 * sum(
+        (1 - k / (lags + 1)) * (products[k - 1] / n - mean * mean) for k in range(1, lags + 1)
+    )
+    if not long_run > 0:
+        return None, None
+    stat = mean / math.sqrt(long_run / n)
+    return stat, math.erfc(abs(stat) / math.sqrt(2))
+
+
+@dataclass
+class MinutePanel:
+    """Running sums of the per-minute totals ``D_t`` (closed minutes) and the totals still open."""
+
+    count: int = 0
+    total: float = 0.0
+    sum_sq: float = 0.0
+    lagged: list[float] = field(default_factory=lambda: [0.0] * MAX_LAG)
+    tail: list[float] = field(default_factory=list)
+    open: dict[int, float] = field(default_factory=dict)
+    closed_through: int | None = None
+
+    def add(self, minute: int, d: float) -> None:
+        if not math.isfinite(d):
+            return
+        if self.closed_through is not None and minute <= self.closed_through:
+            self._close(d)
+            return
+        self.open[minute] = self.open.get(minute, 0.0) + d
+        horizon = max(self.open) - OPEN_MINUTES
+        if min(self.open) < horizon:
+            for m in sorted(m for m in self.open if m < horizon):
+                self._close(self.open.pop(m))
+                self.closed_through = m
+
+    def _close(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        self.sum_sq += value * value
+        for k, previous in enumerate(reversed(self.tail), start=1):
+            self.lagged[k - 1] += value * previous
+        self.tail = [*self.tail[-(MAX_LAG - 1) :], value]
+
+    def settled(self) -> MinutePanel:
+        """A copy with every open minute folded in, in minute order: the series as it stands now."""
+        out = copy.deepcopy(self)
+        for m in sorted(out.open):
+            out._close(out.open.pop(m))
+        return out
+
+    def test(self) -> tuple[float | None, float | None]:
+        s = self.settled()
+        return dm_test(s.count, s.total, s.sum_sq, s.lagged)
+
+    def state(self) -> dict[str, object]:
+        out = asdict(self)
+        out["open"] = [[m, v] for m, v in sorted(self.open.items())]
+        return out
+
+    @classmethod
+    def from_state(cls, state: dict[str, object]) -> MinutePanel:
+        values = dict(state)
+        values["open"] = {int(m): float(v) for m, v in values.get("open", [])}  # type: ignore[attr-defined]
+        return cls(**values)  # type: ignore[arg-type]
