@@ -28,8 +28,9 @@ import pandas as pd
 import torch
 
 from bench.forecast_models import Data, load, lstm_variant, pairs, ridge_variant, to_returns
-from services.trainer.evaluation import POOLED, interval_coverage, scores_by_ticker
+from services.trainer.evaluation import POOLED
 from services.trainer.intervals import IntervalModel
+from services.trainer.prediction_scores import interval_coverage, scores_by_ticker
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real-1m-2024-02-26_2024-03-22.csv.gz"
 

@@ -23,7 +23,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from services.report.axis import TradingAxis
-from services.trainer.evaluation import is_standin, running_ratio, score_predictions
+from services.trainer.prediction_scores import is_standin, running_ratio, score_predictions
 
 ACTUAL, PREDICTED, NAIVE, BAND = "#1f3b73", "#e4572e", "#888888", "#f4b9a8"
 

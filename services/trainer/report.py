@@ -9,16 +9,15 @@ from typing import Any
 import pandas as pd
 from pymongo.database import Database
 
-from services.trainer.evaluation import (
-    POOLED,
-    Score,
+from services.trainer.evaluation import POOLED, Score
+from services.trainer.metrics_store import read_metrics
+from services.trainer.prediction_scores import (
     coverage_summary,
     interval_coverage,
     score_predictions,
     scores_by_ticker,
     summary_rows,
 )
-from services.trainer.metrics_store import read_metrics
 
 COLUMNS = (
     ("lineage", "lineage", "{}"),

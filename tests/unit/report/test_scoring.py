@@ -5,8 +5,8 @@ import math
 import pandas as pd
 import pytest
 
-from services.trainer.evaluation import (
-    POOLED,
+from services.trainer.evaluation import POOLED
+from services.trainer.prediction_scores import (
     running_ratio,
     score_predictions,
     scores_by_ticker,
