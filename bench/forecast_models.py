@@ -13,8 +13,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from bench.original_training import fit_windows
+from services.trainer.feature_model import FeatureModel
 from services.trainer.features import (
-    FeatureModel,
     FeatureSpec,
     align_bars,
     frames_from_long,
@@ -23,7 +24,7 @@ from services.trainer.features import (
 )
 from services.trainer.intervals import VolatilityModel
 from services.trainer.model import ForecastLSTM, predict
-from services.trainer.training import fit, make_optimizer
+from services.trainer.training import make_optimizer
 
 RIDGE_ALPHAS = (1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7)
 
@@ -159,10 +160,8 @@ def lstm_variant(
 
     (trx, try_), (vax, vay) = xy(tr), xy(va)
     deadline = time.perf_counter() + budget
-    report = fit(
-        net,  # type: ignore[arg-type]
-        make_optimizer(net, 1e-3),
-        trx, try_, vax, vay,
+    report = fit_windows(
+        net, make_optimizer(net, 1e-3), (trx, try_), (vax, vay),
         max_epochs=max_epochs, patience=4, batch_size=256, seed=seed, epoch_windows=16_384,
         should_stop=lambda: time.perf_counter() > deadline,
     )  # fmt: skip

@@ -1,22 +1,24 @@
-"""The training recipes before chunks (issue 12), kept as the cold-training benchmark's baselines: every
-window its own sequence of 60 steps, shuffled mini-batches, optional early stopping on the hold-out."""
+"""Window-by-window training, the recipe before chunks (issue 12): every window its own sequence, shuffled
+mini-batches, optional early stopping on the hold-out. The cold-training benchmark's baselines, and the
+research bench's (``forecast_models.py``: its feature windows are not consecutive minutes of a series)."""
 
 from __future__ import annotations
 
 import copy
 import math
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from services.trainer.model import ForecastLSTM, predict
+from services.trainer.model import predict
 from services.trainer.training import FitReport
 
 
 def fit_windows(
-    model: ForecastLSTM,
+    model: nn.Module,
     optimizer: torch.optim.Optimizer,
     train: tuple[np.ndarray, np.ndarray],
     holdout: tuple[np.ndarray, np.ndarray],
@@ -26,6 +28,7 @@ def fit_windows(
     batch_size: int,
     epoch_windows: int | None,
     seed: int = 0,
+    should_stop: Callable[[], bool] | None = None,
 ) -> FitReport:
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -45,6 +48,8 @@ def fit_windows(
             optimizer.zero_grad(set_to_none=True)
             loss_fn(model(xt[idx]), yt[idx]).backward()
             optimizer.step()
+            if should_stop is not None and should_stop():
+                break
         report.epochs = epoch
         loss = float(np.mean((predict(model, hx) - hy) ** 2))
         report.holdout_losses.append(loss)
@@ -53,6 +58,8 @@ def fit_windows(
             best_state = copy.deepcopy(model.state_dict())
         elif patience is not None and epoch - report.best_epoch >= patience:
             report.stopped_early = True
+            break
+        if should_stop is not None and should_stop():
             break
     if patience is not None:
         model.load_state_dict(best_state)

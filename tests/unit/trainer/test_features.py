@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from services.trainer.feature_model import FeatureModel
 from services.trainer.features import (
-    FeatureModel,
     FeatureSpec,
     Panel,
     align_bars,
