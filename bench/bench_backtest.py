@@ -54,11 +54,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         bars, source = synthetic_recording(10, 20), "synthetic"
     started = time.perf_counter()
     result = run_backtest(bars, Config())
-    rows = rows_from_frames(result.closes, result.predictions)
+    rows = rows_from_frames(result.closes, result.predictions, every_lineage=True)
     seconds = time.perf_counter() - started
     naive_started = time.perf_counter()
     naive = run_backtest(bars, Config(max_epochs=1, update_steps=0, min_history=10**9))
-    rows_from_frames(naive.closes, naive.predictions)
+    rows_from_frames(naive.closes, naive.predictions, every_lineage=True)
     naive_seconds = time.perf_counter() - naive_started
     pooled = {r["forecaster"]: r for r in rows if r["ticker"] == POOLED}
     figures = {

@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     update_steps: int = Field(2, ge=0)
     # Data minutes between warm updates (each trains on the windows closed since the last one).
     update_every_min: int = Field(10, ge=1, le=1_440)
+    # Data minutes between fresh cold starts on the history held (0: never after the first).
+    retrain_every_min: int = Field(0, ge=0, le=525_600)
     # Gaps up to this many minutes are forward-filled; longer ones cut the series.
     ffill_max_minutes: int = Field(5, ge=0)
     history_minutes: int = Field(3_000, ge=10)

@@ -90,7 +90,7 @@ def backtest_main(argv: Sequence[str] | None = None) -> int:
         print(f"portfolio backtest: {error}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
     result = run_backtest(bars, Config.from_settings(settings), args.cold_fraction, seed=args.seed)
-    rows = rows_from_frames(result.closes, result.predictions)
+    rows = rows_from_frames(result.closes, result.predictions, every_lineage=True)
     print(
         f"{bars['ticker'].nunique()} tickers, {len(bars):,} bars; "
         f"cold start on {result.cold_start_bars:,} bars "

@@ -45,6 +45,8 @@ class ForecasterFields:
     calibration: Calibration | None
     _first_ready: int | None
     _newest_minute: int
+    _updated_minute: int
+    _lineage_minute: int
     _trained_changes: dict[str, int]
     _refresh: set[str]
     _rng: np.random.Generator

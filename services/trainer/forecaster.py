@@ -79,6 +79,8 @@ class Forecaster(Learning, CheckpointState):
         self._trained_changes: dict[str, int] = {}
         # Data minute of the newest bar when the weights last changed (warm updates follow update_every).
         self._updated_minute = 0
+        # Data minute of the newest bar at the last cold start (retrains follow retrain_every).
+        self._lineage_minute = 0
         # Tickers that a cold start (or a join) just made forecastable by the model: forecast them again
         # at once rather than waiting for their next bar.
         self._refresh: set[str] = set()

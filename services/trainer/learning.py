@@ -44,9 +44,10 @@ class Learning(PerStockStrategy, PortfolioStrategy):
         otherwise warm-update on the newest windows of the tickers with fresh bars."""
         started = datetime.now(UTC)
         report = CycleReport()
+        retrain = self._retrain_due()
         if self.config.mode == "portfolio":
             columns = self._portfolio_columns_ready()
-            if columns and columns != self.columns:
+            if columns and (columns != self.columns or retrain):
                 report.cold_start = self._cold_start_portfolio(columns, should_stop)
         else:
             ready = self._per_stock_ready()
@@ -54,11 +55,21 @@ class Learning(PerStockStrategy, PortfolioStrategy):
                 report.cold_start = self._cold_start_per_stock(ready, should_stop)
             elif ready:
                 report.cold_start = self._join_per_stock(ready)
+            elif retrain:
+                report.cold_start = self._cold_start_per_stock(self._per_stock_known(), should_stop)
         if report.cold_start is None and self._model is not None:
             report.updated_tickers, report.loss = self._warm_update()
         report.seconds = (datetime.now(UTC) - started).total_seconds()
         report.model_version = self.model_version
         return report
+
+    def _retrain_due(self) -> bool:
+        """A fresh cold start on the history held is due (``retrain_every`` data minutes after the last)."""
+        every = self.config.retrain_every
+        with self.lock:
+            return bool(
+                every and self._model is not None and self._newest_minute - self._lineage_minute >= every
+            )
 
     def _new_network(self, columns: int) -> tuple[ForecastLSTM, torch.optim.Optimizer]:
         torch.manual_seed(self.seed)
@@ -106,6 +117,7 @@ class Learning(PerStockStrategy, PortfolioStrategy):
             self._model, self._serving = model, serving
             self._updated_minute = self._newest_minute
             if new_lineage:
+                self._lineage_minute = self._newest_minute
                 self.lineage, self.updates = uuid.uuid4().hex[:8], 0
             else:
                 self.updates += 1

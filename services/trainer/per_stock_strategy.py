@@ -87,6 +87,15 @@ class PerStockStrategy(ForecasterFields):
                 return []
             return ready
 
+    def _per_stock_known(self) -> list[str]:
+        """Tickers the model serves that hold enough history for a cold start (a retrain's)."""
+        with self.lock:
+            return [
+                t
+                for t, s in self.series.items()
+                if t in self.scalers and len(s.minutes) >= self.config.needed
+            ]
+
     def _waited(self, all_ready: bool) -> bool:
         if self._first_ready is None:
             self._first_ready = self._newest_minute

@@ -32,6 +32,8 @@ class Config:
     # window is learned from ``update_steps`` times (not once a minute for as long as it stays newest), and
     # the states' re-priming after new weights is paid once per update, not once per minute.
     update_every: int = 10
+    # Data minutes between fresh cold starts on the history held (0: never; the first one always runs).
+    retrain_every: int = 0
     ffill_max: int = 5
     history: int = 3_000
     # Closes (after the missing-minute policy) a ticker needs before its cold start.
@@ -57,6 +59,7 @@ class Config:
             learning_rate=settings.learning_rate,
             update_steps=settings.update_steps,
             update_every=settings.update_every_min,
+            retrain_every=settings.retrain_every_min,
             ffill_max=settings.ffill_max_minutes,
             history=settings.history_minutes,
             cold_start_wait=settings.trainer_cold_start_wait_min,

@@ -77,14 +77,22 @@ def rows_from_metrics(db: Database[dict[str, Any]], kind: str, lineage: str | No
 
 
 def rows_from_frames(
-    closes: pd.DataFrame, predictions: pd.DataFrame, lineage: str | None = None
+    closes: pd.DataFrame,
+    predictions: pd.DataFrame,
+    lineage: str | None = None,
+    *,
+    every_lineage: bool = False,
 ) -> list[dict[str, Any]]:
     """Score predictions (ticker, ts, based_on_ts, yhat, model_version[, ar_yhat]) against final closes,
-    per lineage; naive stand-ins count towards the coverage of the lineage that was serving."""
+    per lineage (``every_lineage``: all of the model's lineages as one, lineage ``all``: what a user of a
+    trainer that retrains got); naive stand-ins count towards the coverage of the lineage that was serving."""
     scored = score_predictions(closes, predictions)
     if scored.empty:
         return []
     versions = scored["model_version"].astype(str)
+    if every_lineage:
+        versions = versions.where(versions.str.startswith("naive"), "all-all-all.0")
+        scored = scored.assign(model_version=versions)
     lineages = sorted({lineage_of(v) for v in versions if not v.startswith("naive")})
     if lineage:
         lineages = [lin for lin in lineages if lin == lineage]

@@ -88,3 +88,30 @@ def test_checkpoint_of_another_architecture_is_ignored() -> None:
     other = Forecaster(tiny_config(units=16))
     assert not other.restore(state)
     assert other.model_version is None
+
+
+def test_warm_updates_follow_update_every_and_retrains_follow_retrain_every() -> None:
+    forecaster = trained("SINE", 600, update_every=5, retrain_every=30)
+    first, closes = forecaster.lineage, sine_closes(700)
+    updates, lineages = [], []
+    for i in range(600, 640):
+        forecaster.ingest("SINE", START + i, float(closes[i]))
+        report = forecaster.train_cycle()
+        updates.append(report.updated_tickers)
+        lineages.append(forecaster.lineage)
+    # A warm update every 5 data minutes (none in between); 30 minutes after the cold start a fresh one (a
+    # new lineage, its update count from 0), and warm updates every 5 minutes after that.
+    assert [i for i, u in enumerate(updates) if u] == [4, 9, 14, 19, 24, 34, 39]
+    assert lineages[:29] == [first] * 29 and set(lineages[29:]) == {forecaster.lineage} != {first}
+    assert forecaster.updates == 2
+
+
+def test_a_resumed_trainer_counts_its_retrain_period_from_the_resume() -> None:
+    forecaster = trained("SINE", 600, retrain_every=30)
+    resumed = Forecaster(forecaster.config)
+    assert resumed.restore(forecaster.state())
+    closes = sine_closes(620)
+    for i in range(600, 620):
+        resumed.ingest("SINE", START + i, float(closes[i]))
+        assert resumed.train_cycle().cold_start is None
+    assert resumed.lineage == forecaster.lineage
