@@ -3,7 +3,7 @@ from stored bars + predictions, or from a backtest's frames. Scores come from :m
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -128,9 +128,13 @@ def rows_from_predictions(db: Database[dict[str, Any]], lineage: str | None) -> 
     """Every stored prediction whose minute has a final stored bar, scored as :func:`rows_from_frames`."""
     from services.report.data import load_closes, load_predictions
 
-    return rows_from_frames(
-        load_closes(db, None, _EPOCH, _END), load_predictions(db, None, _EPOCH, _END), lineage
-    )
+    predictions = load_predictions(db, None, _EPOCH, _END)
+    if predictions.empty:
+        return []
+    # Only the bars the predictions are scored against: their span, not the whole history.
+    since = predictions["based_on_ts"].min().to_pydatetime()
+    until = predictions["ts"].max().to_pydatetime() + timedelta(minutes=1)
+    return rows_from_frames(load_closes(db, None, since, until), predictions, lineage)
 
 
 def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
