@@ -112,7 +112,7 @@ def partition_of(ticker: str) -> int:
 
 def drive_new(db: Database[Document], stream: list[BarV1]) -> dict[str, float]:
     published: list[tuple[bytes, bytes]] = []
-    repository = SinkRepository(db, publish=lambda key, value: published.append((key.encode(), value)))
+    repository = SinkRepository(db, lambda closes: published.extend((k.encode(), v) for k, v in closes))
     times = []
     started = time.perf_counter()
     for i in range(0, len(stream) + BATCH, BATCH):  # one more batch: the last closes come back

@@ -5,9 +5,10 @@ messages whose writes are idempotent. While a batch is being written (on a worke
 its partitions and keeps polling, so a slow or absent database never costs the group membership; the
 lag, ``/healthz`` and ``/metrics`` stay truthful meanwhile (the worker: ``worker.py``). Poison (refused
 by validation or by the database) goes to the dead-letter topic in one transaction with the batch's
-offsets (see ``dlq.py``). The closes the batch published for the portfolio rows go to the closes topic
-through an idempotent producer, flushed before the offsets are stored or committed. The sink reads the
-closes topic too: its records go through the same decoding and isolation as bars and predictions.
+offsets (see ``dlq.py``). The closes of the bars a batch settles are delivered to the closes topic by
+the write itself, before it lets ``latest`` forget those bars (``close_delivery.py``), so they are
+delivered before the offsets are stored or committed. The sink reads the closes topic too: its records
+go through the same decoding and isolation as bars and predictions.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from pymongo.errors import PyMongoError
 
 from services.sink.batch import decode_batch
+from services.sink.close_delivery import CloseDelivery
 from services.sink.dlq import DeadLetters
 from services.sink.flight import Flight, Item, Written, after, pair_records, record_batch, refused_poison
 from services.sink.isolation import Isolated, Stopped
@@ -31,7 +33,7 @@ from services.sink.metrics import SinkMetrics
 from services.sink.portfolio import closes_topic
 from services.sink.repository import SinkRepository
 from services.sink.startup import connect
-from services.sink.worker import BatchWriter, Outbox
+from services.sink.worker import BatchWriter
 from shared.kafka import (
     ReliableProducer,
     authentication_error,
@@ -52,8 +54,6 @@ from shared.settings import Settings
 logger = logging.getLogger(__name__)
 
 LAG_REFRESH_S = 5.0
-# The loop keeps polling between attempts to deliver the closes while the broker is away.
-CLOSES_FLUSH_S = 5.0
 # Left of PORTFOLIO_STOP_TIMEOUT_S after giving up on a write: to close the consumer and the clients.
 CLOSE_MARGIN_S = 5.0
 
@@ -66,9 +66,8 @@ class SinkLoop:
         settings: Settings,
         consumer: Consumer,
         repository: SinkRepository,
-        outbox: Outbox,
+        delivery: CloseDelivery,
         dead_letters: DeadLetters,
-        closes: ReliableProducer,
         metrics: SinkMetrics,
         health: Health,
         stop: StopFlag,
@@ -76,9 +75,8 @@ class SinkLoop:
         self.settings = settings
         self.consumer = consumer
         self.repository = repository
-        self.writer = BatchWriter(repository, outbox, stop, self._on_outage, self._reachable)
+        self.writer = BatchWriter(repository, delivery, stop, self._on_outage, self._reachable)
         self.dead_letters = dead_letters
-        self.closes = closes
         self.metrics = metrics
         self.health = health
         self.stop = stop
@@ -129,7 +127,8 @@ class SinkLoop:
 
     # --- validate -> write -> dead-letter and commit -----------------------------------------------
     def write_in_hand(self) -> bool:
-        """Write the batch in hand; commit it with its dead letters and closes. False if stopped first."""
+        """Write the batch in hand (its closes delivered); commit it with its dead letters. False if stopped
+        first."""
         if not self.in_hand:
             return True
         records, self.in_hand = self.in_hand, []
@@ -181,20 +180,13 @@ class SinkLoop:
         return flight.outcome
 
     def _dead_letter_and_commit(self, flight: Flight) -> bool:
-        """Deliver the batch's closes, then store its offsets; with poison, dead-letter it and commit the
-        offsets in one transaction (retried through broker outages). False if stopped first: nothing
-        committed."""
+        """Store the batch's offsets; with poison, dead-letter it and commit the offsets in one
+        transaction (retried through broker outages). False if stopped first: nothing committed."""
         backoff = Backoff(base=0.5, cap=10.0)
-        topic = closes_topic(self.settings.bars_topic)
-        for key, value in flight.closes:
-            self.closes.produce(topic, value, key=key)
         while True:
             records = [r for r in flight.records if flight.keeps(r.topic(), r.partition())]
             poison = [p for p in flight.poison if flight.keeps(p.topic, p.partition)]
             try:
-                # A row's owner must get every close before the bars it comes from are committed.
-                if self.closes.flush(CLOSES_FLUSH_S):
-                    raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "closes not delivered yet"))
                 if poison:
                     # Earlier batches first: auto-commit must never move the group back behind this one.
                     commit_stored(self.consumer)
@@ -209,11 +201,7 @@ class SinkLoop:
                     raise refused from None
                 delay = backoff.next_delay()
                 logger.warning(
-                    "committing %d dead letters and %d closes failed (%s); retrying in %.1f s",
-                    len(poison),
-                    len(flight.closes),
-                    exc,
-                    delay,
+                    "committing %d dead letters failed (%s); retrying in %.1f s", len(poison), exc, delay
                 )
                 if self.stop.is_set():
                     logger.warning("stopping with the batch uncommitted; it will be read again")
@@ -324,13 +312,13 @@ def run(settings: Settings, stop: StopFlag) -> None:
         db, dead_letters = ready
         closes = ReliableProducer(settings, client_id=f"{client_id}-closes")
         stack.callback(closes.flush, 1.0)
+        delivery = CloseDelivery(closes, closes_topic(settings.bars_topic), stop)
         health.set("mongodb", True)
         consumer = make_consumer(settings, settings.sink_group_id, client_id=client_id)
         # close() leaves the group at once, so the partitions move to the other sinks without a timeout.
         stack.callback(consumer.close)
-        outbox = Outbox()
-        repository = SinkRepository(db, outbox.publish)
-        loop = SinkLoop(settings, consumer, repository, outbox, dead_letters, closes, metrics, health, stop)
+        repository = SinkRepository(db, delivery.deliver)
+        loop = SinkLoop(settings, consumer, repository, delivery, dead_letters, metrics, health, stop)
         subscribe(consumer, topics, on_assign=loop.on_assign, on_revoke=loop.on_revoke, on_lost=loop.on_lost)
         logger.info(
             "consuming %s in group %s into database %s", topics, settings.sink_group_id, settings.mongodb_db

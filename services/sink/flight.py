@@ -37,7 +37,7 @@ class Flight:
     started: float = field(default_factory=time.monotonic)
     done: threading.Event = field(default_factory=threading.Event)
     outcome: Isolated[Item, Written] | None = None
-    closes: list[tuple[str, bytes]] = field(default_factory=list)  # (key, value) for the closes topic
+    closes: int = 0  # delivered to the closes topic by the write
     error: BaseException | None = None
     excluded: set[tuple[str, int]] = field(default_factory=set)
 
@@ -79,7 +79,7 @@ def record_batch(metrics: SinkMetrics, flight: Flight, outcome: Isolated[Item, W
         totals.revisions_ignored,
         totals.portfolio_rows,
         totals.predictions_written,
-        len(flight.closes),
+        flight.closes,
         len(flight.poison),
         elapsed,
     )

@@ -143,7 +143,7 @@ def test_a_message_the_database_refuses_is_found_by_splitting_the_batch(
             db = database(client, settings)
             ensure_indexes(db)
             closes: list[bytes] = []
-            repository = SinkRepository(db, lambda _key, value: closes.append(value))
+            repository = SinkRepository(db, lambda batch: closes.extend(v for _k, v in batch))
             started = time.monotonic()
             outcome = write_isolating_poison(
                 batch,
