@@ -29,6 +29,7 @@ from typing import Any
 from pymongo.database import Database
 
 from bench.original_storage import load_history_original, write_original
+from bench.synthetic_bars import synthetic_bar
 from services.sink.batch import DecodedBatch
 from services.sink.portfolio import decode_close
 from services.sink.repository import SinkRepository
@@ -88,21 +89,10 @@ def live_stream(minutes: int) -> list[BarV1]:
     for m in range(minutes):
         for rev in range(REVISIONS + 1):
             for t, ticker in enumerate(TICKERS):
+                ts = LIVE + timedelta(minutes=m)
+                final = rev == REVISIONS
                 p = price(t, m, rev)
-                bars.append(
-                    BarV1(
-                        ticker=ticker,
-                        ts=LIVE + timedelta(minutes=m),
-                        open=p,
-                        high=p + 0.5,
-                        low=p - 0.5,
-                        close=p,
-                        volume=100 + rev,
-                        source="synthetic",
-                        rev=rev,
-                        final=rev == REVISIONS,
-                    )
-                )
+                bars.append(synthetic_bar(ticker, ts, p, rev=rev, final=final, volume=100 + rev, spread=0.5))
     return bars
 
 

@@ -13,25 +13,44 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from confluent_kafka import Consumer, Message
+from pymongo.database import Database
 
 from services.sink.open_items import SETTLE_AFTER
 from shared.kafka import client_config
 from shared.layout import open_items
 from shared.layout import portfolio_rows as layout_portfolio_rows
-from shared.mongo import BARS
+from shared.mongo import BARS, database, make_client
 from shared.schemas import BarV1
 from shared.settings import Settings
 from tests.integration.sink_support import REPO, sink_env
 
 BarKey = tuple[str, datetime]
 FAULT_ROWS: list[tuple[str, str, str, int, int]] = []
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def fault_settings(settings_factory: SettingsFactory) -> SettingsFactory:
+    """Settings on the test's own topics and database (``settings_factory``); overrides may point them at
+    a Kafka or FerretDB of the test's own. One is made on the shared stack first: the test databases are
+    dropped afterwards through the first settings made, and a test's own FerretDB is gone by then."""
+    settings_factory()
+    return settings_factory
+
+
+@contextmanager
+def database_of(settings: Settings) -> Iterator[Database[dict[str, Any]]]:
+    """The test's database, to read back what the services wrote."""
+    with make_client(settings) as client:
+        yield database(client, settings)
 
 
 BAR_FIELDS = ("ticker", "ts", "rev", "open", "high", "low", "close", "volume")

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from shared.mongo import database, make_client
 from shared.schemas import BarV1, encode
-from shared.settings import Settings
 from tests.integration.fault_support import (
+    SettingsFactory,
     assert_every_bar_once_with_newest_values,
+    database_of,
     dead_letter_origins,
     dead_letters,
     lost_and_doubled,
@@ -51,17 +51,16 @@ def backlog() -> tuple[list[BarV1], list[tuple[str | None, bytes | None]]]:
 
 
 def test_sink_killed_mid_backlog_restarts_and_writes_every_bar_once(
-    settings_factory: object, tmp_path: Path
+    fault_settings: SettingsFactory, tmp_path: Path
 ) -> None:
     # Default batches (5,000). A 10 s session timeout: the killed member's partitions are handed over
     # after it instead of the default 45 s, which would otherwise dominate the recovery time measured.
-    settings: Settings = settings_factory(kafka_session_timeout_ms=10_000)  # type: ignore[operator]
+    settings = fault_settings(kafka_session_timeout_ms=10_000)
     bars, messages = backlog()
     poison_count = sum(1 for key, _ in messages if key and key.startswith("P"))
     produce(settings, messages)  # type: ignore[arg-type]
     expected = newest(bars)
-    with make_client(settings) as client:
-        db = database(client, settings)
+    with database_of(settings) as db:
         first_log = tmp_path / "first.log"
         with service_process("sink", settings, first_log) as first:
             # Killed as soon as its first batch is written, whatever the load: the log says so at once,
