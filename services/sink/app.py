@@ -19,15 +19,15 @@ import socket
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from pymongo.errors import PyMongoError
 
-from services.sink.batch import decode_batch
 from services.sink.close_delivery import CloseDelivery
+from services.sink.commit import commit_batch
 from services.sink.dlq import DeadLetters
-from services.sink.flight import Flight, Item, Written, after, pair_records, record_batch, refused_poison
+from services.sink.flight import Flight, Item, Written, after, decode_flight, record_batch, refused_poison
+from services.sink.in_hand import InHand
 from services.sink.isolation import Isolated, Stopped
 from services.sink.metrics import SinkMetrics
 from services.sink.portfolio import closes_topic
@@ -40,8 +40,6 @@ from shared.kafka import (
     commit_stored,
     consumer_lag,
     make_consumer,
-    next_offsets,
-    store_offsets,
     subscribe,
 )
 from shared.lifecycle import StopFlag
@@ -80,8 +78,7 @@ class SinkLoop:
         self.metrics = metrics
         self.health = health
         self.stop = stop
-        self.in_hand: list[Message] = []
-        self.first_in_hand_at = 0.0
+        self.in_hand = InHand(settings.sink_batch_max, settings.sink_batch_ms)
         self.flight: Flight | None = None
         self._stop_seen_at: float | None = None
         self._next_lag_refresh = 0.0
@@ -89,7 +86,7 @@ class SinkLoop:
     def run(self) -> None:
         while not self.stop.is_set():
             self.poll()
-            if self._batch_due():
+            if self.in_hand.due():
                 self.write_in_hand()
             self.tend()
         logger.info("stopping: writing %d messages in hand", len(self.in_hand))
@@ -99,31 +96,15 @@ class SinkLoop:
     # --- poll --------------------------------------------------------------------------------------
     def poll(self, timeout: float | None = None) -> None:
         """Take what the broker has into hand (nothing from paused partitions); serve rebalances."""
-        room = self.settings.sink_batch_max - len(self.in_hand)
-        wait = self._poll_timeout() if timeout is None else timeout
-        for msg in self.consumer.consume(num_messages=max(room, 1), timeout=wait):
+        wait = self.in_hand.poll_timeout() if timeout is None else timeout
+        for msg in self.consumer.consume(num_messages=self.in_hand.room, timeout=wait):
             error = msg.error()
             if error is not None:
                 self._on_kafka_error(error)
                 continue
-            if not self.in_hand:
-                self.first_in_hand_at = time.monotonic()
-            self.in_hand.append(msg)
+            self.in_hand.add(msg)
             self.metrics.messages_in.labels(msg.topic() or "").inc()
             self.health.set("kafka", True)
-
-    def _poll_timeout(self) -> float:
-        if not self.in_hand:
-            return 1.0  # short enough that a stop signal is seen within a second
-        age = time.monotonic() - self.first_in_hand_at
-        return max(0.0, min(1.0, self.settings.sink_batch_ms / 1000 - age))
-
-    def _batch_due(self) -> bool:
-        if not self.in_hand:
-            return False
-        if len(self.in_hand) >= self.settings.sink_batch_max:
-            return True
-        return (time.monotonic() - self.first_in_hand_at) * 1000 >= self.settings.sink_batch_ms
 
     # --- validate -> write -> dead-letter and commit -----------------------------------------------
     def write_in_hand(self) -> bool:
@@ -131,42 +112,24 @@ class SinkLoop:
         first."""
         if not self.in_hand:
             return True
-        records, self.in_hand = self.in_hand, []
-        batch = decode_batch(
-            records,
-            bars_topic=self.settings.bars_topic,
-            predictions_topic=self.settings.predictions_topic,
-            max_bytes=self.settings.max_message_bytes,
-            closes_topic=closes_topic(self.settings.bars_topic),
-        )
-        decoded: dict[str, list[Any]] = {
-            self.settings.bars_topic: batch.bars,
-            self.settings.predictions_topic: batch.predictions,
-            closes_topic(self.settings.bars_topic): [close for _, close in batch.closes],
-        }
-        items = pair_records(records, batch.poison, decoded)
-        flight = Flight(records, list(batch.poison))
+        flight, items = decode_flight(self.in_hand.take(), self.settings)
         outcome = self._write(flight, items)
         if outcome is None:
             return False
         flight.poison += [refused_poison(record, error) for (record, _message), error in outcome.poison]
-        if not self._dead_letter_and_commit(flight):
+        if not self._commit_written(flight):
             return False
         record_batch(self.metrics, flight, outcome)
         return True
 
     def _write(self, flight: Flight, items: list[Item]) -> Isolated[Item, Written] | None:
         """Write on a worker thread while this one keeps polling with the partitions paused."""
-        self.flight = flight
-        self.consumer.pause(self.consumer.assignment())
         self.writer.start(flight, items)
         try:
-            finished = self._keep_polling_until(flight.done.is_set)
+            finished = self._keep_polling_paused(flight, flight.done.is_set)
         finally:
-            self.flight = None
             self.metrics.write_in_flight_seconds.set(0)
             self.health.set("writes", True)
-            self.consumer.resume(self.consumer.assignment())
         if not finished or isinstance(flight.error, Stopped):
             logger.warning(
                 "stopping with a batch of %d unwritten; it will be read again", len(flight.records)
@@ -179,21 +142,13 @@ class SinkLoop:
         self.health.set("mongodb", True)
         return flight.outcome
 
-    def _dead_letter_and_commit(self, flight: Flight) -> bool:
-        """Store the batch's offsets; with poison, dead-letter it and commit the offsets in one
-        transaction (retried through broker outages). False if stopped first: nothing committed."""
+    def _commit_written(self, flight: Flight) -> bool:
+        """Commit the written batch (``commit.py``), retried through broker outages while the loop keeps
+        polling. False if stopped first: nothing committed."""
         backoff = Backoff(base=0.5, cap=10.0)
         while True:
-            records = [r for r in flight.records if flight.keeps(r.topic(), r.partition())]
-            poison = [p for p in flight.poison if flight.keeps(p.topic, p.partition)]
             try:
-                if poison:
-                    # Earlier batches first: auto-commit must never move the group back behind this one.
-                    commit_stored(self.consumer)
-                    self.dead_letters.send(
-                        poison, next_offsets(records), self.consumer.consumer_group_metadata()
-                    )
-                store_offsets(self.consumer, records)
+                commit_batch(self.consumer, self.dead_letters, flight)
                 return True
             except KafkaException as exc:
                 refused = authentication_error(exc.args[0])
@@ -201,20 +156,27 @@ class SinkLoop:
                     raise refused from None
                 delay = backoff.next_delay()
                 logger.warning(
-                    "committing %d dead letters failed (%s); retrying in %.1f s", len(poison), exc, delay
+                    "committing a batch with %d dead letters failed (%s); retrying in %.1f s",
+                    len(flight.poison),
+                    exc,
+                    delay,
                 )
                 if self.stop.is_set():
                     logger.warning("stopping with the batch uncommitted; it will be read again")
                     return False
-                self.flight = flight  # a rebalance meanwhile excludes partitions from it
-                self.consumer.pause(self.consumer.assignment())
-                try:
-                    self._keep_polling_until(after(delay))
-                finally:
-                    self.flight = None
-                    # Polling meanwhile paused every partition: without this the sink read nothing more
-                    # after a broker restart made one commit retry.
-                    self.consumer.resume(self.consumer.assignment())
+                self._keep_polling_paused(flight, after(delay))
+
+    def _keep_polling_paused(self, flight: Flight, done: Callable[[], bool]) -> bool:
+        """Poll with every partition paused until ``done()`` (see :meth:`_keep_polling_until`); a rebalance
+        meanwhile excludes partitions from ``flight``. The partitions are resumed however it ends: a
+        commit retry once left them paused, and the sink read nothing more after a broker restart."""
+        self.flight = flight
+        self.consumer.pause(self.consumer.assignment())
+        try:
+            return self._keep_polling_until(done)
+        finally:
+            self.flight = None
+            self.consumer.resume(self.consumer.assignment())
 
     def _keep_polling_until(self, done: Callable[[], bool]) -> bool:
         """Poll (paused) and keep health and lag current until ``done()``; False when stopped and out of
@@ -239,7 +201,7 @@ class SinkLoop:
             self.metrics.write_in_flight_seconds.set(age)
             self.health.set("writes", age <= self.settings.sink_write_stall_s)
         if time.monotonic() >= self._next_lag_refresh:
-            unprocessed = self.in_hand + (flight.records if flight else [])
+            unprocessed = self.in_hand.messages + (flight.records if flight else [])
             try:
                 self.metrics.consumer_lag.set(consumer_lag(self.consumer, unprocessed))
             except KafkaException as exc:
@@ -262,7 +224,7 @@ class SinkLoop:
         gone = {(p.topic, p.partition) for p in partitions}
         # Never written: the new owner reads them again. A batch being written keeps going (its writes
         # are idempotent) but commits and dead-letters nothing of these partitions.
-        self.in_hand = [m for m in self.in_hand if (m.topic(), m.partition()) not in gone]
+        self.in_hand.drop(gone)
         if self.flight is not None:
             self.flight.excluded |= gone
 
