@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 from pymongo import UpdateOne
 
+from bench.synthetic_bars import synthetic_bar
 from services.sink.app import run as run_sink
 from services.sink.writes import bar_document
 from shared.kafka import ReliableProducer, ensure_topics
@@ -41,19 +42,9 @@ def make_bars(count: int) -> list[BarV1]:
     for i in range(count):
         minute, t = divmod(i, TICKERS)
         price = 50.0 + t + (minute % 17) / 10
-        bars.append(
-            BarV1(
-                ticker=f"T{t:03d}",
-                ts=T0 + timedelta(minutes=minute),
-                open=price,
-                high=price + 0.5,
-                low=price - 0.5,
-                close=price,
-                volume=100 + minute,
-                source="synthetic",
-                final=True,  # a backlog of closed minutes: each settles into `bars` at once
-            )
-        )
+        # A backlog of closed minutes (final): each settles into `bars` at once.
+        ts = T0 + timedelta(minutes=minute)
+        bars.append(synthetic_bar(f"T{t:03d}", ts, price, final=True, volume=100 + minute, spread=0.5))
     return bars
 
 

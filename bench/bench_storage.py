@@ -29,6 +29,7 @@ from typing import Any
 from pymongo.database import Database
 
 from bench.original_storage import load_history_original, write_original
+from bench.synthetic_bars import synthetic_bar
 from services.sink.batch import DecodedBatch
 from services.sink.portfolio import decode_close
 from services.sink.repository import SinkRepository
@@ -88,21 +89,10 @@ def live_stream(minutes: int) -> list[BarV1]:
     for m in range(minutes):
         for rev in range(REVISIONS + 1):
             for t, ticker in enumerate(TICKERS):
+                ts = LIVE + timedelta(minutes=m)
+                final = rev == REVISIONS
                 p = price(t, m, rev)
-                bars.append(
-                    BarV1(
-                        ticker=ticker,
-                        ts=LIVE + timedelta(minutes=m),
-                        open=p,
-                        high=p + 0.5,
-                        low=p - 0.5,
-                        close=p,
-                        volume=100 + rev,
-                        source="synthetic",
-                        rev=rev,
-                        final=rev == REVISIONS,
-                    )
-                )
+                bars.append(synthetic_bar(ticker, ts, p, rev=rev, final=final, volume=100 + rev, spread=0.5))
     return bars
 
 
@@ -112,7 +102,7 @@ def partition_of(ticker: str) -> int:
 
 def drive_new(db: Database[Document], stream: list[BarV1]) -> dict[str, float]:
     published: list[tuple[bytes, bytes]] = []
-    repository = SinkRepository(db, publish=lambda key, value: published.append((key.encode(), value)))
+    repository = SinkRepository(db, lambda closes: published.extend((k.encode(), v) for k, v in closes))
     times = []
     started = time.perf_counter()
     for i in range(0, len(stream) + BATCH, BATCH):  # one more batch: the last closes come back

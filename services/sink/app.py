@@ -5,9 +5,10 @@ messages whose writes are idempotent. While a batch is being written (on a worke
 its partitions and keeps polling, so a slow or absent database never costs the group membership; the
 lag, ``/healthz`` and ``/metrics`` stay truthful meanwhile (the worker: ``worker.py``). Poison (refused
 by validation or by the database) goes to the dead-letter topic in one transaction with the batch's
-offsets (see ``dlq.py``). The closes the batch published for the portfolio rows go to the closes topic
-through an idempotent producer, flushed before the offsets are stored or committed. The sink reads the
-closes topic too: its records go through the same decoding and isolation as bars and predictions.
+offsets (see ``dlq.py``). The closes of the bars a batch settles are delivered to the closes topic by
+the write itself, before it lets ``latest`` forget those bars (``close_delivery.py``), so they are
+delivered before the offsets are stored or committed. The sink reads the closes topic too: its records
+go through the same decoding and isolation as bars and predictions.
 """
 
 from __future__ import annotations
@@ -18,28 +19,27 @@ import socket
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from pymongo.errors import PyMongoError
 
-from services.sink.batch import decode_batch
+from services.sink.close_delivery import CloseDelivery
+from services.sink.commit import commit_batch
 from services.sink.dlq import DeadLetters
-from services.sink.flight import Flight, Item, Written, after, pair_records, record_batch, refused_poison
+from services.sink.flight import Flight, Item, Written, after, decode_flight, record_batch, refused_poison
+from services.sink.in_hand import InHand
 from services.sink.isolation import Isolated, Stopped
 from services.sink.metrics import SinkMetrics
 from services.sink.portfolio import closes_topic
 from services.sink.repository import SinkRepository
 from services.sink.startup import connect
-from services.sink.worker import BatchWriter, Outbox
+from services.sink.worker import BatchWriter
 from shared.kafka import (
     ReliableProducer,
     authentication_error,
     commit_stored,
     consumer_lag,
     make_consumer,
-    next_offsets,
-    store_offsets,
     subscribe,
 )
 from shared.lifecycle import StopFlag
@@ -52,8 +52,6 @@ from shared.settings import Settings
 logger = logging.getLogger(__name__)
 
 LAG_REFRESH_S = 5.0
-# The loop keeps polling between attempts to deliver the closes while the broker is away.
-CLOSES_FLUSH_S = 5.0
 # Left of PORTFOLIO_STOP_TIMEOUT_S after giving up on a write: to close the consumer and the clients.
 CLOSE_MARGIN_S = 5.0
 
@@ -66,9 +64,8 @@ class SinkLoop:
         settings: Settings,
         consumer: Consumer,
         repository: SinkRepository,
-        outbox: Outbox,
+        delivery: CloseDelivery,
         dead_letters: DeadLetters,
-        closes: ReliableProducer,
         metrics: SinkMetrics,
         health: Health,
         stop: StopFlag,
@@ -76,14 +73,12 @@ class SinkLoop:
         self.settings = settings
         self.consumer = consumer
         self.repository = repository
-        self.writer = BatchWriter(repository, outbox, stop, self._on_outage, self._reachable)
+        self.writer = BatchWriter(repository, delivery, stop, self._on_outage, self._reachable)
         self.dead_letters = dead_letters
-        self.closes = closes
         self.metrics = metrics
         self.health = health
         self.stop = stop
-        self.in_hand: list[Message] = []
-        self.first_in_hand_at = 0.0
+        self.in_hand = InHand(settings.sink_batch_max, settings.sink_batch_ms)
         self.flight: Flight | None = None
         self._stop_seen_at: float | None = None
         self._next_lag_refresh = 0.0
@@ -91,7 +86,7 @@ class SinkLoop:
     def run(self) -> None:
         while not self.stop.is_set():
             self.poll()
-            if self._batch_due():
+            if self.in_hand.due():
                 self.write_in_hand()
             self.tend()
         logger.info("stopping: writing %d messages in hand", len(self.in_hand))
@@ -101,73 +96,40 @@ class SinkLoop:
     # --- poll --------------------------------------------------------------------------------------
     def poll(self, timeout: float | None = None) -> None:
         """Take what the broker has into hand (nothing from paused partitions); serve rebalances."""
-        room = self.settings.sink_batch_max - len(self.in_hand)
-        wait = self._poll_timeout() if timeout is None else timeout
-        for msg in self.consumer.consume(num_messages=max(room, 1), timeout=wait):
+        wait = self.in_hand.poll_timeout() if timeout is None else timeout
+        for msg in self.consumer.consume(num_messages=self.in_hand.room, timeout=wait):
             error = msg.error()
             if error is not None:
                 self._on_kafka_error(error)
                 continue
-            if not self.in_hand:
-                self.first_in_hand_at = time.monotonic()
-            self.in_hand.append(msg)
+            self.in_hand.add(msg)
             self.metrics.messages_in.labels(msg.topic() or "").inc()
             self.health.set("kafka", True)
 
-    def _poll_timeout(self) -> float:
-        if not self.in_hand:
-            return 1.0  # short enough that a stop signal is seen within a second
-        age = time.monotonic() - self.first_in_hand_at
-        return max(0.0, min(1.0, self.settings.sink_batch_ms / 1000 - age))
-
-    def _batch_due(self) -> bool:
-        if not self.in_hand:
-            return False
-        if len(self.in_hand) >= self.settings.sink_batch_max:
-            return True
-        return (time.monotonic() - self.first_in_hand_at) * 1000 >= self.settings.sink_batch_ms
-
     # --- validate -> write -> dead-letter and commit -----------------------------------------------
     def write_in_hand(self) -> bool:
-        """Write the batch in hand; commit it with its dead letters and closes. False if stopped first."""
+        """Write the batch in hand (its closes delivered); commit it with its dead letters. False if stopped
+        first."""
         if not self.in_hand:
             return True
-        records, self.in_hand = self.in_hand, []
-        batch = decode_batch(
-            records,
-            bars_topic=self.settings.bars_topic,
-            predictions_topic=self.settings.predictions_topic,
-            max_bytes=self.settings.max_message_bytes,
-            closes_topic=closes_topic(self.settings.bars_topic),
-        )
-        decoded: dict[str, list[Any]] = {
-            self.settings.bars_topic: batch.bars,
-            self.settings.predictions_topic: batch.predictions,
-            closes_topic(self.settings.bars_topic): [close for _, close in batch.closes],
-        }
-        items = pair_records(records, batch.poison, decoded)
-        flight = Flight(records, list(batch.poison))
+        flight, items = decode_flight(self.in_hand.take(), self.settings)
         outcome = self._write(flight, items)
         if outcome is None:
             return False
         flight.poison += [refused_poison(record, error) for (record, _message), error in outcome.poison]
-        if not self._dead_letter_and_commit(flight):
+        if not self._commit_written(flight):
             return False
         record_batch(self.metrics, flight, outcome)
         return True
 
     def _write(self, flight: Flight, items: list[Item]) -> Isolated[Item, Written] | None:
         """Write on a worker thread while this one keeps polling with the partitions paused."""
-        self.flight = flight
-        self.consumer.pause(self.consumer.assignment())
         self.writer.start(flight, items)
         try:
-            finished = self._keep_polling_until(flight.done.is_set)
+            finished = self._keep_polling_paused(flight, flight.done.is_set)
         finally:
-            self.flight = None
             self.metrics.write_in_flight_seconds.set(0)
             self.health.set("writes", True)
-            self.consumer.resume(self.consumer.assignment())
         if not finished or isinstance(flight.error, Stopped):
             logger.warning(
                 "stopping with a batch of %d unwritten; it will be read again", len(flight.records)
@@ -180,28 +142,13 @@ class SinkLoop:
         self.health.set("mongodb", True)
         return flight.outcome
 
-    def _dead_letter_and_commit(self, flight: Flight) -> bool:
-        """Deliver the batch's closes, then store its offsets; with poison, dead-letter it and commit the
-        offsets in one transaction (retried through broker outages). False if stopped first: nothing
-        committed."""
+    def _commit_written(self, flight: Flight) -> bool:
+        """Commit the written batch (``commit.py``), retried through broker outages while the loop keeps
+        polling. False if stopped first: nothing committed."""
         backoff = Backoff(base=0.5, cap=10.0)
-        topic = closes_topic(self.settings.bars_topic)
-        for key, value in flight.closes:
-            self.closes.produce(topic, value, key=key)
         while True:
-            records = [r for r in flight.records if flight.keeps(r.topic(), r.partition())]
-            poison = [p for p in flight.poison if flight.keeps(p.topic, p.partition)]
             try:
-                # A row's owner must get every close before the bars it comes from are committed.
-                if self.closes.flush(CLOSES_FLUSH_S):
-                    raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "closes not delivered yet"))
-                if poison:
-                    # Earlier batches first: auto-commit must never move the group back behind this one.
-                    commit_stored(self.consumer)
-                    self.dead_letters.send(
-                        poison, next_offsets(records), self.consumer.consumer_group_metadata()
-                    )
-                store_offsets(self.consumer, records)
+                commit_batch(self.consumer, self.dead_letters, flight)
                 return True
             except KafkaException as exc:
                 refused = authentication_error(exc.args[0])
@@ -209,24 +156,27 @@ class SinkLoop:
                     raise refused from None
                 delay = backoff.next_delay()
                 logger.warning(
-                    "committing %d dead letters and %d closes failed (%s); retrying in %.1f s",
-                    len(poison),
-                    len(flight.closes),
+                    "committing a batch with %d dead letters failed (%s); retrying in %.1f s",
+                    len(flight.poison),
                     exc,
                     delay,
                 )
                 if self.stop.is_set():
                     logger.warning("stopping with the batch uncommitted; it will be read again")
                     return False
-                self.flight = flight  # a rebalance meanwhile excludes partitions from it
-                self.consumer.pause(self.consumer.assignment())
-                try:
-                    self._keep_polling_until(after(delay))
-                finally:
-                    self.flight = None
-                    # Polling meanwhile paused every partition: without this the sink read nothing more
-                    # after a broker restart made one commit retry.
-                    self.consumer.resume(self.consumer.assignment())
+                self._keep_polling_paused(flight, after(delay))
+
+    def _keep_polling_paused(self, flight: Flight, done: Callable[[], bool]) -> bool:
+        """Poll with every partition paused until ``done()`` (see :meth:`_keep_polling_until`); a rebalance
+        meanwhile excludes partitions from ``flight``. The partitions are resumed however it ends: a
+        commit retry once left them paused, and the sink read nothing more after a broker restart."""
+        self.flight = flight
+        self.consumer.pause(self.consumer.assignment())
+        try:
+            return self._keep_polling_until(done)
+        finally:
+            self.flight = None
+            self.consumer.resume(self.consumer.assignment())
 
     def _keep_polling_until(self, done: Callable[[], bool]) -> bool:
         """Poll (paused) and keep health and lag current until ``done()``; False when stopped and out of
@@ -251,7 +201,7 @@ class SinkLoop:
             self.metrics.write_in_flight_seconds.set(age)
             self.health.set("writes", age <= self.settings.sink_write_stall_s)
         if time.monotonic() >= self._next_lag_refresh:
-            unprocessed = self.in_hand + (flight.records if flight else [])
+            unprocessed = self.in_hand.messages + (flight.records if flight else [])
             try:
                 self.metrics.consumer_lag.set(consumer_lag(self.consumer, unprocessed))
             except KafkaException as exc:
@@ -274,7 +224,7 @@ class SinkLoop:
         gone = {(p.topic, p.partition) for p in partitions}
         # Never written: the new owner reads them again. A batch being written keeps going (its writes
         # are idempotent) but commits and dead-letters nothing of these partitions.
-        self.in_hand = [m for m in self.in_hand if (m.topic(), m.partition()) not in gone]
+        self.in_hand.drop(gone)
         if self.flight is not None:
             self.flight.excluded |= gone
 
@@ -324,13 +274,13 @@ def run(settings: Settings, stop: StopFlag) -> None:
         db, dead_letters = ready
         closes = ReliableProducer(settings, client_id=f"{client_id}-closes")
         stack.callback(closes.flush, 1.0)
+        delivery = CloseDelivery(closes, closes_topic(settings.bars_topic), stop)
         health.set("mongodb", True)
         consumer = make_consumer(settings, settings.sink_group_id, client_id=client_id)
         # close() leaves the group at once, so the partitions move to the other sinks without a timeout.
         stack.callback(consumer.close)
-        outbox = Outbox()
-        repository = SinkRepository(db, outbox.publish)
-        loop = SinkLoop(settings, consumer, repository, outbox, dead_letters, closes, metrics, health, stop)
+        repository = SinkRepository(db, delivery.deliver)
+        loop = SinkLoop(settings, consumer, repository, delivery, dead_letters, metrics, health, stop)
         subscribe(consumer, topics, on_assign=loop.on_assign, on_revoke=loop.on_revoke, on_lost=loop.on_lost)
         logger.info(
             "consuming %s in group %s into database %s", topics, settings.sink_group_id, settings.mongodb_db

@@ -14,12 +14,13 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from services.sink.batch import Poison
+from services.sink.batch import Poison, decode_batch
 from services.sink.isolation import Isolated
 from services.sink.metrics import SinkMetrics
-from services.sink.portfolio import CloseV1
+from services.sink.portfolio import CloseV1, closes_topic
 from services.sink.repository import WriteOutcome
 from shared.schemas import BarV1, PredictionV1
+from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class Flight:
     started: float = field(default_factory=time.monotonic)
     done: threading.Event = field(default_factory=threading.Event)
     outcome: Isolated[Item, Written] | None = None
-    closes: list[tuple[str, bytes]] = field(default_factory=list)  # (key, value) for the closes topic
+    closes: int = 0  # delivered to the closes topic by the write
     error: BaseException | None = None
     excluded: set[tuple[str, int]] = field(default_factory=set)
 
@@ -79,7 +80,7 @@ def record_batch(metrics: SinkMetrics, flight: Flight, outcome: Isolated[Item, W
         totals.revisions_ignored,
         totals.portfolio_rows,
         totals.predictions_written,
-        len(flight.closes),
+        flight.closes,
         len(flight.poison),
         elapsed,
     )
@@ -88,6 +89,24 @@ def record_batch(metrics: SinkMetrics, flight: Flight, outcome: Isolated[Item, W
 def after(seconds: float) -> Callable[[], bool]:
     deadline = time.monotonic() + seconds
     return lambda: time.monotonic() >= deadline
+
+
+def decode_flight(records: list[Message], settings: Settings) -> tuple[Flight, list[Item]]:
+    """The batch in flight for ``records`` (what validation refused is its poison), and each valid
+    record paired with its decoded message, ready to write."""
+    batch = decode_batch(
+        records,
+        bars_topic=settings.bars_topic,
+        predictions_topic=settings.predictions_topic,
+        max_bytes=settings.max_message_bytes,
+        closes_topic=closes_topic(settings.bars_topic),
+    )
+    decoded: dict[str, list[Any]] = {
+        settings.bars_topic: batch.bars,
+        settings.predictions_topic: batch.predictions,
+        closes_topic(settings.bars_topic): [close for _, close in batch.closes],
+    }
+    return Flight(records, list(batch.poison)), pair_records(records, batch.poison, decoded)
 
 
 def pair_records(records: list[Message], poison: list[Poison], decoded: dict[str, list[Any]]) -> list[Item]:

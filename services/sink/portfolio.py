@@ -15,7 +15,7 @@ a newer one.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -32,9 +32,6 @@ from shared.schemas import Count, MessageError, MinuteTs, Price, Ticker, format_
 ROW_SETTLE_AFTER = timedelta(minutes=10)
 RECENT_ROWS = 60
 Document = dict[str, Any]
-
-
-Publish = Callable[[str, bytes], None]
 
 
 def closes_topic(bars_topic: str) -> str:

@@ -3,11 +3,11 @@
 
 Per batch: read the ``latest`` documents of the partitions in it (one small query), plan which items stay
 in progress and which settle (:mod:`services.sink.open_items`), insert the settled ones into history,
-publish the settled closes for the portfolio rows' owners (:mod:`services.sink.portfolio`), write the
-rows of the closes this sink owns, then rewrite the ``latest`` documents. Each step may be repeated (a
-replay after a crash, a retry after an outage) and leaves the same documents: history is written before
-``latest`` forgets an item, and an insert that meets a stored document (E11000) is compared with it;
-only a strictly newer one replaces it.
+deliver the settled closes to the portfolio rows' owners (:mod:`services.sink.close_delivery`), write
+the rows of the closes this sink owns, then rewrite the ``latest`` documents. Each step may be repeated
+(a replay after a crash, a retry after an outage) and leaves the same documents: history is written and
+the closes are delivered before ``latest`` forgets an item, and an insert that meets a stored document
+(E11000) is compared with it; only a strictly newer one replaces it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pymongo.database import Database
 from services.sink.batch import DecodedBatch
 from services.sink.inserts import WriteConflict, insert_new
 from services.sink.open_items import Item, PartitionState, Plan, plan, state_from_doc, state_to_doc
-from services.sink.portfolio import CloseV1, PortfolioWriter, Publish, encode_close
+from services.sink.portfolio import CloseV1, PortfolioWriter, encode_close
 from services.sink.writes import (
     bar_item,
     latest_bars,
@@ -43,6 +43,8 @@ from shared.schemas import BarV1, PredictionV1
 logger = logging.getLogger(__name__)
 
 Document = dict[str, Any]
+# Hands (key, value) closes to the closes topic and returns once they are delivered.
+Deliver = Callable[[Sequence[tuple[str, bytes]]], None]
 
 
 @dataclass
@@ -98,19 +100,19 @@ def _key_query(items: Iterable[Item]) -> Document:
 
 
 class SinkRepository:
-    """The collections the sink owns. ``publish(key, value)`` sends a close to the closes topic (the
-    caller flushes it before committing offsets); ``now`` is injectable so tests can pin ``ingested_at``."""
+    """The collections the sink owns. ``deliver(closes)`` puts closes on the closes topic and returns once
+    they are delivered; ``now`` is injectable so tests can pin ``ingested_at``."""
 
     def __init__(
         self,
         db: Database[Document],
-        publish: Publish,
+        deliver: Deliver,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.db = db
         self.latest = db[LATEST]
         self.portfolio = PortfolioWriter(db)
-        self._publish = publish
+        self._deliver = deliver
         self._now = now
 
     def ping(self) -> None:
@@ -137,8 +139,11 @@ class SinkRepository:
         bar_plans = _plan_all(BAR_KIND, states, bar_items)
         settled = self._settle(BAR_KIND, [i for p in bar_plans.values() for i in p.settle])
         replayed = [i for p in bar_plans.values() for i in p.replayed]
-        for item in settled.current + replayed:
-            self._publish(*encode_close(item.ticker, item.ts, item.doc["close"], item.rank))
+        # Delivered before ``latest`` forgets these bars: a replay may never meet them again (they often
+        # settle because of a later bar), so a close lost in a crash after that would be lost for good.
+        self._deliver(
+            [encode_close(i.ticker, i.ts, i.doc["close"], i.rank) for i in settled.current + replayed]
+        )
         outcome.closes_published = len(settled.current) + len(replayed)
         outcome.bars_inserted, outcome.bars_updated = settled.inserted, settled.updated
         outcome.bars_replayed = settled.replayed + len(replayed)

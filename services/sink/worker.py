@@ -7,9 +7,8 @@ Each write that :func:`~services.sink.isolation.write_isolating_poison` makes (t
 a half) is one call of :meth:`SinkRepository.write` on a :class:`DecodedBatch` rebuilt from those
 items, with no retry of its own: isolation owns retries, backoff and bisection.
 
-The closes the repository publishes for the portfolio rows' owners are collected here (each once,
-however often a retried or split write published it), not produced at once: the loop produces them
-after the write and flushes them before it stores or commits the batch's offsets.
+The closes the repository settles for the portfolio rows' owners are delivered from this thread too,
+inside each write, before it rewrites ``latest`` (:mod:`services.sink.close_delivery`).
 """
 
 from __future__ import annotations
@@ -18,30 +17,12 @@ import threading
 from collections.abc import Callable, Sequence
 
 from services.sink.batch import DecodedBatch
+from services.sink.close_delivery import CloseDelivery
 from services.sink.flight import Flight, Item
 from services.sink.isolation import write_isolating_poison
 from services.sink.repository import SinkRepository, WriteOutcome
 from shared.lifecycle import StopFlag
 from shared.schemas import BarV1, PredictionV1
-
-Close = tuple[str, bytes]  # (key, value) on the closes topic
-
-
-class Outbox:
-    """The closes published by the write in progress, each once, in order (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._closes: dict[Close, None] = {}
-
-    def publish(self, key: str, value: bytes) -> None:
-        with self._lock:
-            self._closes[(key, value)] = None
-
-    def take(self) -> list[Close]:
-        with self._lock:
-            closes, self._closes = list(self._closes), {}
-        return closes
 
 
 def sub_batch(items: Sequence[Item]) -> DecodedBatch:
@@ -61,18 +42,18 @@ def sub_batch(items: Sequence[Item]) -> DecodedBatch:
 
 
 class BatchWriter:
-    """Writes one batch at a time through ``repository`` (built with ``outbox.publish``)."""
+    """Writes one batch at a time through ``repository`` (built with ``delivery.deliver``)."""
 
     def __init__(
         self,
         repository: SinkRepository,
-        outbox: Outbox,
+        delivery: CloseDelivery,
         stop: StopFlag,
         on_outage: Callable[[Exception], None],
         reachable: Callable[[], bool],
     ) -> None:
         self.repository = repository
-        self.outbox = outbox
+        self.delivery = delivery
         self.stop = stop
         self.on_outage = on_outage
         self.reachable = reachable
@@ -84,12 +65,12 @@ class BatchWriter:
         """Write ``items`` on a worker thread; ``flight.done`` is set when it ends, however it ends."""
 
         def work() -> None:
-            self.outbox.take()  # nothing left over from an earlier batch given up
+            delivered_before = self.delivery.delivered
             try:
                 flight.outcome = write_isolating_poison(
                     items, self.write, self.stop, self.on_outage, self.reachable
                 )
-                flight.closes = self.outbox.take()
+                flight.closes = self.delivery.delivered - delivered_before
             except BaseException as error:  # handed to the loop thread, which decides
                 flight.error = error
             finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.fault_support import FAULT_ROWS
+from tests.integration.fault_support import FAULT_ROWS, fault_settings  # noqa: F401  (a fixture)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

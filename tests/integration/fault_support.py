@@ -13,25 +13,44 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from confluent_kafka import Consumer, Message
+from pymongo.database import Database
 
 from services.sink.open_items import SETTLE_AFTER
 from shared.kafka import client_config
 from shared.layout import open_items
 from shared.layout import portfolio_rows as layout_portfolio_rows
-from shared.mongo import BARS
+from shared.mongo import BARS, database, make_client
 from shared.schemas import BarV1
 from shared.settings import Settings
 from tests.integration.sink_support import REPO, sink_env
 
 BarKey = tuple[str, datetime]
 FAULT_ROWS: list[tuple[str, str, str, int, int]] = []
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def fault_settings(settings_factory: SettingsFactory) -> SettingsFactory:
+    """Settings on the test's own topics and database (``settings_factory``); overrides may point them at
+    a Kafka or FerretDB of the test's own. One is made on the shared stack first: the test databases are
+    dropped afterwards through the first settings made, and a test's own FerretDB is gone by then."""
+    settings_factory()
+    return settings_factory
+
+
+@contextmanager
+def database_of(settings: Settings) -> Iterator[Database[dict[str, Any]]]:
+    """The test's database, to read back what the services wrote."""
+    with make_client(settings) as client:
+        yield database(client, settings)
 
 
 BAR_FIELDS = ("ticker", "ts", "rev", "open", "high", "low", "close", "volume")
@@ -94,11 +113,36 @@ def lost_and_doubled(db: Any, expected: dict[BarKey, BarV1]) -> tuple[int, int]:
     return lost, doubled
 
 
+def rows_differ(got: dict[datetime, dict[str, float]], want: dict[datetime, dict[str, float]]) -> str:
+    """What is wrong with the portfolio, short enough to read in a failure."""
+    missing = sorted(set(want) - set(got))
+    extra = sorted(set(got) - set(want))
+    wrong = [
+        f"{ts:%H:%M} lacks {sorted(set(want[ts]) - set(got[ts]))[:5]} "
+        f"extra {sorted(set(got[ts]) - set(want[ts]))[:5]} "
+        f"differs {[t for t in want[ts] if t in got[ts] and got[ts][t] != want[ts][t]][:5]}"
+        for ts in sorted(set(want) & set(got))
+        if got[ts] != want[ts]
+    ]
+    return (
+        f"{len(missing)} rows missing {[f'{t:%H:%M}' for t in missing[:5]]}, "
+        f"{len(extra)} extra {[f'{t:%H:%M}' for t in extra[:5]]}, {len(wrong)} wrong: {wrong[:5]}"
+    )
+
+
 def assert_every_bar_once_with_newest_values(
-    db: Any, sent: Iterable[BarV1], compare_rev: bool = True
+    db: Any, sent: Iterable[BarV1], compare_rev: bool = True, rows_within_s: float = 120.0
 ) -> None:
-    """Each bar sent stored exactly once with its newest values; the portfolio is their outer merge."""
+    """Each bar sent stored exactly once with its newest values; the portfolio is their outer merge.
+
+    Rows are written by the owner of their minute on the closes topic: one hop after the bars, and on a
+    loaded machine a backlog of closes can take a while. So the rows are waited for first (up to
+    ``rows_within_s``), which also leaves every bar write time to land before the bars are checked."""
     expected = newest(sent)
+    want = outer_merge(expected)
+    deadline = time.monotonic() + rows_within_s
+    while portfolio_rows(db) != want and time.monotonic() < deadline:
+        time.sleep(0.5)
     docs = stored_bars(db)
     keys = Counter((doc["ticker"], doc["ts"]) for doc in docs)
     assert not [k for k, n in keys.items() if n > 1], "bars stored twice"
@@ -111,16 +155,17 @@ def assert_every_bar_once_with_newest_values(
         assert (doc["open"], doc["high"], doc["low"], doc["close"], doc["volume"]) == values, doc
         if compare_rev:
             assert doc["rev"] == bar.rev, doc
-    # Rows are written by the owner of their minute on the closes topic: one hop after the bars.
-    want = outer_merge(expected)
-    deadline = time.monotonic() + 30
-    while portfolio_rows(db) != want and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert portfolio_rows(db) == want
+    rows = portfolio_rows(db)
+    assert rows == want, rows_differ(rows, want)
 
 
-def dead_letters(settings: Settings, idle_s: float = 3.0, timeout: float = 60.0) -> list[Message]:
-    """Everything committed on the dead-letter topic (read_committed), read until idle for ``idle_s``."""
+def dead_letters(
+    settings: Settings, idle_s: float = 3.0, timeout: float = 120.0, expected: int = 0
+) -> list[Message]:
+    """Everything committed on the dead-letter topic (read_committed), read until idle for ``idle_s``
+    once at least ``expected`` came: a transaction a killed sink left open hides what follows it until
+    the broker aborts it (``transaction.timeout.ms``), and a loaded machine can pause longer than
+    ``idle_s``; a duplicate would arrive with the rest and be counted."""
     consumer = Consumer(
         client_config(settings)
         | {
@@ -135,7 +180,7 @@ def dead_letters(settings: Settings, idle_s: float = 3.0, timeout: float = 60.0)
     deadline = time.monotonic() + timeout
     last = time.monotonic()
     try:
-        while time.monotonic() < deadline and time.monotonic() - last < idle_s:
+        while time.monotonic() < deadline and (len(got) < expected or time.monotonic() - last < idle_s):
             msg = consumer.poll(0.5)
             if msg is not None and not msg.error():
                 got.append(msg)

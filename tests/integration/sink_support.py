@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.synthetic_bars import synthetic_bar
 from shared.kafka import ReliableProducer, ensure_topics
 from shared.schemas import BarV1, encode
 from shared.settings import Settings
@@ -22,18 +23,10 @@ T0 = datetime(2024, 3, 4, 14, 30, tzinfo=UTC)
 
 
 def bar(ticker: str, minute: int, rev: int = 0, close: float | None = None) -> BarV1:
+    """``ticker``'s bar of minute ``minute`` after ``T0``; its price tells the minute and the ``rev``."""
     price = close if close is not None else 100.0 + minute + rev / 100
-    return BarV1(
-        ticker=ticker,
-        ts=T0 + timedelta(minutes=minute),
-        open=price,
-        high=price + 1,
-        low=price - 1,
-        close=price,
-        volume=1_000 + minute,
-        source="synthetic",
-        rev=rev,
-        final=rev >= 2,
+    return synthetic_bar(
+        ticker, T0 + timedelta(minutes=minute), price, rev=rev, final=rev >= 2, volume=1_000 + minute
     )
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from shared.mongo import database, make_client
+from bench.synthetic_bars import synthetic_bar
 from shared.schemas import BarV1
-from shared.settings import Settings
 from tests.integration.fault_support import (
+    SettingsFactory,
     assert_every_bar_once_with_newest_values,
+    database_of,
     dead_letters,
     lost_and_doubled,
     newest,
@@ -42,32 +43,14 @@ def recording(path: Path) -> list[BarV1]:
         writer.writerow(["ticker", "ts", "open", "high", "low", "close", "volume"])
         for minute in range(MINUTES):
             for i, ticker in enumerate(TICKERS):
-                price = 50.0 + i + minute / 8
                 ts = START + timedelta(minutes=minute)
+                b = synthetic_bar(
+                    ticker, ts, 50.0 + i + minute / 8, final=True, volume=100 + minute, source="replay"
+                )
                 writer.writerow(
-                    [
-                        ticker,
-                        ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                        price,
-                        price + 1,
-                        price - 1,
-                        price,
-                        100 + minute,
-                    ]
+                    [ticker, f"{ts:%Y-%m-%dT%H:%M:%SZ}", b.open, b.high, b.low, b.close, b.volume]
                 )
-                bars.append(
-                    BarV1(
-                        ticker=ticker,
-                        ts=ts,
-                        open=price,
-                        high=price + 1,
-                        low=price - 1,
-                        close=price,
-                        volume=100 + minute,
-                        source="replay",
-                        final=True,
-                    )
-                )
+                bars.append(b)
     return bars
 
 
@@ -79,11 +62,11 @@ def grows_within(db: object, timeout: float) -> float:
 
 
 def test_broker_killed_and_frozen_while_producer_and_sink_run(
-    settings_factory: object, tmp_path: Path
+    fault_settings: SettingsFactory, tmp_path: Path
 ) -> None:
     bars = recording(tmp_path / "bars.csv")
     with own_kafka(tmp_path / "kafka") as kafka:
-        settings: Settings = settings_factory(  # type: ignore[operator]
+        settings = fault_settings(
             kafka_bootstrap_servers=kafka.bootstrap,
             tickers=TICKERS,
             sink_batch_max=200,
@@ -97,11 +80,10 @@ def test_broker_killed_and_frozen_while_producer_and_sink_run(
             "PORTFOLIO_DOWNLOAD_PERIOD_S": "1",
         }
         with (
-            make_client(settings) as client,
+            database_of(settings) as db,
             service_process("sink", settings, tmp_path / "sink.log") as sink,
             service_process("producer", settings, tmp_path / "producer.log", **producer_env) as producer,
         ):
-            db = database(client, settings)
             wait_until(lambda: stored_bar_count(db) >= 150, 90, "the first bars")
 
             kafka.kill()

@@ -7,16 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import Settings
-from tests.integration.fault_support import report_fault, service_process
+from tests.integration.fault_support import SettingsFactory, report_fault, service_process
 
 pytestmark = pytest.mark.integration
 
 
 def test_a_refused_database_login_exits_2_naming_authentication(
-    settings_factory: object, tmp_path: Path
+    fault_settings: SettingsFactory, tmp_path: Path
 ) -> None:
-    settings: Settings = settings_factory()  # type: ignore[operator]
+    settings = fault_settings()
     log_file = tmp_path / "sink.log"
     started = time.monotonic()
     with service_process(

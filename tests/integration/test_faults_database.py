@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from shared.mongo import database, make_client
 from shared.schemas import BarV1, encode
-from shared.settings import Settings
 from tests.integration.fault_support import (
+    SettingsFactory,
     assert_every_bar_once_with_newest_values,
+    database_of,
     lost_and_doubled,
     metric,
     newest,
@@ -25,7 +25,7 @@ from tests.integration.fault_support import (
     service_process,
     stored_bar_count,
 )
-from tests.integration.own_stack import OwnFerretDB, free_port
+from tests.integration.own_stack import free_port, own_ferretdb
 from tests.integration.sink_support import bar, log_text, produce, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -48,32 +48,28 @@ def health(port: int) -> dict[str, object]:
 
 
 def test_database_killed_mid_write_then_frozen_under_a_stopping_sink(
-    settings_factory: object, tmp_path: Path
+    fault_settings: SettingsFactory, tmp_path: Path
 ) -> None:
-    settings_factory()  # type: ignore[operator]  # first made: the fixture drops test databases through it
-    ferret = OwnFerretDB(tmp_path / "ferretdb")
-    ferret.start()
-    port = free_port()
-    settings: Settings = settings_factory(  # type: ignore[operator]
-        mongodb_uri=ferret.uri,
-        sink_batch_max=300,
-        sink_batch_ms=200,
-        kafka_max_poll_interval_ms=10_000,
-        kafka_session_timeout_ms=6_000,  # the outage below lasts longer: the sink must keep polling
-        mongodb_timeout_s=2,
-        mongodb_socket_timeout_s=60,  # longer than the stop bound, which must still hold
-        sink_write_stall_s=3,
-        stop_timeout_s=10,
-    )
-    first, second = bars(30, range(100)), bars(30, range(100, 130))
-    log_file = tmp_path / "sink.log"
-    try:
+    with own_ferretdb(tmp_path / "ferretdb") as ferret:
+        port = free_port()
+        settings = fault_settings(
+            mongodb_uri=ferret.uri,
+            sink_batch_max=300,
+            sink_batch_ms=200,
+            kafka_max_poll_interval_ms=10_000,
+            kafka_session_timeout_ms=6_000,  # the outage below lasts longer: the sink must keep polling
+            mongodb_timeout_s=2,
+            mongodb_socket_timeout_s=60,  # longer than the stop bound, which must still hold
+            sink_write_stall_s=3,
+            stop_timeout_s=10,
+        )
+        first, second = bars(30, range(100)), bars(30, range(100, 130))
+        log_file = tmp_path / "sink.log"
         produce(settings, [(b.ticker, encode(b)) for b in first])
         with (
-            make_client(settings) as client,
+            database_of(settings) as db,
             service_process("sink", settings, log_file, PORTFOLIO_SINK_HTTP_PORT=str(port)) as sink,
         ):
-            db = database(client, settings)
             wait_until(lambda: stored_bar_count(db) >= 300, 60, "the first batches")
 
             # 1. kill -9 in the middle of the backlog, back after more than max.poll.interval.ms.
@@ -109,11 +105,7 @@ def test_database_killed_mid_write_then_frozen_under_a_stopping_sink(
             assert stop_s <= settings.stop_timeout_s + 2, stop_s
 
         restarted = time.monotonic()
-        with (
-            make_client(settings) as client,
-            service_process("sink", settings, tmp_path / "again.log"),
-        ):
-            db = database(client, settings)
+        with database_of(settings) as db, service_process("sink", settings, tmp_path / "again.log"):
             wait_until(
                 lambda: stored_bar_count(db) >= len(first) + len(second), 120, "every bar after the freeze"
             )
@@ -121,8 +113,6 @@ def test_database_killed_mid_write_then_frozen_under_a_stopping_sink(
             time.sleep(1)
             lost, doubled = lost_and_doubled(db, newest(first + second))
             assert_every_bar_once_with_newest_values(db, first + second)
-    finally:
-        ferret.stop()
     report_fault(
         "database kill -9 mid-write, back after 14 s",
         "sink paused its partitions and kept polling (max.poll.interval.ms 10 s not overrun), "

@@ -17,17 +17,18 @@ from services.sink.portfolio import closes_topic, decode_close
 from services.sink.repository import SinkRepository
 from shared.kafka import ReliableProducer, ensure_topics
 from shared.lifecycle import StopFlag
-from shared.mongo import database, ensure_indexes, make_client
+from shared.mongo import ensure_indexes
 from shared.schemas import BarV1, encode
-from shared.settings import Settings
 from tests.integration.fault_support import (
+    SettingsFactory,
     assert_every_bar_once_with_newest_values,
+    database_of,
     dead_letter_origins,
     dead_letters,
     report_fault,
     stored_bar_count,
 )
-from tests.integration.own_stack import OwnFerretDB
+from tests.integration.own_stack import own_ferretdb
 from tests.integration.sink_support import bar, sink_process, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -62,9 +63,9 @@ def poison_kinds() -> dict[str, bytes | None]:
 
 
 def test_every_poison_is_dead_lettered_once_and_every_good_bar_written(
-    settings_factory: object, tmp_path: Path
+    fault_settings: SettingsFactory, tmp_path: Path
 ) -> None:
-    settings: Settings = settings_factory(sink_batch_max=20, sink_batch_ms=100)  # type: ignore[operator]
+    settings = fault_settings(sink_batch_max=20, sink_batch_ms=100)
     poison = poison_kinds()
     good: list[BarV1] = []
     messages: list[tuple[str, bytes | None]] = []
@@ -90,8 +91,7 @@ def test_every_poison_is_dead_lettered_once_and_every_good_bar_written(
     assert producer.flush(30) == 0
 
     started = time.monotonic()
-    with make_client(settings) as client, sink_process(settings, tmp_path / "sink.log") as sink:
-        db = database(client, settings)
+    with database_of(settings) as db, sink_process(settings, tmp_path / "sink.log") as sink:
         wait_until(lambda: stored_bar_count(db) >= len(good), 90, "every good bar")
         dead = dead_letters(settings)
         elapsed = time.monotonic() - started
@@ -124,26 +124,22 @@ def bars_batch(bars: Sequence[BarV1]) -> DecodedBatch:
 
 
 def test_a_message_the_database_refuses_is_found_by_splitting_the_batch(
-    settings_factory: object, tmp_path: Path
+    fault_settings: SettingsFactory, tmp_path: Path
 ) -> None:
     """Two bars that pass the schema (built unchecked, as a schema gap would let them through): one that
     BSON cannot encode, one with a NaN (FerretDB drops the connection on it; the repository refuses it
     before sending, since an in-progress bar is kept as JSON in ``latest`` where it would pass unseen).
     The other 62 are written, and their closes make the portfolio rows. On a FerretDB of its own."""
-    settings_factory()  # type: ignore[operator]  # first made: the fixture drops test databases through it
-    ferret = OwnFerretDB(tmp_path / "ferretdb")
-    ferret.start()
-    settings: Settings = settings_factory(mongodb_uri=ferret.uri)  # type: ignore[operator]
     good = [bar(f"T{i % 8}", i // 8) for i in range(62)]
     overflow = BarV1.model_construct(**(bar("BAD1", 0).model_dump() | {"volume": 2**64}))
     nan = BarV1.model_construct(**(bar("BAD2", 0).model_dump() | {"close": float("nan")}))
     batch = [*good[:20], overflow, *good[20:45], nan, *good[45:]]
-    try:
-        with make_client(settings) as client:
-            db = database(client, settings)
+    with own_ferretdb(tmp_path / "ferretdb") as ferret:
+        settings = fault_settings(mongodb_uri=ferret.uri)
+        with database_of(settings) as db:
             ensure_indexes(db)
             closes: list[bytes] = []
-            repository = SinkRepository(db, lambda _key, value: closes.append(value))
+            repository = SinkRepository(db, lambda sent: closes.extend(value for _key, value in sent))
             started = time.monotonic()
             outcome = write_isolating_poison(
                 batch,
@@ -157,8 +153,6 @@ def test_a_message_the_database_refuses_is_found_by_splitting_the_batch(
             # What the closes topic would carry to the rows' owner (here: this one repository).
             repository.write(DecodedBatch(closes=[(0, decode_close(value)) for value in closes]))
             assert_every_bar_once_with_newest_values(db, good)
-    finally:
-        ferret.stop()
     report_fault(
         "write refused: int > 64 bits, NaN (refused before FerretDB drops the connection)",
         "batch split, 2 poison isolated, 62 written",

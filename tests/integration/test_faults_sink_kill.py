@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from shared.mongo import database, make_client
 from shared.schemas import BarV1, encode
-from shared.settings import Settings
 from tests.integration.fault_support import (
+    SettingsFactory,
     assert_every_bar_once_with_newest_values,
+    database_of,
     dead_letter_origins,
     dead_letters,
     lost_and_doubled,
@@ -23,7 +23,7 @@ from tests.integration.fault_support import (
     service_process,
     stored_bar_count,
 )
-from tests.integration.sink_support import bar, produce, wait_until
+from tests.integration.sink_support import bar, log_text, produce, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -51,31 +51,36 @@ def backlog() -> tuple[list[BarV1], list[tuple[str | None, bytes | None]]]:
 
 
 def test_sink_killed_mid_backlog_restarts_and_writes_every_bar_once(
-    settings_factory: object, tmp_path: Path
+    fault_settings: SettingsFactory, tmp_path: Path
 ) -> None:
     # Default batches (5,000). A 10 s session timeout: the killed member's partitions are handed over
     # after it instead of the default 45 s, which would otherwise dominate the recovery time measured.
-    settings: Settings = settings_factory(kafka_session_timeout_ms=10_000)  # type: ignore[operator]
+    settings = fault_settings(kafka_session_timeout_ms=10_000)
     bars, messages = backlog()
     poison_count = sum(1 for key, _ in messages if key and key.startswith("P"))
     produce(settings, messages)  # type: ignore[arg-type]
     expected = newest(bars)
-    with make_client(settings) as client:
-        db = database(client, settings)
-        with service_process("sink", settings, tmp_path / "first.log") as first:
-            wait_until(lambda: stored_bar_count(db) >= 6_000, 120, "the first batches")
+    with database_of(settings) as db:
+        first_log = tmp_path / "first.log"
+        with service_process("sink", settings, first_log) as first:
+            # Killed as soon as its first batch is written, whatever the load: the log says so at once,
+            # while counting the stored bars takes seconds and could let the sink finish the backlog.
+            wait_until(lambda: "wrote batch" in log_text(first_log), 180, "the first batch", every=0.1)
             first.send_signal(signal.SIGKILL)
             first.wait(10)
         at_kill = stored_bar_count(db)
         assert at_kill < len(expected), "killed too late to test a replay"
         restarted = time.monotonic()
         with service_process("sink", settings, tmp_path / "second.log"):
-            wait_until(lambda: stored_bar_count(db) >= len(expected), 180, "every bar after the restart")
+            # Each count reads every bar: not too often, the sink shares the machine's two cores.
+            wait_until(
+                lambda: stored_bar_count(db) >= len(expected), 300, "every bar after the restart", every=1
+            )
             recovery = time.monotonic() - restarted
-            time.sleep(2)  # a late duplicate write would show up now
-            lost, doubled = lost_and_doubled(db, expected)
+            # Waits for the portfolio rows (a hop after the bars) before it checks the bars.
             assert_every_bar_once_with_newest_values(db, bars)
-    origins = dead_letter_origins(dead_letters(settings))
+            lost, doubled = lost_and_doubled(db, expected)
+    origins = dead_letter_origins(dead_letters(settings, expected=poison_count))
     assert len(origins) == poison_count and max(origins.values()) == 1, origins
     report_fault(
         f"sink kill -9 mid-backlog ({len(messages):,} messages, {poison_count} poison)",

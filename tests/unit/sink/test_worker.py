@@ -1,5 +1,5 @@
 """The merge of poison isolation with the storage layout: records paired with their messages (closes
-included), halves rebuilt as decoded batches, closes collected once, unstorable values refused early."""
+included), halves rebuilt as decoded batches, unstorable values refused early."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from services.sink.batch import DecodedBatch, decode_batch
 from services.sink.flight import pair_records
 from services.sink.portfolio import encode_close
 from services.sink.repository import check_storable
-from services.sink.worker import Outbox, sub_batch
+from services.sink.worker import sub_batch
 from shared.schemas import BarV1, encode
 from tests.integration.sink_support import bar
 from tests.unit.sink.test_batch import Record
@@ -50,14 +50,6 @@ def test_every_valid_record_is_paired_with_its_message_across_the_three_topics()
     half = sub_batch(items[1:])
     assert [b.ticker for b in half.bars] == ["MSFT"] and half.bar_partitions == {"MSFT": 0}
     assert [(p, c.rev) for p, c in half.closes] == [(4, 2)]
-
-
-def test_the_outbox_keeps_each_close_once_in_order_and_empties_when_taken() -> None:
-    outbox = Outbox()
-    for key, value in [("a", b"1"), ("b", b"2"), ("a", b"1"), ("c", b"3")]:
-        outbox.publish(key, value)  # a retried or re-split write publishes again
-    assert outbox.take() == [("a", b"1"), ("b", b"2"), ("c", b"3")]
-    assert outbox.take() == []
 
 
 @pytest.mark.parametrize(
