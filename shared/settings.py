@@ -119,7 +119,9 @@ class Settings(BaseSettings):
     early_stopping_patience: int = Field(5, ge=1)
     batch_size: int = Field(256, ge=1)
     learning_rate: float = Field(1e-3, gt=0, le=10, allow_inf_nan=False)
-    update_steps: int = Field(2, ge=0)
+    # Warm-update optimizer steps (0: the net stays as its cold start left it). Off by default: on the shared
+    # real recording, learning on the stream made the forecasts no better and skewed their direction (README).
+    update_steps: int = Field(0, ge=0)
     # Data minutes between warm updates (each trains on the windows closed since the last one).
     update_every_min: int = Field(10, ge=1, le=1_440)
     # Data minutes between fresh cold starts on the history held (0: never after the first).

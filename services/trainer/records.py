@@ -27,7 +27,7 @@ class Config:
     patience: int = 5
     batch_size: int = 256
     learning_rate: float = 1e-3
-    update_steps: int = 2
+    update_steps: int = 0
     # Data minutes between warm updates: each one trains on the windows that closed since the last, so a
     # window is learned from ``update_steps`` times (not once a minute for as long as it stays newest), and
     # the states' re-priming after new weights is paid once per update, not once per minute.

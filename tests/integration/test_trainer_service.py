@@ -35,6 +35,7 @@ TINY = {
     "checkpoint_interval_s": 1.0,
     "history_minutes": 500,
     "torch_threads": 1,
+    "update_steps": 2,  # warm updates on (off by default), so the service's learning is exercised
 }
 
 
@@ -257,7 +258,7 @@ def test_live_catch_up_forecasts_every_bar_as_the_backtest_does(
     from services.trainer.forecaster import Config
 
     settings = settings_factory(
-        **TINY, update_steps=0, checkpoint_store="volume", checkpoint_dir=tmp_path / "ckpt"
+        **(TINY | {"update_steps": 0}), checkpoint_store="volume", checkpoint_dir=tmp_path / "ckpt"
     )
     ensure_topics(settings, [settings.bars_topic, settings.predictions_topic])
     tickers = ["AAA", "BBB"]

@@ -17,6 +17,7 @@ def tiny_config(**overrides: object) -> Config:
         "batch_size": 64,
         "learning_rate": 5e-3,
         "history": 3_000,
+        "update_steps": 2,  # the trainer's tests exercise warm updates (off by default)
     }
     return Config(**(values | overrides))  # type: ignore[arg-type]
 
