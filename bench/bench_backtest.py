@@ -44,8 +44,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_backtest")
     parser.add_argument("--file", type=Path, default=REAL if REAL.is_file() else None)
     parser.add_argument("--quick", action="store_true", help="2 sessions, 3 tickers")
+    # One intra-op thread by default: on 2 cores shared with other work, two threads contend with it and the
+    # same run took 145-380 s (30-58 s on one thread); 0 = one per core.
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    threads = set_threads(0)
+    threads = set_threads(args.threads)
     if args.quick:
         bars, source = synthetic_recording(3, 2), "synthetic, quick"
     elif args.file is not None:

@@ -132,7 +132,10 @@ class Settings(BaseSettings):
     checkpoint_store: Literal["gridfs", "volume"] = "gridfs"
     checkpoint_dir: Path = Path("checkpoints")
     checkpoint_interval_s: float = seconds_field(300.0)
-    torch_threads: int = Field(0, ge=0)  # 0: one per core
+    # Intra-op threads per torch call (0: one per core). 1 by default: the trainer calls torch from two
+    # threads (forecasting, training) and its batches are small, so more threads mostly wait on each other;
+    # on 2 shared cores the backtest took 30 s on one thread and 380 s on two (bench/bench_backtest.py).
+    torch_threads: int = Field(1, ge=0)
 
     # --- Operations --------------------------------------------------------------------------------
     log_file: Path | None = Path("data.log")
