@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.trainer.model import ForecastLSTM
-from services.trainer.scaling import Scaler
+from services.trainer.scaling import ReturnScaler, Scaler
 from services.trainer.series import TickerSeries, regularize
 from services.trainer.stream import CarriedStates, Primer, Request, anchor_of
 from services.trainer.windows import scale
@@ -40,9 +40,17 @@ class PerStockServing:
     def forecast(self, items: list[tuple[str, TickerSeries, Scaler, bool]]) -> dict[str, float]:
         """Scaled forecasts of the next minute for ``(ticker, series, scaler, newest bar final)``; a final
         bar's step is stored, a provisional one's is not."""
-        requests: list[Request] = []
+        nexts: list[_Next] = []
+        rest = []
+        for item in items:
+            step = self._next_minute(*item)
+            if step is None:
+                rest.append(item)
+            else:
+                nexts.append(step)
+        requests = _next_minute_requests(nexts)
         primers: dict[str, Primer] = {}
-        for ticker, series, scaler, final in items:
+        for ticker, series, scaler, final in rest:
             request = self._request(ticker, series, scaler, final)
             if request is None:
                 primer, request = self._from_series(ticker, series, scaler, final)
@@ -55,6 +63,22 @@ class PerStockServing:
         if primers:
             self.states.prime(primers)
         return self.states.step(requests)
+
+    def _next_minute(self, ticker: str, series: TickerSeries, scaler: Scaler, final: bool) -> _Next | None:
+        """The live case, without a numpy call per ticker: a return-scaled ticker whose newest bar is the
+        minute after its stored state (nothing to fill). None: the general path (:meth:`_request`)."""
+        state = self.states.states.get(ticker)
+        minutes, closes = series.minutes, series.closes
+        if (
+            state is None
+            or not isinstance(scaler, ReturnScaler)
+            or len(minutes) < 2
+            or minutes[-1] != state.minute + 1
+            or minutes[-2] != state.minute
+            or closes[-2] != state.close
+        ):
+            return None
+        return _Next(ticker, closes[-2], closes[-1], scaler.scale, minutes[-1], final)
 
     def _request(self, ticker: str, series: TickerSeries, scaler: Scaler, final: bool) -> Request | None:
         state = self.states.states.get(ticker)
@@ -127,3 +151,24 @@ class PerStockServing:
             before = old.states.states.get(ticker)
             if before is None or before.minute != snapshots[ticker].minute:
                 del self.states.states[ticker]
+
+
+@dataclass(frozen=True)
+class _Next:
+    ticker: str
+    previous: float  # the stored state's close
+    close: float
+    scale: float
+    minute: int
+    final: bool
+
+
+def _next_minute_requests(nexts: list[_Next]) -> list[Request]:
+    """One request per ticker, its input the scaled log return: the same float64 operations as
+    ``windows.scale`` (log, difference, divide, then float32), for all tickers in one go."""
+    if not nexts:
+        return []
+    logs = np.log(np.array([(n.previous, n.close) for n in nexts]))
+    scales = np.array([n.scale for n in nexts])
+    values = ((logs[:, 1] - logs[:, 0]) / scales).astype(np.float32)[:, None, None]
+    return [Request(n.ticker, values[i], n.minute, n.close, n.final) for i, n in enumerate(nexts)]
