@@ -115,15 +115,19 @@ class TickerSeries:
         n = len(self.minutes)
         m, c = self._mirror
         if n > len(m):  # grow by doubling: appends stay O(1) amortized
-            self._mirror = m, c = np.resize(m, 2 * n), np.resize(c, 2 * n)
+            self._mirror = m, c = np.resize(m, self._mirror_size(n)), np.resize(c, self._mirror_size(n))
         m[n - 1], c[n - 1] = minute, close
+
+    def _mirror_size(self, n: int) -> int:
+        # Never more than the longest the lists get before a trim (see add).
+        return max(n, min(max(16, 2 * n), self.capacity + max(16, self.capacity // 8) + 1))
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """``minutes`` (int64) and ``closes`` (float64) as numpy views; read-only use, valid until the next
         :meth:`add`."""
         n = len(self.minutes)
         if self._mirror is None:
-            size = max(16, 2 * n)
+            size = self._mirror_size(n)
             m, c = np.zeros(size, np.int64), np.zeros(size, np.float64)
             m[:n], c[:n] = self.minutes, self.closes
             self._mirror = m, c
