@@ -32,9 +32,9 @@ class Snapshot:
 
 
 class PerStockServing:
-    def __init__(self, model: ForecastLSTM, window: int, ffill_max: int) -> None:
+    def __init__(self, model: ForecastLSTM, window: int, ffill_max: int, rows: int = 64) -> None:
         self.window, self.ffill_max = window, ffill_max
-        self.states = CarriedStates(model, window)
+        self.states = CarriedStates(model, window, rows)
 
     # --- polling thread (lock held) ----------------------------------------------------------------
     def forecast(self, items: list[tuple[str, TickerSeries, Scaler, bool]]) -> dict[str, float]:
@@ -128,7 +128,7 @@ class PerStockServing:
     ) -> PerStockServing:
         """New serving for ``model``, its states rebuilt from the snapshots (tickers whose tail no longer
         covers the span from their anchor are left out: they re-prime from the series on their next bar)."""
-        fresh = PerStockServing(model, self.window, self.ffill_max)
+        fresh = PerStockServing(model, self.window, self.ffill_max, rows=max(64, len(self.states.states)))
         primers = {}
         for ticker, snap in snapshots.items():
             scaler = scalers.get(ticker)
