@@ -159,6 +159,9 @@ class Forecaster(Learning, CheckpointState):
                     if self.config.mode == "portfolio"
                     else self._forecast_per_stock(tickers)
                 )
+            intervals = {}
+            if self.config.mode == "per_stock":
+                intervals = self._intervals({t: v[2] for t, v in model_out.items()})
             out: list[Forecast] = []
             for t in tickers:
                 series = self.series.get(t)
@@ -177,7 +180,7 @@ class Forecaster(Learning, CheckpointState):
                         None,
                     )
                     version = NAIVE_VERSION
-                q = None if standin or self.config.mode != "per_stock" else self._interval(t, yhat)
+                q = None if standin else intervals.get(t)
                 fc = Forecast(
                     t, based_on, based_on + 1, yhat, last, version, trained_at, base, *(q or (None, None))
                 )

@@ -12,6 +12,7 @@ Documents (every number plain: FerretDB rejects NaN, so a score not yet defined 
 
 from __future__ import annotations
 
+import copy
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from pymongo import UpdateOne
 from pymongo.database import Database
 
-from services.trainer.evaluation import POOLED, Score
+from services.trainer.evaluation import POOLED, Score, WalkForward
 from services.trainer.forecaster import Forecaster, HoldoutResult
 from shared.mongo import METRICS
 
@@ -56,21 +57,26 @@ def walk_forward_updates(forecaster: Forecaster) -> tuple[list[UpdateOne], set[t
     with forecaster.lock:
         wf = forecaster.walk_forward
         dirty, wf.dirty = wf.dirty, set()
-        docs = [
+        lineages = {lin for _, lin in dirty}
+    copied = lineage_scores(forecaster, lineages)
+    versions = copied.versions
+    docs = [
+        _walk_forward_doc(
+            t, lin, versions.get((t, lin)), copied.scores[(t, lin)], copied.baseline.get((t, lin))
+        )
+        for t, lin in dirty
+    ]
+    for lineage in lineages:
+        version = max(
+            (v for (_, lin), v in versions.items() if lin == lineage),
+            key=lambda v: int(v.rsplit(".", 1)[-1]),
+            default=None,
+        )
+        docs.append(
             _walk_forward_doc(
-                t, lin, wf.versions.get((t, lin)), wf.scores[(t, lin)], wf.baseline.get((t, lin))
+                POOLED, lineage, version, copied.pooled(lineage), copied.pooled_baseline(lineage)
             )
-            for t, lin in dirty
-        ]
-        for lineage in {lin for _, lin in dirty}:
-            version = max(
-                (v for (_, lin), v in wf.versions.items() if lin == lineage),
-                key=lambda v: int(v.rsplit(".", 1)[-1]),
-                default=None,
-            )
-            docs.append(
-                _walk_forward_doc(POOLED, lineage, version, wf.pooled(lineage), wf.pooled_baseline(lineage))
-            )
+        )  # fmt: skip
     mode, target = forecaster.config.mode, forecaster.config.target
     updates = [
         UpdateOne(
@@ -81,6 +87,30 @@ def walk_forward_updates(forecaster: Forecaster) -> tuple[list[UpdateOne], set[t
         for d in docs
     ]
     return updates, dirty
+
+
+def lineage_scores(forecaster: Forecaster, lineages: set[str]) -> WalkForward:
+    """A copy of the walk-forward scores (model, AR baseline, versions, pooled tests' panels) of ``lineages``,
+    taken under the lock and summarized outside it: summarizing 2,000 tickers' scores takes ~0.4 s on 2
+    cores, and under the lock that stalled the polling thread's forecasts once per training cycle (issue
+    12's p99)."""
+    with forecaster.lock:
+        wf = forecaster.walk_forward
+        return WalkForward(
+            scores={k: _copy(s) for k, s in wf.scores.items() if k[1] in lineages},
+            baseline={k: _copy(s) for k, s in wf.baseline.items() if k[1] in lineages},
+            versions={k: v for k, v in wf.versions.items() if k[1] in lineages},
+            panels={lin: copy.deepcopy(p) for lin, p in wf.panels.items() if lin in lineages},
+            baseline_panels={
+                lin: copy.deepcopy(p) for lin, p in wf.baseline_panels.items() if lin in lineages
+            },
+        )
+
+
+def _copy(score: Score) -> Score:
+    out = copy.copy(score)
+    out.lagged, out.tail = list(score.lagged), list(score.tail)
+    return out
 
 
 def requeue(forecaster: Forecaster, keys: set[tuple[str, str]]) -> None:

@@ -13,9 +13,10 @@ import numpy as np
 from services.trainer.baseline import LinearAR
 from services.trainer.calibration import fit_calibration, ticker_offsets
 from services.trainer.fields import ForecasterFields
+from services.trainer.interval_rows import bounds_rows
 from services.trainer.records import HoldoutResult
 from services.trainer.scaling import ReturnScaler
-from services.trainer.series import Segment
+from services.trainer.series import Segment, TickerSeries
 from services.trainer.training import fit
 from services.trainer.windows import Examples, Prepared, examples, prepare, scale_rows, to_price_rows
 
@@ -52,7 +53,7 @@ class PerStockStrategy(ForecasterFields):
             return {}
         length = len(self.baseline.coef) + 1
         rows = [(i, tail) for i, t in enumerate(names)
-                if (tail := self.series[t].tail(length, self.config.ffill_max)) is not None]  # fmt: skip
+                if (tail := self._tail(self.series[t], length)) is not None]  # fmt: skip
         if not rows:
             return {}
         index = [i for i, _ in rows]
@@ -61,18 +62,30 @@ class PerStockStrategy(ForecasterFields):
         base = to_price_rows(self.baseline.predict(values[:, :, None])[:, 0], last[index], picked)
         return {names[i]: float(base[k]) for k, i in enumerate(index)}
 
+    def _tail(self, series: TickerSeries, length: int) -> np.ndarray | None:
+        """``series.tail``; when the last ``length`` bars are on consecutive minutes (the live case: nothing
+        to fill or cut) a view of the series' numpy mirror, without regularizing in Python."""
+        minutes = series.minutes
+        if len(minutes) >= length and minutes[-1] - minutes[-length] == length - 1:
+            return series.arrays()[1][-length:]
+        return series.tail(length, self.config.ffill_max)
+
     def _offset(self, ticker: str) -> float:
         """The ticker's output offset (0 without calibration): forecasts are centred, see calibration.py."""
         return self.calibration.offset(ticker) if self.calibration is not None else 0.0
 
-    def _interval(self, ticker: str, yhat: float) -> tuple[float, float] | None:
-        """The 80% interval (10% and 90% quantiles) of the next close around the model's forecast ``yhat``."""
-        scaler, series = self.scalers.get(ticker), self.series.get(ticker)
-        if self.calibration is None or not isinstance(scaler, ReturnScaler) or series is None:
-            return None
-        return self.calibration.bounds(
-            series.minutes, series.closes, scaler.scale, yhat, self.config.ffill_max
-        )
+    def _intervals(self, yhats: dict[str, float]) -> dict[str, tuple[float, float] | None]:
+        """The 80% interval (10% and 90% quantiles) of the next close around each model forecast ``yhat``,
+        all tickers at once (interval_rows.py)."""
+        if self.calibration is None:
+            return {}
+        names = [t for t in yhats if isinstance(self.scalers.get(t), ReturnScaler) and t in self.series]
+        scales = np.array([self.scalers[t].scale for t in names])  # type: ignore[union-attr]
+        rows = bounds_rows(
+            self.calibration, [self.series[t] for t in names], scales,
+            np.array([yhats[t] for t in names], dtype=np.float64), self.config.ffill_max,
+        )  # fmt: skip
+        return dict(zip(names, rows, strict=True))
 
     def _per_stock_ready(self) -> list[str]:
         """Tickers with enough history that have no scaler yet; before the first cold start, [] until every

@@ -71,6 +71,9 @@ class TickerSeries:
     revs: list[int] = field(default_factory=list)
     # Bumped on every accepted change: lets callers see "fresh bars since I last looked".
     changes: int = 0
+    # A numpy copy of ``minutes`` and ``closes`` kept in step with them (None: rebuilt on the next
+    # :meth:`arrays`), so the forecast of a bar for every ticker slices tails without converting lists.
+    _mirror: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def add(self, minute: int, close: float, rev: int = 0) -> bool:
         """Record a bar's close; return False when it is older than what is held (a stale revision)."""
@@ -80,24 +83,56 @@ class TickerSeries:
             self.minutes.append(minute)
             self.closes.append(close)
             self.revs.append(rev)
+            self._mirror_append(minute, close)
         else:
             i = bisect_left(self.minutes, minute)
             if i < len(self.minutes) and self.minutes[i] == minute:
                 if rev < self.revs[i]:
                     return False
                 self.closes[i], self.revs[i] = close, rev
+                if self._mirror is not None:
+                    self._mirror[1][i] = close
             else:
                 if len(self.minutes) >= self.capacity and i == 0:
                     return False  # older than the whole rolling window
                 self.minutes.insert(i, minute)
                 self.closes.insert(i, close)
                 self.revs.insert(i, rev)
+                self._mirror = None  # rare (a late bar): rebuilt when next needed
         # Trim in chunks so a steady stream does not shift the lists on every bar.
         if len(self.minutes) > self.capacity + max(16, self.capacity // 8):
             cut = len(self.minutes) - self.capacity
             del self.minutes[:cut], self.closes[:cut], self.revs[:cut]
+            if self._mirror is not None:
+                for a in self._mirror:
+                    a[: len(self.minutes)] = a[cut : cut + len(self.minutes)].copy()
         self.changes += 1
         return True
+
+    def _mirror_append(self, minute: int, close: float) -> None:
+        if self._mirror is None:
+            return
+        n = len(self.minutes)
+        m, c = self._mirror
+        if n > len(m):  # grow by doubling: appends stay O(1) amortized
+            self._mirror = m, c = np.resize(m, self._mirror_size(n)), np.resize(c, self._mirror_size(n))
+        m[n - 1], c[n - 1] = minute, close
+
+    def _mirror_size(self, n: int) -> int:
+        # Never more than the longest the lists get before a trim (see add).
+        return max(n, min(max(16, 2 * n), self.capacity + max(16, self.capacity // 8) + 1))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``minutes`` (int64) and ``closes`` (float64) as numpy views; read-only use, valid until the next
+        :meth:`add`."""
+        n = len(self.minutes)
+        if self._mirror is None:
+            size = self._mirror_size(n)
+            m, c = np.zeros(size, np.int64), np.zeros(size, np.float64)
+            m[:n], c[:n] = self.minutes, self.closes
+            self._mirror = m, c
+        m, c = self._mirror
+        return m[:n], c[:n]
 
     @property
     def last_minute(self) -> int | None:

@@ -20,7 +20,7 @@ per minute only widen the last axis.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,13 +31,12 @@ from services.trainer.model import ForecastLSTM
 
 @dataclass
 class Carried:
-    """One ticker's carried state: main (index 0) and shadow (index 1) along the batch axis."""
+    """One ticker's carried state: where its segment starts, what was last stepped, its row in the tensors."""
 
     start: int  # minute of the segment's first close
     minute: int  # minute of the newest final close stepped
     close: float  # that close
-    h: torch.Tensor  # [layers, 2, units]
-    c: torch.Tensor
+    row: int = -1
 
     def returns_read(self) -> int:
         return self.minute - self.start
@@ -76,18 +75,63 @@ def full_pass(model: ForecastLSTM, inputs: np.ndarray) -> np.ndarray:
     return model(torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))).numpy()
 
 
-class CarriedStates:
-    """The carried states of every ticker a model serves, for one set of weights."""
+class StateTable(MutableMapping[str, Carried]):
+    """Ticker -> :class:`Carried`; removing a ticker (a cut, a revoked partition) frees its row."""
 
-    def __init__(self, model: ForecastLSTM, window: int) -> None:
+    def __init__(self, owner: CarriedStates) -> None:
+        self._owner = owner
+        self._by_ticker: dict[str, Carried] = {}
+
+    def __getitem__(self, ticker: str) -> Carried:
+        return self._by_ticker[ticker]
+
+    def __setitem__(self, ticker: str, state: Carried) -> None:
+        old = self._by_ticker.get(ticker)
+        if old is not None and old.row != state.row:
+            self._owner.free(old.row)
+        self._by_ticker[ticker] = state
+
+    def __delitem__(self, ticker: str) -> None:
+        self._owner.free(self._by_ticker.pop(ticker).row)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_ticker)
+
+    def __len__(self) -> int:
+        return len(self._by_ticker)
+
+
+class CarriedStates:
+    """The carried states of every ticker a model serves, for one set of weights.
+
+    All states live in two preallocated tensors ``h``, ``c`` of shape ``[layers, 2, rows, units]`` (index 0
+    along the second axis the main state, 1 the shadow), a ticker owning one row; rows are reused after a
+    ticker leaves and the tensors double when full. A step gathers the rows it needs with one index and
+    scatters the stored ones back with one: stacking a tensor per ticker every step cost as much as the
+    LSTM call itself at 2,000 tickers (profile in issue 12)."""
+
+    def __init__(self, model: ForecastLSTM, window: int, rows: int = 64) -> None:
         self.model = model
         self.window = window
-        self.states: dict[str, Carried] = {}
+        self.states = StateTable(self)
+        shape = (model.layers, 2, rows, model.units)
+        self.h, self.c = torch.zeros(shape), torch.zeros(shape)
+        self._free = list(range(rows - 1, -1, -1))
 
-    def zero_pair(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """A ticker's main and shadow states, both zero: ``[layers, 2, units]``."""
-        shape = (self.model.layers, 2, self.model.units)
-        return torch.zeros(shape), torch.zeros(shape)
+    def allocate(self) -> int:
+        if not self._free:
+            rows = self.h.shape[2]
+            self.h = torch.cat([self.h, torch.zeros_like(self.h)], dim=2)
+            self.c = torch.cat([self.c, torch.zeros_like(self.c)], dim=2)
+            self._free = list(range(2 * rows - 1, rows - 1, -1))
+        row = self._free.pop()
+        self.h[:, :, row] = 0.0
+        self.c[:, :, row] = 0.0
+        return row
+
+    def free(self, row: int) -> None:
+        if row >= 0:
+            self._free.append(row)
 
     def zero(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         shape = (self.model.layers, count, self.model.units)
@@ -111,27 +155,38 @@ class CarriedStates:
         if not live:
             return {}
         carried = [self.states[r.ticker] for r in live]
-        h = torch.stack([s.h for s in carried], dim=1)  # [layers, n, 2, units]
-        c = torch.stack([s.c for s in carried], dim=1)
-        counts = np.array([s.returns_read() for s in carried])
-        top = torch.zeros(len(live), self.model.units)
+        n, layers, units = len(live), self.model.layers, self.model.units
+        rows = torch.tensor([s.row for s in carried])
+        h, c = self.h[:, :, rows], self.c[:, :, rows]  # [layers, 2, n, units], copies
+        counts = np.array([s.minute for s in carried]) - np.array([s.start for s in carried])
         lengths = np.array([len(r.inputs) for r in live])
+        if lengths.max() == 1:  # the live case: one new bar per ticker
+            inputs = np.concatenate([r.inputs for r in live])[:, None, :]
+        else:
+            inputs = np.zeros((n, int(lengths.max()), live[0].inputs.shape[1]), np.float32)
+            for i, r in enumerate(live):
+                inputs[i, : len(r.inputs)] = r.inputs
+        top = torch.zeros(n, units)
         for j in range(int(lengths.max())):
             active = np.flatnonzero(lengths > j)
+            everyone = len(active) == n
             idx = torch.from_numpy(active)
-            before = counts[active].copy()
+            before = counts[active]
             anchors = anchors_of(before, self.window)
             # The shadow starts from zero at the anchor it reads from (``window`` after the main's).
             begins = idx[torch.from_numpy(before - anchors == self.window)]
-            h[:, begins, 1] = 0.0
-            c[:, begins, 1] = 0.0
-            x = np.stack([live[i].inputs[j] for i in active])[:, None, :]
+            h[:, 1, begins] = 0.0
+            c[:, 1, begins] = 0.0
+            x = inputs[active, j][:, None, :]
             m = len(active)
-            h0 = torch.cat([h[:, idx, 0], h[:, idx, 1]], dim=1).contiguous()
-            c0 = torch.cat([c[:, idx, 0], c[:, idx, 1]], dim=1).contiguous()
+            # Main states first, then shadows: [layers, 2, m, units] -> [layers, 2m, units].
+            h0 = (h if everyone else h[:, :, idx]).reshape(layers, 2 * m, units)
+            c0 = (c if everyone else c[:, :, idx]).reshape(layers, 2 * m, units)
             out, hn, cn = self._run(np.concatenate([x, x]), h0, c0)
-            h[:, idx, 0], h[:, idx, 1] = hn[:, :m], hn[:, m:]
-            c[:, idx, 0], c[:, idx, 1] = cn[:, :m], cn[:, m:]
+            if everyone:
+                h, c = hn.view(layers, 2, m, units), cn.view(layers, 2, m, units)
+            else:
+                h[:, :, idx], c[:, :, idx] = hn.view(layers, 2, m, units), cn.view(layers, 2, m, units)
             top[idx] = out[:m]
             counts[active] = before + 1
             after = anchors_of(counts[active], self.window)
@@ -139,41 +194,44 @@ class CarriedStates:
             if len(swap):
                 # The shadow has read ``window`` returns: it becomes the main state, a new shadow waits.
                 sidx = idx[torch.from_numpy(swap)]
-                h[:, sidx, 0], c[:, sidx, 0] = h[:, sidx, 1], c[:, sidx, 1]
+                h[:, 0, sidx], c[:, 0, sidx] = h[:, 1, sidx], c[:, 1, sidx]
                 top[sidx] = out[m:][torch.from_numpy(swap)]
-        scaled = self.model.head(top).numpy()
-        result: dict[str, float] = {}
-        for i, (r, s) in enumerate(zip(live, carried, strict=True)):
-            if counts[i] >= self.window:
-                result[r.ticker] = float(scaled[i, 0])
-            if r.store:
-                s.h, s.c = h[:, i].clone(), c[:, i].clone()
-                s.minute, s.close = r.minute, r.close
+        scaled = self.model.head(top).numpy()[:, 0].tolist()
+        ready = (counts >= self.window).tolist()
+        result = {r.ticker: scaled[i] for i, r in enumerate(live) if ready[i]}
+        stored = [i for i, r in enumerate(live) if r.store]
+        if stored:
+            keep = torch.tensor(stored)
+            self.h[:, :, rows[keep]], self.c[:, :, rows[keep]] = h[:, :, keep], c[:, :, keep]
+            for i in stored:
+                carried[i].minute, carried[i].close = live[i].minute, live[i].close
         return result
 
     @torch.no_grad()
     def prime(self, primers: dict[str, Primer]) -> None:
         """(Re)build the tickers' states, batched by length: one pass for the main states, one for the
         shadows (each from zero at its anchor)."""
-        jobs: dict[int, list[tuple[str, np.ndarray]]] = {}
+        jobs: dict[int, list[tuple[int, np.ndarray]]] = {}
         for ticker, p in primers.items():
             count = p.minute - p.start
             length = count - anchor_of(count, self.window)
             if len(p.returns) < length:
                 raise ValueError(f"{ticker}: {len(p.returns)} returns given, {length} needed from the anchor")
-            self.states[ticker] = Carried(p.start, p.minute, p.close, *self.zero_pair())
+            old = self.states.get(ticker)
+            row = old.row if old is not None else self.allocate()
+            if old is not None:
+                self.h[:, :, row], self.c[:, :, row] = 0.0, 0.0
+            self.states[ticker] = Carried(p.start, p.minute, p.close, row)
             if length:
-                jobs.setdefault(length, []).append((ticker, p.returns[len(p.returns) - length :]))
+                jobs.setdefault(length, []).append((row, p.returns[len(p.returns) - length :]))
         for length, group in jobs.items():
+            rows = torch.tensor([row for row, _ in group])
             _, h, c = self._run(np.stack([r for _, r in group]), *self.zero(len(group)))
+            self.h[:, 0, rows], self.c[:, 0, rows] = h, c
             shadow = length - self.window
             if shadow > 0:
                 _, hs, cs = self._run(np.stack([r[-shadow:] for _, r in group]), *self.zero(len(group)))
-            for i, (ticker, _) in enumerate(group):
-                state = self.states[ticker]
-                state.h[:, 0], state.c[:, 0] = h[:, i], c[:, i]
-                if shadow > 0:
-                    state.h[:, 1], state.c[:, 1] = hs[:, i], cs[:, i]
+                self.h[:, 1, rows], self.c[:, 1, rows] = hs, cs
 
 
 @dataclass(frozen=True)

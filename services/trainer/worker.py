@@ -18,7 +18,7 @@ from tqdm import tqdm
 from services.trainer.checkpoints import CheckpointStore, checkpoint_name
 from services.trainer.forecaster import Forecaster
 from services.trainer.metrics import TrainerMetrics
-from services.trainer.metrics_store import POOLED, write_holdout, write_walk_forward
+from services.trainer.metrics_store import POOLED, lineage_scores, write_holdout, write_walk_forward
 from shared.lifecycle import StopFlag
 from shared.settings import Settings
 
@@ -94,8 +94,8 @@ class TrainingWorker(threading.Thread):
         forecaster = self.forecaster
         self._write(lambda: write_walk_forward(self.db, forecaster))
         if forecaster.lineage:
-            with forecaster.lock:
-                pooled = forecaster.walk_forward.pooled(forecaster.lineage).summary()
+            lineage = forecaster.lineage
+            pooled = lineage_scores(forecaster, {lineage}).pooled(lineage).summary()  # outside the lock
             if pooled["mse_ratio"] is not None:
                 self.metrics.mse_ratio.set(float(pooled["mse_ratio"]))
                 logger.info(

@@ -3,8 +3,11 @@ from the anchor, through warm updates (re-primed states), filled minutes, a prov
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
+import torch
 
 from services.trainer.forecaster import NAIVE_VERSION, BarIn, Forecaster
 from services.trainer.stream import anchor_of, full_pass
@@ -49,3 +52,28 @@ def test_carried_state_forecasts_equal_a_full_pass_through_updates_gaps_and_a_cu
         minute += 1
     assert checked > 100 and forecaster.updates > 15
     assert np.isfinite(fc.yhat)
+
+
+def test_a_ticker_stepped_while_new_weights_were_primed_is_caught_up_at_install() -> None:
+    forecaster = trained("SINE", 600)
+    closes = sine_closes(700)
+    forecaster.step([BarIn("SINE", START + 600, float(closes[600]))])
+    old = forecaster._serving
+    assert old is not None
+    with forecaster.lock:  # what _install does first (training thread)
+        snapshots, scalers = old.snapshot(forecaster.series), dict(forecaster.scalers)
+    # Meanwhile the polling thread steps a bar, then one after two missing (forward-filled) minutes.
+    forecaster.step([BarIn("SINE", START + 601, float(closes[601]))])
+    forecaster.step([BarIn("SINE", START + 604, float(closes[602]))])
+    model = copy.deepcopy(forecaster._model)
+    assert model is not None
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1.01)  # other weights, as after a warm update
+    fresh = old.primed(model, snapshots, scalers)
+    fresh.adopt_moved(old, snapshots)
+    assert fresh.states.states["SINE"].minute == START + 604  # caught up, not dropped
+    forecaster._model, forecaster._serving = model, fresh
+    [fc] = forecaster.step([BarIn("SINE", START + 605, float(closes[603]))])
+    assert fc.model_version == forecaster.model_version
+    assert fc.yhat == pytest.approx(reference(forecaster, "SINE"), rel=1e-6)

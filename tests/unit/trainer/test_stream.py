@@ -63,3 +63,22 @@ def test_priming_many_tickers_of_any_length_equals_stepping_them() -> None:
             assert out[t] == pytest.approx(reference(model, full, len(full)), abs=1e-5), t
         else:
             assert t not in out
+
+
+def test_rows_grow_and_are_reused_without_mixing_states() -> None:
+    model = network()
+    states = CarriedStates(model, WINDOW, rows=4)
+    series = {f"T{i}": returns(12 + i % 9, seed=i) for i in range(11)}  # more tickers than rows: doubling
+    states.prime({t: Primer(0, len(r), 1.0, r) for t, r in series.items()})
+    for t in ["T0", "T3", "T7"]:  # a cut or a revoked partition frees the row; new tickers take them
+        del states.states[t]
+        series.pop(t)
+    for i in range(11, 14):
+        series[f"T{i}"] = returns(15, seed=i)
+        states.prime({f"T{i}": Primer(0, 15, 1.0, series[f"T{i}"])})
+    assert len({s.row for s in states.states.values()}) == len(states.states) == 11
+    nxt = {t: returns(1, seed=200 + i) for i, t in enumerate(series)}
+    out = states.step([Request(t, nxt[t], len(series[t]) + 1, 1.0, store=True) for t in series])
+    for t, r in series.items():
+        full = np.concatenate([r, nxt[t]])
+        assert out[t] == pytest.approx(reference(model, full, len(full)), abs=1e-5), t
