@@ -94,7 +94,8 @@ def cold_training(minutes: int, original_epochs: int, our_max_epochs: int) -> di
 
 
 def cycles(tickers: int, rounds: int) -> list[float]:
-    config = Config(max_epochs=1, epoch_windows=512, history=400)
+    # A warm update in every cycle (the cycle; off by default, every 10 minutes when on).
+    config = Config(max_epochs=1, epoch_windows=512, history=400, update_steps=2, update_every=1)
     forecaster = Forecaster(config)
     names = [f"T{i}" for i in range(tickers)]
     history = 62 * 5 + 10
