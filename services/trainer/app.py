@@ -36,6 +36,7 @@ from shared.kafka import (
     Headers,
     ReliableProducer,
     commit_stored,
+    consumer_lag,
     ensure_topics,
     make_consumer,
     store_offsets,
@@ -244,7 +245,9 @@ class TrainerLoop:
             return
         self.next_lag = now + 5.0
         try:
-            self.metrics.lag.set(cached_lag(self.consumer))
+            # Cached watermarks: asking the broker per partition on the polling thread every 5 s stalled a
+            # whole minute's forecasts 0.6-1.6 s on a loaded broker (issue 12 bench).
+            self.metrics.lag.set(consumer_lag(self.consumer, cached=True))
         except Exception as exc:  # a gauge is not worth stopping for
             logger.debug("lag unavailable: %s", exc)
 
@@ -290,18 +293,6 @@ class TrainerLoop:
             )
             kind = "naive" if fc.model_version.startswith("naive") else "model"
             self.metrics.published.labels(kind).inc()
-
-
-def cached_lag(consumer: Consumer) -> int:
-    """``shared.kafka.consumer_lag`` from the high watermarks the fetches already brought back (no broker
-    round trip): the uncached one asked the broker per partition on the polling thread every 5 s and
-    stalled a whole minute's forecasts 0.6-1.6 s on a loaded broker (issue 12 bench)."""
-    lag = 0
-    for tp in consumer.position(consumer.assignment()):
-        low, high = consumer.get_watermark_offsets(tp, cached=True) or (-1, -1)
-        if high >= 0:
-            lag += max(0, high - (tp.offset if tp.offset >= 0 else max(low, 0)))
-    return lag
 
 
 def bar_in(bar: BarV1) -> BarIn:
