@@ -96,10 +96,11 @@ class Score:
                 self.lagged[k - 1] += float(np.dot(full[i0:], full[i0 - k : len(full) - k]))
         self.tail = full[-MAX_LAG:].tolist()
 
-    def _add_one(self, last: float, forecast: float, actual: float) -> None:
+    def _add_one(self, last: float, forecast: float, actual: float) -> float:
+        """Score one forecast; its squared-error differential (nan: not scorable), for the pooled panel."""
         # The walk-forward scores one forecast per bar: plain floats, a hundred times cheaper than arrays.
         if not (math.isfinite(last) and math.isfinite(forecast) and math.isfinite(actual) and last > 0):
-            return
+            return math.nan
         e_model, e_naive = (forecast - actual) / last, (last - actual) / last
         self.n += 1
         self.sse_model += e_model * e_model
@@ -114,6 +115,7 @@ class Score:
         for k, previous in enumerate(reversed(self.tail), start=1):
             self.lagged[k - 1] += d * previous
         self.tail = [*self.tail[-(MAX_LAG - 1) :], d]
+        return d
 
     def merge(self, other: Score) -> Score:
         """The pool of two scores (of different tickers: no lagged product spans them)."""
@@ -216,16 +218,8 @@ def differentials(
     """The squared-error differentials (model - naive) of the scorable forecasts, and which those are."""
     last, forecast, actual = (np.asarray(a, dtype=np.float64).ravel() for a in (last, forecast, actual))
     ok = _scorable(last, forecast, actual)
-    e_model, e_naive, _, _ = _relative(last, forecast, actual)
+    e_model, e_naive = (forecast[ok] - actual[ok]) / last[ok], (last[ok] - actual[ok]) / last[ok]
     return e_model**2 - e_naive**2, ok
-
-
-def _differential(last: float, forecast: float, actual: float) -> float:
-    """One forecast's differential, as :func:`differentials` computes it (nan: not scorable)."""
-    if not (math.isfinite(last) and math.isfinite(forecast) and math.isfinite(actual) and last > 0):
-        return math.nan
-    e_model, e_naive = (forecast - actual) / last, (last - actual) / last
-    return e_model * e_model - e_naive * e_naive
 
 
 def add_to_panel(
@@ -272,13 +266,11 @@ class WalkForward:
         # One forecast per bar, on the polling thread: plain floats (Score.add's one-value case) without
         # wrapping them in arrays first (a tenth of the forecast path at 2,000 tickers, issue 12).
         last, yhat, truth = float(pending.last), float(pending.yhat), float(actual)
-        score._add_one(last, yhat, truth)
-        self.panels.setdefault(pending.lineage, MinutePanel()).add(minute, _differential(last, yhat, truth))
+        d = score._add_one(last, yhat, truth)
+        self.panels.setdefault(pending.lineage, MinutePanel()).add(minute, d)
         if pending.baseline is not None:
-            base = float(pending.baseline)
-            self.baseline.setdefault(key, Score())._add_one(last, base, truth)
-            panel = self.baseline_panels.setdefault(pending.lineage, MinutePanel())
-            panel.add(minute, _differential(last, base, truth))
+            d = self.baseline.setdefault(key, Score())._add_one(last, float(pending.baseline), truth)
+            self.baseline_panels.setdefault(pending.lineage, MinutePanel()).add(minute, d)
         self.versions[key] = pending.version
 
     def pooled(self, lineage: str) -> Score:
