@@ -90,17 +90,16 @@ def rows_from_frames(
     if scored.empty:
         return []
     versions = scored["model_version"].astype(str)
-    if every_lineage:
-        versions = versions.where(versions.str.startswith("naive"), "all-all-all.0")
-        scored = scored.assign(model_version=versions)
-    lineages = sorted({lineage_of(v) for v in versions if not v.startswith("naive")})
+    standin = versions.str.startswith("naive")
+    keys = pd.Series("all", index=versions.index) if every_lineage else versions.map(lineage_of)
+    lineages = sorted(set(keys[~standin]))
     if lineage:
         lineages = [lin for lin in lineages if lin == lineage]
     rows: list[dict[str, Any]] = []
     for lin in lineages:
-        mine = scored[versions.map(lineage_of) == lin]
+        mine = scored[~standin & (keys == lin)]
         # Stand-ins count against the model once it exists (before, there was nothing to cover).
-        standins = scored[versions.str.startswith("naive") & (scored["ts"] > mine["ts"].min())]
+        standins = scored[standin & (scored["ts"] > mine["ts"].min())]
         scores = scores_by_ticker(pd.concat([mine, standins]) if len(lineages) == 1 else mine)
         baselines = _baseline_scores(mine, predictions)
         covers = interval_coverage(mine)

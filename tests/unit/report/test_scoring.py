@@ -82,3 +82,27 @@ def test_nothing_scored_yet_gives_an_empty_table_with_its_columns() -> None:
     assert summary_rows(scores_by_ticker(empty)) == []
     assert "ticker" in empty.columns
     assert running_ratio(empty).empty
+
+
+def test_every_lineage_scores_a_retraining_model_as_one_with_its_stand_ins() -> None:
+    from services.trainer.report import rows_from_frames
+
+    bars = closes("AAPL", [100.0 + (i % 3) for i in range(12)])
+    preds = predictions("AAPL", {i: 100.0 + ((i - 1) % 3) + 0.1 for i in range(1, 12)})
+    preds["model_version"] = (
+        ["naive-warmup"] * 2
+        + ["per_stock-return-aaaa1111.0"] * 4
+        + ["naive-warmup"]
+        + ["per_stock-return-bbbb2222.0"] * 4
+    )
+    split = {
+        (r["lineage"], r["forecaster"]): r for r in rows_from_frames(bars, preds) if r["ticker"] == POOLED
+    }
+    joined = [r for r in rows_from_frames(bars, preds, every_lineage=True) if r["forecaster"] == "model"]
+    assert {lin for lin, _ in split} == {"aaaa1111", "bbbb2222"}
+    assert {r["lineage"] for r in joined} == {"all"}
+    pooled = next(r for r in joined if r["ticker"] == POOLED)
+    # Eight model forecasts in all; the stand-in between the lineages counts against coverage, the two
+    # before the first model forecast do not.
+    assert pooled["n"] == 8 and pooled["standins"] == 1
+    assert pooled["n"] == sum(split[(lin, "model")]["n"] for lin in ("aaaa1111", "bbbb2222"))
