@@ -15,6 +15,7 @@ that is scored (``mask``). No I/O.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +43,13 @@ class Chunks:
 
     def take(self, rows: np.ndarray) -> Chunks:
         return Chunks(self.x[rows], self.y[rows], self.mask[rows], self.index[rows])
+
+    def batches(self, size: int) -> Iterator[Chunks]:
+        """Consecutive parts of at most ``size`` chunks (a forward pass each, bounded memory)."""
+        for i in range(0, len(self), size):
+            yield Chunks(
+                self.x[i : i + size], self.y[i : i + size], self.mask[i : i + size], self.index[i : i + size]
+            )
 
 
 def chunk(examples: Examples, window: int, phase: int = 0) -> Chunks:
@@ -95,9 +103,7 @@ def predict_windows(model: ForecastLSTM, examples: Examples, window: int, batch:
     ``window`` to ``2 window - 1`` values, as served)."""
     model.eval()
     out = np.zeros((len(examples), examples.y.shape[1]), np.float32)
-    chunks = chunk(examples, window)
-    for i in range(0, len(chunks), batch):
-        part = chunks.take(np.arange(i, min(i + batch, len(chunks))))
+    for part in chunk(examples, window).batches(batch):
         values = model.forward_all(torch.from_numpy(part.x)).numpy()
         out[part.index[part.mask]] = values[part.mask]
     return out

@@ -38,8 +38,7 @@ def _loss(model: ForecastLSTM, chunks: Chunks, batch: int = 512) -> float:
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
-        for i in range(0, len(chunks), batch):
-            part = chunks.take(np.arange(i, min(i + batch, len(chunks))))
+        for part in chunks.batches(batch):
             n = int(part.targets.sum()) * part.y.shape[-1]
             total += float(chunk_loss(model, part)) * n
             count += n
