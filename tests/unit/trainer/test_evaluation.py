@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from services.trainer.evaluation import Pending, Score, WalkForward, pool
-from services.trainer.panel import MinutePanel, dm_test
+from services.trainer.panel import OPEN_MINUTES, MinutePanel, dm_test
 
 
 def walk(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -94,8 +94,11 @@ def test_the_running_panel_equals_the_per_minute_series_however_the_forecasts_ar
     panel = MinutePanel()
     # Tickers' forecasts arrive out of minute order, as long as none is OPEN_MINUTES behind the newest.
     arrivals = [(m + rng.uniform(0, 50), t, m) for t in range(3) for m in range(1_500)]
-    for _, t, m in sorted(arrivals):
+    for i, (_, t, m) in enumerate(sorted(arrivals)):
+        if i == len(arrivals) // 2:  # a checkpoint and a resume mid-stream change nothing
+            panel = MinutePanel.from_state(panel.state())
         panel.add(m, float(d[t, m]))
+        assert max(panel.open) - min(panel.open) <= OPEN_MINUTES  # older minutes are folded in, in order
     series = d.sum(axis=0)
     lagged = [float(series[k:] @ series[:-k]) for k in range(1, 11)]
     stat, p = dm_test(len(series), float(series.sum()), float(series @ series), lagged)
