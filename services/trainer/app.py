@@ -32,6 +32,7 @@ from services.trainer.metrics import TrainerMetrics
 from services.trainer.model import set_threads
 from services.trainer.series import from_minute, to_minute
 from services.trainer.worker import TrainingWorker, finish_worker
+from shared import heap
 from shared.kafka import (
     Headers,
     ReliableProducer,
@@ -145,6 +146,7 @@ def run(settings: Settings, stop: StopFlag, *, member: str | None = None) -> Non
         worker.start()
         stack.callback(finish_worker, worker)
         health.set("training", True)
+        heap.settle()  # torch and the rest imported, the checkpoint loaded: see shared/heap.py
         TrainerLoop(settings, consumer, producer, db, forecaster, assignment, metrics, health, member).run(
             stop
         )

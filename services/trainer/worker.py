@@ -19,6 +19,7 @@ from services.trainer.checkpoints import CheckpointStore, checkpoint_name
 from services.trainer.forecaster import Forecaster
 from services.trainer.metrics import TrainerMetrics
 from services.trainer.metrics_store import POOLED, lineage_scores, write_holdout, write_walk_forward
+from shared import heap
 from shared.lifecycle import StopFlag
 from shared.settings import Settings
 
@@ -83,6 +84,8 @@ class TrainingWorker(threading.Thread):
         self.flush_scores()
         if time.monotonic() - self._last_checkpoint >= self.settings.checkpoint_interval_s:
             self.checkpoint()
+        # The cycle's garbage collected here, off the polling thread's minutes (shared/heap.py).
+        heap.settle()
         self.metrics.cycle.observe(time.perf_counter() - started)
         logger.info(
             "cycle model=%s updated=%d loss=%s train_s=%.3f tickers=%d",
