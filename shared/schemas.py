@@ -12,6 +12,7 @@ version 1), integers fit the database's signed 64 bits, and a timestamp is an RF
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -59,6 +60,9 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+# A minute's messages share their few timestamps (2,000 predictions: three distinct values), and strftime
+# was 40% of encoding one; equal datetimes are the same instant, so they format the same.
+@functools.lru_cache(maxsize=4096)
 def format_ts(value: datetime) -> str:
     """ISO-8601 in UTC with ``Z``: the one way timestamps are written on our topics."""
     return _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
