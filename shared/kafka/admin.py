@@ -16,13 +16,20 @@ logger = logging.getLogger(__name__)
 
 
 def ensure_topics(
-    settings: Settings, topics: Iterable[str], partitions: int = 6, timeout: float = 30.0
+    settings: Settings,
+    topics: Iterable[str],
+    partitions: int = 6,
+    timeout: float = 30.0,
+    config: dict[str, str] | None = None,
 ) -> None:
-    """Create the topics that do not exist yet (one replica: the local stack has one broker)."""
+    """Create the topics that do not exist yet (one replica: the local stack has one broker), with the
+    topic-level ``config`` given (e.g. ``message.timestamp.type``); existing topics are left as they are."""
     admin = AdminClient(client_config(settings))
     existing = set(admin.list_topics(timeout=timeout).topics)
     missing = [
-        NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics if t not in existing
+        NewTopic(t, num_partitions=partitions, replication_factor=1, config=dict(config or {}))
+        for t in topics
+        if t not in existing
     ]
     if not missing:
         return
