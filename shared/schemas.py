@@ -49,6 +49,14 @@ def _rfc3339(value: Any) -> Any:
         return value
     if not isinstance(value, str):
         raise ValueError(f"timestamp must be an RFC 3339 string in UTC, not {type(value).__name__}")
+    return _parse_rfc3339(value)
+
+
+# Timestamp checks are cached: a minute's messages (2,000 bars in, 2,000 predictions out) share a few
+# timestamps, and these checks were most of validating one (issue 12). Only successes are cached, and a
+# timestamp once valid stays valid (the "a day ahead" bound only moves later).
+@functools.lru_cache(maxsize=4096)
+def _parse_rfc3339(value: str) -> datetime:
     if not _RFC3339_UTC.fullmatch(value):
         raise ValueError("timestamp must be RFC 3339 in UTC, e.g. 2026-11-25T14:31:00Z")
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -68,7 +76,10 @@ def format_ts(value: datetime) -> str:
     return _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _sane(value: datetime) -> datetime:
+@functools.lru_cache(maxsize=4096)
+def _sane_utc(value: datetime) -> datetime:
+    """``value`` in UTC, if it has a timezone and lies within [EARLIEST_TS, now + MAX_AHEAD]."""
+    value = _utc(value)
     if value < EARLIEST_TS:
         raise ValueError(f"timestamp {format_ts(value)} is before {EARLIEST_TS:%Y-%m-%d}")
     if value > datetime.now(UTC) + MAX_AHEAD:
@@ -79,8 +90,7 @@ def _sane(value: datetime) -> datetime:
 UtcDatetime = Annotated[
     datetime,
     BeforeValidator(_rfc3339),
-    AfterValidator(_utc),
-    AfterValidator(_sane),
+    AfterValidator(_sane_utc),
     PlainSerializer(format_ts, return_type=str),
 ]
 
