@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import subprocess
 import sys
 import time
@@ -11,12 +13,14 @@ import urllib.request
 from datetime import UTC, datetime
 
 import pytest
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 from prometheus_client import CollectorRegistry, Counter
 from pymongo import UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from shared.kafka import (
     ReliableProducer,
+    client_config,
     commit_stored,
     ensure_topics,
     make_consumer,
@@ -67,6 +71,29 @@ def test_messages_round_trip_through_the_broker_with_keys_and_headers(integratio
     assert all(len(p) == 1 for p in partitions_per_key.values())
     # Offsets were committed: the same group sees nothing more.
     assert consume_all(integration_settings, topic, 1, group=f"{topic}-g", timeout=5) == []
+
+
+def test_a_refused_delivery_is_resent_with_its_key_value_and_headers(integration_settings: Settings) -> None:
+    topic = integration_settings.dlq_topic
+    # The topic refuses messages over 1,000 bytes until its limit is raised: a real failed delivery.
+    ensure_topics(integration_settings, [topic], partitions=1, config={"max.message.bytes": "1000"})
+    producer = ReliableProducer(integration_settings, client_id="test", **{"message.timeout.ms": 2000})
+    value = json.dumps({"pad": base64.b64encode(os.urandom(6000)).decode()}).encode()  # lz4 cannot shrink it
+    producer.produce(topic, value, key="K1", headers=[("h", b"x")])
+    deadline = time.monotonic() + 30
+    while producer.failed_attempts == 0 and time.monotonic() < deadline:
+        producer.poll(0.2)
+    assert producer.failed_attempts >= 1 and producer.delivered == 0 and producer.pending == 1
+
+    admin = AdminClient(client_config(integration_settings))
+    raised = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry("max.message.bytes", "100000", incremental_operation=AlterConfigOpType.SET)
+    ])  # fmt: skip
+    for future in admin.incremental_alter_configs([raised]).values():
+        future.result(30)
+    assert producer.flush(30) == 0 and producer.delivered == 1
+    (got,) = consume_all(integration_settings, topic, 1, group=f"{topic}-g")
+    assert (got.key(), got.value(), got.headers()) == (b"K1", value, [("h", b"x")])
 
 
 def test_topics_are_created_with_several_partitions(integration_settings: Settings) -> None:
