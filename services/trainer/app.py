@@ -288,13 +288,18 @@ class TrainerLoop:
             logger.warning("history for %d tickers not loaded (%s); retrying later", len(new), exc)
 
     def publish(self, forecasts: list[Forecast]) -> None:
+        topic, target = self.settings.predictions_topic, self.settings.trainer_target
+        naive = 0
         for fc in forecasts:
-            message = prediction_message(fc, self.settings.trainer_target)
             self.producer.produce(
-                self.settings.predictions_topic, encode(message), key=fc.ticker, headers=self.headers
+                topic, encode(prediction_message(fc, target)), key=fc.ticker, headers=self.headers
             )
-            kind = "naive" if fc.model_version.startswith("naive") else "model"
-            self.metrics.published.labels(kind).inc()
+            naive += fc.model_version.startswith("naive")
+        # Counted once per kind, not per message (a labelled counter's lookup is not free at 2,000 a minute).
+        if naive:
+            self.metrics.published.labels("naive").inc(naive)
+        if len(forecasts) > naive:
+            self.metrics.published.labels("model").inc(len(forecasts) - naive)
 
 
 def bar_in(bar: BarV1) -> BarIn:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -187,8 +188,7 @@ class PerStockServing:
         return Request(ticker, scale(segments[0].closes[:, None], [scaler]), now.minute, now.close, True)
 
 
-@dataclass(frozen=True)
-class _Next:
+class _Next(NamedTuple):
     ticker: str
     previous: float  # the stored state's close
     close: float

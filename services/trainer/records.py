@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from services.trainer.evaluation import Score
 from services.trainer.training import FitReport
@@ -71,8 +71,9 @@ class Config:
         return self.min_history or 5 * input_length(self.window, self.target)
 
 
-@dataclass(frozen=True)
-class Forecast:
+# Forecast and BarIn are NamedTuples: the trainer makes 2,000 of each a minute, and a frozen dataclass takes
+# ~2 us to build against ~0.6 us (issue 12).
+class Forecast(NamedTuple):
     ticker: str
     based_on: int  # minute of the last bar used
     minute: int  # the minute forecast (based_on + 1)
@@ -87,8 +88,7 @@ class Forecast:
     q90: float | None = None
 
 
-@dataclass(frozen=True)
-class BarIn:
+class BarIn(NamedTuple):
     """What the trainer takes from a bar (OHLCV kept: richer inputs need them)."""
 
     ticker: str

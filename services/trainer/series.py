@@ -15,6 +15,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import numpy as np
 
@@ -26,6 +27,7 @@ def to_minute(ts: datetime) -> int:
     return int((ts - _EPOCH).total_seconds() // 60)
 
 
+@lru_cache(maxsize=4096)  # a minute's 2,000 forecasts share two minutes
 def from_minute(minute: int) -> datetime:
     return datetime.fromtimestamp(minute * 60, tz=UTC)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -57,9 +58,9 @@ def anchors_of(counts: np.ndarray, window: int) -> np.ndarray:
     return np.maximum(0, (counts - window) // window * window)
 
 
-@dataclass(frozen=True)
-class Request:
-    """Step ``ticker`` with ``inputs`` [steps, features] (the minutes after its stored state)."""
+class Request(NamedTuple):
+    """Step ``ticker`` with ``inputs`` [steps, features] (the minutes after its stored state). A NamedTuple:
+    one per ticker a minute, built far faster than a frozen dataclass."""
 
     ticker: str
     inputs: np.ndarray
