@@ -26,6 +26,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 
@@ -112,6 +113,16 @@ Label = Annotated[str, Field(min_length=1, pattern=r"^[\x21-\x7e]+$")]
 class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _version_on_the_wire(cls, data: Any, info: ValidationInfo) -> Any:
+        # Decoding straight from JSON (the fast path of _decode) must refuse what the careful path does: a
+        # missing "v" (the field's default is for building messages in code) and a "v" that is not an int
+        # (true and 1.0 would otherwise pass for 1).
+        if info.context == _WIRE and not (isinstance(data, dict) and type(data.get("v")) is int):
+            raise ValueError("v must be given as an integer")
+        return data
+
 
 class BarV1(_Message):
     """One 1-minute OHLCV bar. Key: the ticker. Topic: ``PORTFOLIO_BARS_TOPIC``."""
@@ -190,6 +201,10 @@ _DECODERS: dict[str, dict[int, type[_Message]]] = {
     "bar": {1: BarV1},
     "prediction": {1: PredictionV1},
 }
+# The newest version of each kind, tried first straight from the bytes: pydantic's own JSON parser and one
+# validation take half the time of json.loads and then validating the dict (issue 12: 2,000 bars a minute).
+_NEWEST = {kind: versions[max(versions)] for kind, versions in _DECODERS.items()}
+_WIRE = {"wire": True}
 
 
 def _decode(kind: str, data: bytes | None, max_bytes: int | None) -> _Message:
@@ -197,6 +212,10 @@ def _decode(kind: str, data: bytes | None, max_bytes: int | None) -> _Message:
         raise MessageError("not_json", "empty message (null value)")
     if max_bytes is not None and len(data) > max_bytes:
         raise MessageError("too_large", f"{len(data)} bytes > {max_bytes}")
+    try:
+        return _NEWEST[kind].model_validate_json(data, strict=True, context=_WIRE)
+    except ValidationError:
+        pass  # an older version, or not valid: the careful path below decides, and names the reason
     try:
         raw = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
