@@ -22,11 +22,12 @@ logger = logging.getLogger(__name__)
 class CheckpointState(ForecasterFields):
     def state(self) -> dict[str, Any] | None:
         """Everything a restart needs to forecast and keep learning without a cold start (torch objects
-        inside: save with ``torch.save``). None before the first cold start."""
+        inside: save with ``torch.save``). None before the first cold start. Copies are taken under the
+        lock and turned into plain values outside it: the 2,000 tickers' scores take ~0.1 s to write out."""
         with self.lock:
             if self._trainee is None or self._optimizer is None:
                 return None
-            return {
+            state: dict[str, Any] = {
                 "format": 1,
                 "config": {
                     "mode": self.config.mode,
@@ -45,25 +46,25 @@ class CheckpointState(ForecasterFields):
                 "trained_at": self.trained_at.isoformat() if self.trained_at else None,
                 "baseline": self.baseline.state() if self.baseline else None,
                 "calibration": self.calibration.state() if self.calibration else None,
-                "walk_forward": [
-                    {
-                        "ticker": t,
-                        "lineage": lin,
-                        "score": s.state(),
-                        "baseline": self.walk_forward.baseline[(t, lin)].state()
-                        if (t, lin) in self.walk_forward.baseline
-                        else None,
-                        "version": self.walk_forward.versions.get((t, lin)),
-                    }
-                    for (t, lin), s in self.walk_forward.scores.items()
-                ],
-                # The pooled tests' per-minute series (panel.py), per lineage.
-                "walk_forward_panels": {
-                    lin: {"model": p.state(), "baseline": b.state() if b is not None else None}
-                    for lin, p in self.walk_forward.panels.items()
-                    for b in [self.walk_forward.baseline_panels.get(lin)]
-                },
             }
+            scores = self.walk_forward.copy()
+        state["walk_forward"] = [
+            {
+                "ticker": t,
+                "lineage": lin,
+                "score": s.state(),
+                "baseline": scores.baseline[(t, lin)].state() if (t, lin) in scores.baseline else None,
+                "version": scores.versions.get((t, lin)),
+            }
+            for (t, lin), s in scores.scores.items()
+        ]
+        # The pooled tests' per-minute series (panel.py), per lineage.
+        state["walk_forward_panels"] = {
+            lin: {"model": p.state(), "baseline": b.state() if b is not None else None}
+            for lin, p in scores.panels.items()
+            for b in [scores.baseline_panels.get(lin)]
+        }
+        return state
 
     def restore(self, state: dict[str, Any]) -> bool:
         """Resume from :meth:`state`; False (and nothing changed) when it was saved for another shape."""

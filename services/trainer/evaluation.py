@@ -21,6 +21,7 @@ products are never formed across tickers).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -190,6 +191,12 @@ class Score:
         out.pop("panel")
         return out
 
+    def copy(self) -> Score:
+        """The sums alone (no panel), cheap enough to take under the forecaster's lock."""
+        out = copy.copy(self)
+        out.lagged, out.tail, out.panel = list(self.lagged), list(self.tail), None
+        return out
+
     @classmethod
     def from_state(cls, state: dict[str, object]) -> Score:
         """Also reads checkpoints written before the DM sums existed (they start at zero)."""
@@ -279,6 +286,22 @@ class WalkForward:
             )
             panel.add(minute, d)
         self.versions[key] = pending.version
+
+    def copy(self, lineages: set[str] | None = None) -> WalkForward:
+        """A copy of the scores of ``lineages`` (all when None), quick to take under the forecaster's lock:
+        summarizing or saving 2,000 tickers' scores takes ~0.4 s on 2 cores and is done on the copy, outside
+        it (under the lock it stalled the polling thread's forecasts once per cycle, issue 12)."""
+
+        def wanted(lineage: str) -> bool:
+            return lineages is None or lineage in lineages
+
+        return WalkForward(
+            scores={k: s.copy() for k, s in self.scores.items() if wanted(k[1])},
+            baseline={k: s.copy() for k, s in self.baseline.items() if wanted(k[1])},
+            versions={k: v for k, v in self.versions.items() if wanted(k[1])},
+            panels={lin: copy.deepcopy(p) for lin, p in self.panels.items() if wanted(lin)},
+            baseline_panels={lin: copy.deepcopy(p) for lin, p in self.baseline_panels.items() if wanted(lin)},
+        )
 
     def pooled(self, lineage: str) -> Score:
         scores = (s for (_, lin), s in self.scores.items() if lin == lineage)

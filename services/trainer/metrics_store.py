@@ -12,7 +12,6 @@ Documents (every number plain: FerretDB rejects NaN, so a score not yet defined 
 
 from __future__ import annotations
 
-import copy
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -82,26 +81,9 @@ def walk_forward_documents(forecaster: Forecaster) -> tuple[list[dict[str, Any]]
 
 def lineage_scores(forecaster: Forecaster, lineages: set[str]) -> WalkForward:
     """A copy of the walk-forward scores (model, AR baseline, versions, pooled tests' panels) of ``lineages``,
-    taken under the lock and summarized outside it: summarizing 2,000 tickers' scores takes ~0.4 s on 2
-    cores, and under the lock that stalled the polling thread's forecasts once per training cycle (issue
-    12's p99)."""
+    taken under the lock and summarized outside it (:meth:`WalkForward.copy`)."""
     with forecaster.lock:
-        wf = forecaster.walk_forward
-        return WalkForward(
-            scores={k: _copy(s) for k, s in wf.scores.items() if k[1] in lineages},
-            baseline={k: _copy(s) for k, s in wf.baseline.items() if k[1] in lineages},
-            versions={k: v for k, v in wf.versions.items() if k[1] in lineages},
-            panels={lin: copy.deepcopy(p) for lin, p in wf.panels.items() if lin in lineages},
-            baseline_panels={
-                lin: copy.deepcopy(p) for lin, p in wf.baseline_panels.items() if lin in lineages
-            },
-        )
-
-
-def _copy(score: Score) -> Score:
-    out = copy.copy(score)
-    out.lagged, out.tail = list(score.lagged), list(score.tail)
-    return out
+        return forecaster.walk_forward.copy(lineages)
 
 
 def requeue(forecaster: Forecaster, keys: set[tuple[str, str]]) -> None:
