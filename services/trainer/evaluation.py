@@ -257,7 +257,8 @@ class WalkForward:
     # The AR baseline's scores on the same minutes.
     baseline: dict[tuple[str, str], Score] = field(default_factory=dict)
     versions: dict[tuple[str, str], str] = field(default_factory=dict)
-    dirty: set[tuple[str, str]] = field(default_factory=set)
+    # Changed since last written, oldest change first (a dict: ordered, unlike a set).
+    dirty: dict[tuple[str, str], None] = field(default_factory=dict)
     # Per lineage, the model's and the baseline's differentials summed per minute (the pooled tests).
     panels: dict[str, MinutePanel] = field(default_factory=dict)
     baseline_panels: dict[str, MinutePanel] = field(default_factory=dict)
@@ -270,7 +271,7 @@ class WalkForward:
         lineage = pending.lineage
         key = (ticker, lineage)
         score = self.scores.get(key) or self.scores.setdefault(key, Score())
-        self.dirty.add(key)
+        self.dirty[key] = None
         if pending.standin:
             score.standins += 1
             return

@@ -12,6 +12,7 @@ Documents (every number plain: FerretDB rejects NaN, so a score not yet defined 
 
 from __future__ import annotations
 
+import itertools
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -47,14 +48,25 @@ def _walk_forward_doc(
     }
 
 
-def walk_forward_documents(forecaster: Forecaster) -> tuple[list[dict[str, Any]], set[tuple[str, str]]]:
-    """Documents of the scores that changed since the last call (the per-ticker ones and their pools).
+# Per-ticker rows written at most this many at a time, those changed longest ago first (the pooled rows every
+# time): a row's summary holds the GIL ~0.2 ms, and 2,000 of them in one cycle held up the polling thread's
+# forecasts of that minute by ~0.2 s (issue 12). At 2,000 tickers a row is then ~100 s old at most.
+ROWS_PER_WRITE = 200
 
-    The changed keys are taken out of the forecaster: on a failed write, put them back with
+
+def walk_forward_documents(
+    forecaster: Forecaster, limit: int | None = None
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """Documents of up to ``limit`` (all when None) scores that changed since they were last taken, and the
+    pooled rows of their lineages.
+
+    The keys taken are removed from the forecaster's changed set: on a failed write, put them back with
     :func:`requeue` with the keys returned."""
     with forecaster.lock:
         wf = forecaster.walk_forward
-        dirty, wf.dirty = wf.dirty, set()
+        dirty = list(itertools.islice(wf.dirty, limit))
+        for key in dirty:
+            del wf.dirty[key]
         lineages = {lin for _, lin in dirty}
     copied = lineage_scores(forecaster, lineages)
     versions = copied.versions
@@ -86,9 +98,9 @@ def lineage_scores(forecaster: Forecaster, lineages: set[str]) -> WalkForward:
         return forecaster.walk_forward.copy(lineages)
 
 
-def requeue(forecaster: Forecaster, keys: set[tuple[str, str]]) -> None:
+def requeue(forecaster: Forecaster, keys: list[tuple[str, str]]) -> None:
     with forecaster.lock:
-        forecaster.walk_forward.dirty |= keys
+        forecaster.walk_forward.dirty.update(dict.fromkeys(keys))
 
 
 def replace_rows(db: Database[dict[str, Any]], kind: str, key: str, docs: list[dict[str, Any]]) -> None:
@@ -107,9 +119,10 @@ def replace_rows(db: Database[dict[str, Any]], kind: str, key: str, docs: list[d
         db[METRICS].insert_many([dict(d) for d in rows], ordered=False)  # copies: insert adds an _id
 
 
-def write_walk_forward(db: Database[dict[str, Any]], forecaster: Forecaster) -> int:
-    """Write the changed walk-forward scores; the whole batch is written again next time on failure."""
-    docs, keys = walk_forward_documents(forecaster)
+def write_walk_forward(db: Database[dict[str, Any]], forecaster: Forecaster, everything: bool = False) -> int:
+    """Write changed walk-forward scores, :data:`ROWS_PER_WRITE` at most unless ``everything`` (a stop); the
+    whole batch is written again next time on failure."""
+    docs, keys = walk_forward_documents(forecaster, None if everything else ROWS_PER_WRITE)
     if not docs:
         return 0
     try:

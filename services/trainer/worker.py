@@ -93,9 +93,9 @@ class TrainingWorker(threading.Thread):
             len(self.forecaster.series),
         )  # fmt: skip
 
-    def flush_scores(self) -> None:
+    def flush_scores(self, everything: bool = False) -> None:
         forecaster = self.forecaster
-        self._write(lambda: write_walk_forward(self.db, forecaster))
+        self._write(lambda: write_walk_forward(self.db, forecaster, everything))
         if forecaster.lineage:
             lineage = forecaster.lineage
             pooled = lineage_scores(forecaster, {lineage}).pooled(lineage).summary()  # outside the lock
@@ -164,5 +164,5 @@ def finish_worker(worker: TrainingWorker) -> None:
     worker.stop.set()
     worker.finished.wait(timeout=120)
     if worker.error is None:
-        worker.flush_scores()
+        worker.flush_scores(everything=True)
         worker.checkpoint()
