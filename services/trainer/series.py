@@ -12,6 +12,7 @@ Policy for missing minutes (documented in the README):
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -79,7 +80,7 @@ class TickerSeries:
 
     def add(self, minute: int, close: float, rev: int = 0) -> bool:
         """Record a bar's close; return False when it is older than what is held (a stale revision)."""
-        if not (close > 0 and np.isfinite(close)):
+        if not (close > 0 and math.isfinite(close)):  # math, not numpy: one Python float a bar
             return False
         if not self.minutes or minute > self.minutes[-1]:
             self.minutes.append(minute)
