@@ -131,7 +131,11 @@ def close_bounds(
     q = last[:, None] * np.exp(np.log(forecasts / last)[:, None] + sigma[:, None] * quantiles[None, :])
     low, high = q[:, 0], q[:, 1]
     ok = np.isfinite(low) & np.isfinite(high) & (low > 0) & (low <= high)
-    return [(float(low[i]), float(high[i])) if ok[i] else None for i in range(len(last))]
+    # As Python floats in one go: indexing numpy scalars one by one cost a millisecond at 2,000 tickers.
+    return [
+        (lo, hi) if good else None
+        for lo, hi, good in zip(low.tolist(), high.tolist(), ok.tolist(), strict=True)
+    ]
 
 
 def _session_rows(
