@@ -83,7 +83,7 @@ class RunningSigma:
             sums = self._rebuild([series[i] for i in rebuild.tolist()], scales[rebuild])
             picked = [names[i] for i in rebuild.tolist()]
             rows[rebuild] = self._store(picked, before[rebuild], before_close[rebuild], scales[rebuild], sums)
-        held = rows >= 0
+        held = (rows >= 0) & (before >= 0)  # a row left from before is no state for a single bar
         at = np.maximum(rows, 0)
         # A ticker with one bar has no state and no return (its d is NaN): the level is the training one.
         a, b = np.where(held, self.a[at], 0.0), np.where(held, self.b[at], 0.0)
