@@ -17,6 +17,7 @@ from services.trainer.evaluation import Pending, WalkForward
 from services.trainer.model import ForecastLSTM
 from services.trainer.per_stock import PerStockServing
 from services.trainer.records import Config, HoldoutResult
+from services.trainer.running_sigma import RunningSigma
 from services.trainer.scaling import Scaler
 from services.trainer.series import TickerSeries
 from services.trainer.training import FitReport
@@ -43,6 +44,7 @@ class ForecasterFields:
     walk_forward: WalkForward
     baseline: LinearAR | None
     calibration: Calibration | None
+    running_sigma: RunningSigma | None
     _first_ready: int | None
     _newest_minute: int
     _updated_minute: int

@@ -26,6 +26,7 @@ from services.trainer.learning import Learning
 from services.trainer.model import ForecastLSTM
 from services.trainer.per_stock import PerStockServing
 from services.trainer.records import NAIVE_VERSION, BarIn, Config, Forecast, HoldoutResult, Mode
+from services.trainer.running_sigma import RunningSigma
 from services.trainer.scaling import Scaler
 from services.trainer.series import TickerSeries
 from services.trainer.windows import to_price
@@ -73,6 +74,8 @@ class Forecaster(Learning, CheckpointState):
         self.baseline: LinearAR | None = None
         # Per-stock output offsets and interval model, fitted at the cold start (calibration.py).
         self.calibration: Calibration | None = None
+        # The interval's σ̂ per ticker, carried bar to bar under ``calibration`` (derived: not checkpointed).
+        self.running_sigma: RunningSigma | None = None
         # Data minute at which some ticker first had enough history for the first cold start.
         self._first_ready: int | None = None
         self._newest_minute = 0
@@ -104,6 +107,8 @@ class Forecaster(Learning, CheckpointState):
                 if self._serving is not None:
                     self._serving.states.states.pop(t, None)
                 self._trained_changes.pop(t, None)
+            if self.running_sigma is not None:
+                self.running_sigma.forget(tickers)
 
     def ingest(self, ticker: str, minute: int, close: float, rev: int = 0, final: bool = True) -> bool:
         """Record a bar, and score the forecasts its arrival settles. Return whether the bar changed

@@ -13,8 +13,9 @@ import numpy as np
 from services.trainer.baseline import LinearAR
 from services.trainer.calibration import fit_calibration, ticker_offsets
 from services.trainer.fields import ForecasterFields
-from services.trainer.interval_rows import bounds_rows
+from services.trainer.interval_rows import close_bounds
 from services.trainer.records import HoldoutResult
+from services.trainer.running_sigma import RunningSigma
 from services.trainer.scaling import ReturnScaler
 from services.trainer.series import Segment, TickerSeries
 from services.trainer.training import fit
@@ -76,16 +77,22 @@ class PerStockStrategy(ForecasterFields):
 
     def _intervals(self, yhats: dict[str, float]) -> dict[str, tuple[float, float] | None]:
         """The 80% interval (10% and 90% quantiles) of the next close around each model forecast ``yhat``,
-        all tickers at once (interval_rows.py)."""
+        all tickers at once, σ̂ from each ticker's running state (running_sigma.py)."""
         if self.calibration is None:
             return {}
+        if self.running_sigma is None or self.running_sigma.calibration is not self.calibration:
+            # States built under another calibration (before a cold start or a restore) are not its.
+            self.running_sigma = RunningSigma(self.calibration, self.config.ffill_max)
         names = [t for t in yhats if isinstance(self.scalers.get(t), ReturnScaler) and t in self.series]
+        if not names:
+            return {}
+        series = [self.series[t] for t in names]
         scales = np.array([self.scalers[t].scale for t in names])  # type: ignore[union-attr]
-        rows = bounds_rows(
-            self.calibration, [self.series[t] for t in names], scales,
-            np.array([yhats[t] for t in names], dtype=np.float64), self.config.ffill_max,
-        )  # fmt: skip
-        return dict(zip(names, rows, strict=True))
+        finals = [self._final.get(t, True) for t in names]
+        sigma = self.running_sigma.sigmas(names, series, scales, finals)
+        last = np.array([s.closes[-1] for s in series])
+        forecasts = np.array([yhats[t] for t in names], dtype=np.float64)
+        return dict(zip(names, close_bounds(self.calibration, last, sigma, forecasts), strict=True))
 
     def _per_stock_ready(self) -> list[str]:
         """Tickers with enough history that have no scaler yet; before the first cold start, [] until every
