@@ -28,7 +28,7 @@ from pymongo.errors import PyMongoError
 from services.trainer.checkpoints import CheckpointStore, checkpoint_name, make_store
 from services.trainer.forecaster import BarIn, Config, Forecast, Forecaster
 from services.trainer.history import recent_bars
-from services.trainer.metrics import TrainerMetrics
+from services.trainer.metrics import TrainerMetrics, observe_many
 from services.trainer.model import set_threads
 from services.trainer.series import from_minute, to_minute
 from services.trainer.worker import TrainingWorker, finish_worker
@@ -225,9 +225,7 @@ class TrainerLoop:
         # Every bar is forecast (a backlog too), batched across tickers: the backtest's own call.
         forecasts = self.forecaster.step([bar_in(bar) for bar in bars])
         self.publish(forecasts)
-        published = time.perf_counter()
-        for _ in forecasts:
-            self.metrics.latency.observe(published - arrived)
+        observe_many(self.metrics.latency, time.perf_counter() - arrived, len(forecasts))
         self.producer.poll(0)
         store_offsets(self.consumer, [m for m in messages if not m.error()])
 
@@ -255,13 +253,14 @@ class TrainerLoop:
 
     def decode(self, messages: list[Message]) -> list[BarV1]:
         bars = []
+        consumed = 0
         for msg in messages:
             error = msg.error()
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
                     logger.warning("consumer error: %s", error)
                 continue
-            self.metrics.messages_in.inc()
+            consumed += 1
             try:
                 bar = decode_bar(msg.value(), self.settings.max_message_bytes)
             except MessageError as exc:
@@ -273,6 +272,7 @@ class TrainerLoop:
                 continue
             self.assignment.partition_of[bar.ticker] = msg.partition() or 0
             bars.append(bar)
+        self.metrics.messages_in.inc(consumed)  # once a poll, not per message (a lock each)
         return bars
 
     def load_history(self, new: list[str], now: float) -> None:

@@ -41,3 +41,18 @@ class TrainerMetrics:
         )
         # "Not yet" until something is scored: NaN, never a 0 that would read as a perfect model.
         self.mse_ratio.set(float("nan"))
+
+
+def observe_many(histogram: Histogram, value: float, count: int) -> None:
+    """``count`` observations of ``value`` at once, as ``count`` calls of ``observe(value)`` record.
+    A minute's forecasts share one latency, and 2,000 observe calls (a lock and a bucket search each) were
+    3% of the polling thread (issue 12). prometheus_client has no weighted observe, so this adds to the
+    histogram's own sum and bucket (pinned version; a test compares it with repeated observe calls)."""
+    if count <= 0:
+        return
+    histogram._raise_if_not_observable()
+    histogram._sum.inc(value * count)
+    for i, bound in enumerate(histogram._upper_bounds):
+        if value <= bound:
+            histogram._buckets[i].inc(count)
+            break
