@@ -1,9 +1,9 @@
 """The trainer's loop: bars in, a forecast for each fresh bar out at once, training on a worker thread.
 
 Polling thread: poll a micro-batch of bars -> validate -> load MongoDB history for tickers seen for the
-first time -> ingest (which also scores the forecasts the new bars settle) -> forecast every ticker with a
-fresh bar -> publish -> store offsets. Forecasting first, on arrival, keeps the bar-to-prediction latency
-far below the cycle; training never runs here, so a long cold start cannot make this member miss
+first time -> ingest -> forecast every ticker with a fresh bar -> publish -> score the forecasts the new
+bars settled -> store offsets. Forecasting first, on arrival, keeps the bar-to-prediction latency far
+below the cycle; training never runs here, so a long cold start cannot make this member miss
 ``max.poll.interval.ms`` and leave its group.
 
 Training thread: every ``download_period_s`` one training cycle (cold start or warm update), then the
@@ -182,8 +182,9 @@ def commit_owed(consumer: Consumer) -> None:
 
 
 class TrainerLoop:
-    """The polling thread: poll -> validate -> history for new tickers -> step (ingest, score, forecast every
-    bar) -> publish -> store offsets; a refresh (tickers a cold start just made forecastable) first."""
+    """The polling thread: poll -> validate -> history for new tickers -> step (ingest, forecast every bar)
+    -> publish -> score what the bars settled -> store offsets; a refresh (tickers a cold start just made
+    forecastable) first."""
 
     def __init__(
         self,
@@ -222,11 +223,13 @@ class TrainerLoop:
             return
         bars = self.decode(messages)
         self.load_history(sorted({b.ticker for b in bars} - self.loaded), arrived)
-        # Every bar is forecast (a backlog too), batched across tickers: the backtest's own call.
-        forecasts = self.forecaster.step([bar_in(bar) for bar in bars])
+        # Every bar is forecast (a backlog too), batched across tickers: the backtest's own call. The
+        # forecasts the bars settle are scored once the new ones are out.
+        forecasts = self.forecaster.step([bar_in(bar) for bar in bars], score=False)
         self.publish(forecasts)
         observe_many(self.metrics.latency, time.perf_counter() - arrived, len(forecasts))
         self.producer.poll(0)
+        self.forecaster.score_settled()
         store_offsets(self.consumer, [m for m in messages if not m.error()])
 
     def take(self) -> list[Message]:

@@ -70,6 +70,8 @@ class Forecaster(Learning, CheckpointState):
         self.updates = 0
         self.trained_at: datetime | None = None
         self.pending: dict[str, dict[int, Pending]] = {}
+        # Forecasts settled by recorded bars, not scored yet (ticker, forecast, actual close, minute).
+        self._settled: list[tuple[str, Pending, float, int]] = []
         self.walk_forward = WalkForward()
         self.baseline: LinearAR | None = None
         # Per-stock output offsets and interval model, fitted at the cold start (calibration.py).
@@ -114,40 +116,60 @@ class Forecaster(Learning, CheckpointState):
         """Record a bar, and score the forecasts its arrival settles. Return whether the bar changed
         anything (False: a stale revision)."""
         with self.lock:
-            series = self.series.get(ticker)
-            if series is None:
-                series = self.series[ticker] = TickerSeries(self.config.history)
-            if not series.add(minute, close, rev):
-                return False
-            self._newest_minute = max(self._newest_minute, minute)
-            if minute == series.last_minute:
-                self._final[ticker] = final
-            waiting = self.pending.get(ticker)
-            if waiting:
-                for target in sorted(waiting):
-                    if target > minute or (target == minute and not final):
-                        break
-                    pending = waiting.pop(target)
-                    actual = close if target == minute else series.close_at(target)
-                    # A target minute that never got a bar (a gap) has nothing to be scored against.
-                    if actual is not None:
-                        self.walk_forward.add(ticker, pending, actual, target)
-            return True
+            changed = self._record(ticker, minute, close, rev, final)
+            self.score_settled()
+            return changed
 
-    def step(self, bars: list[BarIn]) -> list[Forecast]:
+    def _record(self, ticker: str, minute: int, close: float, rev: int, final: bool) -> bool:
+        """Record a bar and queue the forecasts it settles for :meth:`score_settled` (lock held)."""
+        series = self.series.get(ticker)
+        if series is None:
+            series = self.series[ticker] = TickerSeries(self.config.history)
+        if not series.add(minute, close, rev):
+            return False
+        self._newest_minute = max(self._newest_minute, minute)
+        if minute == series.last_minute:
+            self._final[ticker] = final
+        waiting = self.pending.get(ticker)
+        if waiting:
+            for target in sorted(waiting):
+                if target > minute or (target == minute and not final):
+                    break
+                pending = waiting.pop(target)
+                actual = close if target == minute else series.close_at(target)
+                # A target minute that never got a bar (a gap) has nothing to be scored against.
+                if actual is not None:
+                    self._settled.append((ticker, pending, actual, target))
+        return True
+
+    def score_settled(self) -> None:
+        """Score the forecasts settled by the bars recorded so far, in the order they were settled."""
+        with self.lock:
+            settled, self._settled = self._settled, []
+            for ticker, pending, actual, target in settled:
+                self.walk_forward.add(ticker, pending, actual, target)
+
+    def step(self, bars: list[BarIn], score: bool = True) -> list[Forecast]:
         """Ingest bars in arrival order and forecast after every one of them, batched: the tickers with a
         fresh bar are forecast together, just before a ticker's next bar in ``bars`` would overwrite its
         newest close. A backlog (a restart, a replay at speed 0) is forecast bar by bar, as it would have
-        been live, and gives the same forecasts however it is cut into polls."""
+        been live, and gives the same forecasts however it is cut into polls.
+
+        ``score=False`` leaves the forecasts these bars settle for :meth:`score_settled`: the service
+        publishes first and scores after (the same scores, in the same order; scoring was a tenth of the
+        time between a minute's bars and their forecasts at 2,000 tickers)."""
         out: list[Forecast] = []
         fresh: dict[str, None] = {}
-        for bar in bars:
-            if bar.ticker in fresh:
-                out.extend(self.forecast(list(fresh)))
-                fresh.clear()
-            if self.ingest(bar.ticker, bar.minute, bar.close, bar.rev, bar.final):
-                fresh[bar.ticker] = None
-        out.extend(self.forecast(list(fresh)))
+        with self.lock:
+            for bar in bars:
+                if bar.ticker in fresh:
+                    out.extend(self.forecast(list(fresh)))
+                    fresh.clear()
+                if self._record(bar.ticker, bar.minute, bar.close, bar.rev, bar.final):
+                    fresh[bar.ticker] = None
+            out.extend(self.forecast(list(fresh)))
+            if score:
+                self.score_settled()
         return out
 
     def forecast(self, tickers: list[str]) -> list[Forecast]:

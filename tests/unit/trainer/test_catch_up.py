@@ -36,6 +36,24 @@ def test_every_bar_of_a_backlog_is_forecast_the_same_in_any_poll_split() -> None
     assert {f.model_version for f in whole if f.ticker == "SINE"} == {forecaster.model_version}
 
 
+def test_scoring_after_publishing_gives_the_scores_of_scoring_at_once() -> None:
+    forecaster = trained("SINE", 400)
+    closes = sine_closes(460)[400:]
+    bars = [BarIn("SINE", START + 400 + i, float(closes[i])) for i in range(60)]
+    at_once, later = clone(forecaster), clone(forecaster)
+    scored = [at_once.step(bars[i : i + 6]) for i in range(0, 60, 6)]
+    deferred = []
+    for i in range(0, 60, 6):
+        deferred.append(later.step(bars[i : i + 6], score=False))
+        if i == 54:
+            assert later.walk_forward.scores == {}  # nothing scored before score_settled
+            later.score_settled()
+    assert [f.yhat for p in scored for f in p] == [f.yhat for p in deferred for f in p]
+    key = ("SINE", forecaster.lineage)
+    assert later.walk_forward.scores[key].summary() == at_once.walk_forward.scores[key].summary()
+    assert later.walk_forward.scores[key].n == 59  # every forecast whose minute came, once
+
+
 def test_the_first_cold_start_waits_for_every_ticker_with_bars_or_a_bounded_wait() -> None:
     forecaster = Forecaster(tiny_config(max_epochs=2, min_history=100, cold_start_wait=50))
     for i, close in enumerate(sine_closes(100)):
