@@ -86,6 +86,14 @@ class StateTable(MutableMapping[str, Carried]):
     def __getitem__(self, ticker: str) -> Carried:
         return self._by_ticker[ticker]
 
+    # Mapping's own ``get`` and ``in`` go through __getitem__ and an exception; these are called per ticker
+    # per minute.
+    def get(self, ticker: str, default: Carried | None = None) -> Carried | None:  # type: ignore[override]
+        return self._by_ticker.get(ticker, default)
+
+    def __contains__(self, ticker: object) -> bool:
+        return ticker in self._by_ticker
+
     def __setitem__(self, ticker: str, state: Carried) -> None:
         old = self._by_ticker.get(ticker)
         if old is not None and old.row != state.row:
