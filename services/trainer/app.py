@@ -227,7 +227,10 @@ class TrainerLoop:
         # forecasts the bars settle are scored once the new ones are out.
         forecasts = self.forecaster.step([bar_in(bar) for bar in bars], score=False)
         self.publish(forecasts)
-        observe_many(self.metrics.latency, time.perf_counter() - arrived, len(forecasts))
+        seconds = time.perf_counter() - arrived
+        observe_many(self.metrics.latency, seconds, len(forecasts))
+        logger.debug("poll: %d messages -> %d forecasts published in %.1f ms", len(messages), len(forecasts),
+                     1000 * seconds)  # fmt: skip
         self.producer.poll(0)
         self.forecaster.score_settled()
         store_offsets(self.consumer, [m for m in messages if not m.error()])
