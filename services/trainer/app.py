@@ -26,11 +26,12 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from services.trainer.checkpoints import CheckpointStore, checkpoint_name, make_store
-from services.trainer.forecaster import BarIn, Config, Forecast, Forecaster
+from services.trainer.forecaster import Config, Forecast, Forecaster
 from services.trainer.history import recent_bars
+from services.trainer.messages import bar_in, prediction_message
 from services.trainer.metrics import TrainerMetrics, observe_many
 from services.trainer.model import set_threads
-from services.trainer.series import from_minute, to_minute
+from services.trainer.series import to_minute
 from services.trainer.worker import TrainingWorker, finish_worker
 from shared import heap
 from shared.kafka import (
@@ -48,7 +49,7 @@ from shared.lifecycle import StopFlag
 from shared.mongo import METRICS, database, ensure_indexes, make_client, wait_for_mongodb
 from shared.ops import Health, OpsServer
 from shared.retry import Backoff
-from shared.schemas import BarV1, MessageError, PredictionV1, decode_bar, encode
+from shared.schemas import BarV1, MessageError, decode_bar, encode
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -61,21 +62,6 @@ POLL_TIMEOUT_S = 0.05
 # every forecast's latency, and a minute's forecasts are produced together anyway, so they batch by
 # themselves (issue 12: p99 bar -> prediction <= 50 ms).
 PREDICTION_LINGER_MS = 1
-
-
-def prediction_message(forecast: Forecast, target: str) -> PredictionV1:
-    return PredictionV1(
-        ticker=forecast.ticker,
-        ts=from_minute(forecast.minute),
-        yhat=forecast.yhat,
-        horizon_min=forecast.minute - forecast.based_on,
-        based_on_ts=from_minute(forecast.based_on),
-        model_version=forecast.model_version,
-        trained_at=forecast.trained_at,
-        target=target,
-        q10=forecast.q10,
-        q90=forecast.q90,
-    )
 
 
 class Assignment:
@@ -306,8 +292,3 @@ class TrainerLoop:
             self.metrics.published.labels("naive").inc(naive)
         if len(forecasts) > naive:
             self.metrics.published.labels("model").inc(len(forecasts) - naive)
-
-
-def bar_in(bar: BarV1) -> BarIn:
-    return BarIn(bar.ticker, to_minute(bar.ts), bar.close, bar.rev, bar.final, bar.open, bar.high, bar.low,
-                 bar.volume)  # fmt: skip

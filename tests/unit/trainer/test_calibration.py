@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.trainer.app import prediction_message
 from services.trainer.calibration import last_sigma
 from services.trainer.forecaster import NAIVE_VERSION, BarIn, Forecaster
 from services.trainer.intervals import VolatilityModel
+from services.trainer.messages import prediction_message
 from services.trainer.prediction_scores import interval_coverage
 from services.trainer.report import rows_from_frames, table
 from shared.schemas import decode_prediction, encode

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from services.trainer.app import prediction_message
 from services.trainer.checkpoints import DirectoryStore
 from services.trainer.forecaster import NAIVE_VERSION, Forecaster
+from services.trainer.messages import prediction_message
 from services.trainer.series import to_minute
 from shared.schemas import decode_prediction, encode
 from tests.unit.trainer.synthetic import sine_closes, tiny_config
