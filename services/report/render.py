@@ -57,7 +57,7 @@ def draw(closes: pd.DataFrame, predictions: pd.DataFrame, tickers: list[str]) ->
         returns.set_title(ticker, loc="left", fontweight="bold")
         returns.set_ylabel("return, bp")
         returns.legend(loc="upper left", fontsize=8, frameon=False)
-        band = ratio.loc[mine.index] if len(mine) else ratio
+        band = ratio.loc[mine.index]  # empty for a ticker with no scored model forecast yet
         running.fill_between(x, band["low"], band["high"], color=BAND, alpha=0.6, lw=0, label="95% band")
         running.plot(x, band["ratio"], color=PREDICTED, lw=1.2, label="running MSE / naive")
         running.axhline(1.0, color=NAIVE, lw=1, ls="--")
