@@ -26,6 +26,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from services.trainer.checkpoints import CheckpointStore, checkpoint_name, make_store
+from services.trainer.evaluation import NAIVE_PREFIX
 from services.trainer.forecaster import Config, Forecast, Forecaster
 from services.trainer.history import recent_bars
 from services.trainer.messages import bar_in, prediction_message
@@ -286,7 +287,7 @@ class TrainerLoop:
             self.producer.produce(
                 topic, encode(prediction_message(fc, target)), key=fc.ticker, headers=self.headers
             )
-            naive += fc.model_version.startswith("naive")
+            naive += fc.model_version.startswith(NAIVE_PREFIX)
         # Counted once per kind, not per message (a labelled counter's lookup is not free at 2,000 a minute).
         if naive:
             self.metrics.published.labels("naive").inc(naive)

@@ -1,10 +1,12 @@
-"""The live 80% interval for many tickers at once: :meth:`calibration.Calibration.bounds` vectorized. No I/O.
+"""The 80% interval from each ticker's raw tail, many tickers at once: :meth:`Calibration.bounds` vectorized.
+No I/O.
 
-Forecasting a bar for every ticker called ``bounds`` once per ticker, and each call regularized a 400-point
-tail in Python: at 2,000 tickers that was three quarters of the forecast's time (profile in issue 12).
-Here the tails of all tickers are regularized, standardized and weighted as arrays, with the same
-operations in the same order as ``bounds`` (so the same quantiles up to the order of one float sum: the
-weighted sums run over padded rows, with zeros where ``bounds`` drops a NaN; a test compares the two).
+The live path carries each ticker's σ̂ from minute to minute (``running_sigma.py``) and uses this module for
+the pieces: :func:`ew_sums` (a tail regularized, standardized and weighted, all tickers as arrays: a state's
+rebuild), :func:`sigmas` and :func:`close_bounds`. :func:`bounds_rows` is the whole tail form, the
+reference the running state is tested and benchmarked against. The operations and their order are those of
+``Calibration.bounds``, so the quantiles agree up to the order of one float sum (the weighted sums run over
+padded rows, with zeros where ``bounds`` drops a NaN; a test compares the two).
 """
 
 from __future__ import annotations
