@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from services.scoring.score import POOLED
+from services.scoring.tables import rows_from_frames
 from services.trainer.backtest import load_bars, run_backtest
-from services.trainer.evaluation import POOLED
-from services.trainer.forecaster import Config
-from services.trainer.model import set_threads
-from services.trainer.report import rows_from_frames
+from services.trainer.forecaster.records import Config
+from services.trainer.model.network import set_threads
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-1m-2024-02-26_2024-03-22.csv.gz"
 

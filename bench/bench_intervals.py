@@ -1,5 +1,5 @@
 """The live 80% interval's σ̂ for every ticker of a minute (issue 12): the running state
-(``services/trainer/running_sigma.py``: one update per ticker) against the tail form it replaced
+(``services/trainer/intervals/running_sigma.py``: one update per ticker) against the tail form it replaced
 (``interval_rows.bounds_rows``: each ticker's last 400 points regularized and weighted every minute), same
 bars, same run. No broker: this is the forecaster's ``_intervals`` step alone.
 
@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from services.trainer.calibration import Calibration
-from services.trainer.interval_rows import bounds_rows, close_bounds
-from services.trainer.intervals import IntervalModel, VolatilityModel
-from services.trainer.running_sigma import RunningSigma
-from services.trainer.series import TickerSeries, to_minute
+from services.trainer.intervals.calibration import Calibration
+from services.trainer.intervals.interval_rows import bounds_rows, close_bounds
+from services.trainer.intervals.running_sigma import RunningSigma
+from services.trainer.intervals.volatility import IntervalModel, VolatilityModel
+from services.trainer.model.series import TickerSeries, to_minute
 
 FFILL = 5
 HISTORY = 400  # points held per ticker (the tail form reads 400)

@@ -33,7 +33,7 @@ from bench.synthetic_bars import synthetic_bar
 from services.sink.batch import DecodedBatch
 from services.sink.portfolio import decode_close
 from services.sink.repository import SinkRepository
-from services.trainer.history import recent_bars
+from services.trainer.stores.history import recent_bars
 from shared.layout import item_id, minute_id, portfolio_rows
 from shared.mongo import BARS, PORTFOLIO, ensure_indexes, make_client
 from shared.schemas import BarV1

@@ -32,12 +32,13 @@ import numpy as np
 import torch
 
 from bench.original_training import fit_windows
-from services.trainer.chunks import predict_windows
-from services.trainer.evaluation import Score
-from services.trainer.forecaster import Config, Forecaster
-from services.trainer.model import ForecastLSTM, predict, set_threads
-from services.trainer.training import fit, make_optimizer
-from services.trainer.windows import prepare, to_price
+from services.scoring.score import Score
+from services.trainer.forecaster.core import Forecaster
+from services.trainer.forecaster.records import Config
+from services.trainer.model.chunks import predict_windows
+from services.trainer.model.network import ForecastLSTM, predict, set_threads
+from services.trainer.model.training import fit, make_optimizer
+from services.trainer.model.windows import prepare, to_price
 
 START = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 
@@ -117,8 +118,8 @@ def cycles(tickers: int, rounds: int) -> list[float]:
 def forecast_cost(tickers: int, rounds: int) -> tuple[list[float], list[float]]:
     """Seconds to forecast one new bar for every ticker: carried state (``Forecaster.step``) and the
     full-window pass (every ticker's last 61 closes through the network, as before issue 12)."""
-    from services.trainer.forecaster import BarIn
-    from services.trainer.windows import scale
+    from services.trainer.forecaster.records import BarIn
+    from services.trainer.model.windows import scale
 
     forecaster = Forecaster(Config(max_epochs=1, epoch_windows=512, history=400))
     names = [f"T{i}" for i in range(tickers)]

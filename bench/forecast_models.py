@@ -14,17 +14,12 @@ import torch
 from torch import nn
 
 from bench.original_training import fit_windows
-from services.trainer.feature_model import FeatureModel
-from services.trainer.features import (
-    FeatureSpec,
-    align_bars,
-    frames_from_long,
-    output_offsets,
-    session_returns,
-)
-from services.trainer.intervals import VolatilityModel
-from services.trainer.model import ForecastLSTM, predict
-from services.trainer.training import make_optimizer
+from bench.research.feature_model import FeatureModel
+from bench.research.features import FeatureSpec, align_bars, frames_from_long, session_returns
+from services.trainer.intervals.calibration import output_offsets
+from services.trainer.intervals.volatility import VolatilityModel
+from services.trainer.model.network import ForecastLSTM, predict
+from services.trainer.model.training import make_optimizer
 
 RIDGE_ALPHAS = (1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7)
 

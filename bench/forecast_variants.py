@@ -7,8 +7,8 @@ volatility pattern) comes from the training sessions; nothing is chosen on the t
 forecast by frozen models (the ``daily refit`` row refits the ridge on every finished session before the
 next one, walk-forward). Scores use relative errors ``(forecast - actual) / last close``, one Diebold-
 Mariano test per row (Newey-West variance), direction on minutes whose close moved, and the coverage of 80%
-intervals ``r̂ + σ̂·q`` (``services.trainer.intervals``): the trainer's one scorer,
-``services.trainer.evaluation``, the same numbers ``portfolio backtest`` prints.
+intervals ``r̂ + σ̂·q`` (``services.trainer.intervals.volatility``): the trainer's one scorer,
+``services.scoring.score``, the same numbers ``portfolio backtest`` prints.
 
     PYTHONPATH=. .venv/bin/python bench/forecast_variants.py [--budget 150] [--threads 1]
 
@@ -28,9 +28,9 @@ import pandas as pd
 import torch
 
 from bench.forecast_models import Data, load, lstm_variant, pairs, ridge_variant, to_returns
-from services.trainer.evaluation import POOLED
-from services.trainer.intervals import IntervalModel
-from services.trainer.prediction_scores import interval_coverage, scores_by_ticker
+from services.scoring.predictions import interval_coverage, scores_by_ticker
+from services.scoring.score import POOLED
+from services.trainer.intervals.volatility import IntervalModel
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real-1m-2024-02-26_2024-03-22.csv.gz"
 
@@ -39,7 +39,7 @@ DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real-1m
 
 
 def score(d: Data, r_hat: np.ndarray, horizon_i: int, part: str, ivl: IntervalModel | None = None) -> dict:
-    """One part's forecasts scored by the trainer's one scorer (``services.trainer.evaluation``: relative
+    """One part's forecasts scored by the trainer's one scorer (``services.scoring.score``: relative
     errors, DM with Newey-West per ticker then pooled, Wilson direction, interval coverage); ``up`` and
     ``corr`` describe the forecasts."""
     h = d.model.spec.horizons[horizon_i]

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from services.trainer.model import predict
-from services.trainer.training import FitReport
+from services.trainer.model.network import predict
+from services.trainer.model.training import FitReport
 
 
 def fit_windows(

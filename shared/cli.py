@@ -21,9 +21,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "producer": ("services.producer.cli:main", "publish new and revised 1-minute bars to Kafka"),
     "sink": ("services.sink.cli:main", "write bars and predictions from Kafka into MongoDB"),
     "trainer": ("services.trainer.cli:main", "train the LSTM on the stream and publish predictions"),
-    "evaluate": ("services.trainer.cli:evaluate_main", "print the walk-forward scores against naive"),
+    "evaluate": ("services.scoring.cli:main", "print the walk-forward scores against naive"),
     "report": ("services.report.cli:main", "render actual closes, predictions and errors as HTML"),
-    "backtest": ("services.trainer.cli:backtest_main", "walk-forward backtest of a recorded bars file"),
+    "backtest": ("services.pipeline.backtest_cli:main", "walk-forward backtest of a recorded bars file"),
     "run": ("services.pipeline.cli:main", "run producer, sink and trainer locally with a live view"),
 }
 

@@ -22,10 +22,10 @@ from rich.table import Table
 from rich.text import Text
 
 from services.pipeline.supervisor import Child, last_line
-from services.report.data import load_closes, load_predictions
 from services.report.span import newest_bar_time
-from services.trainer.evaluation import POOLED
-from services.trainer.report import rows_from_frames
+from services.scoring.score import POOLED
+from services.scoring.stored import load_closes, load_predictions
+from services.scoring.tables import rows_from_frames
 
 # The span shown ends at the newest stored bar (data time): a replay of last year looks like a live day.
 WINDOW = timedelta(minutes=30)

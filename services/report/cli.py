@@ -36,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     if settings is None:
         return EXIT_BAD_SETTINGS
     # matplotlib and pandas load only for this command.
-    from services.report import data
     from services.report.page import write_report
     from services.report.span import newest_bar_time
+    from services.scoring import stored as data
 
     tickers = [t.strip().upper() for t in args.tickers.split(",")] if args.tickers else list(settings.tickers)
     with make_client(settings) as client:

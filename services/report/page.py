@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from services.report import render
-from services.trainer.report import rows_from_frames
+from services.scoring.tables import rows_from_frames
 
 
 def write_report(

@@ -2,7 +2,7 @@
 
 Per ticker, on an axis of trading minutes only (gaps marked): what is forecast, the predicted against the
 actual return of each minute; the running MSE ratio to naive with its 95% band; and the price with the
-predictions. The table is the one scorer's (:mod:`services.trainer.evaluation`).
+predictions. The table is the one scorer's (:mod:`services.scoring.score`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from services.report.axis import TradingAxis
-from services.trainer.prediction_scores import is_standin, running_ratio, score_predictions
+from services.scoring.predictions import is_standin, running_ratio, score_predictions
 
 ACTUAL, PREDICTED, NAIVE, BAND = "#1f3b73", "#e4572e", "#888888", "#f4b9a8"
 

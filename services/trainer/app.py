@@ -25,14 +25,15 @@ from prometheus_client import CollectorRegistry
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from services.trainer.checkpoints import CheckpointStore, checkpoint_name, make_store
-from services.trainer.evaluation import NAIVE_PREFIX
-from services.trainer.forecaster import Config, Forecast, Forecaster
-from services.trainer.history import recent_bars
+from services.scoring.score import NAIVE_PREFIX
+from services.trainer.forecaster.core import Forecaster
+from services.trainer.forecaster.records import Config, Forecast
 from services.trainer.messages import bar_in, prediction_message
 from services.trainer.metrics import TrainerMetrics, observe_many
-from services.trainer.model import set_threads
-from services.trainer.series import to_minute
+from services.trainer.model.network import set_threads
+from services.trainer.model.series import to_minute
+from services.trainer.stores.checkpoints import CheckpointStore, checkpoint_name, make_store
+from services.trainer.stores.history import recent_bars
 from services.trainer.worker import TrainingWorker, finish_worker
 from shared import heap
 from shared.kafka import (

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from services.trainer.forecaster import BarIn, Config, Forecast, Forecaster
-from services.trainer.series import from_minute
+from services.trainer.forecaster.core import Forecaster
+from services.trainer.forecaster.records import BarIn, Config, Forecast
+from services.trainer.model.series import from_minute
 
 logger = logging.getLogger(__name__)
 

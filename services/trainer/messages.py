@@ -3,8 +3,8 @@ prediction message it publishes. No I/O."""
 
 from __future__ import annotations
 
-from services.trainer.records import BarIn, Forecast
-from services.trainer.series import from_minute, to_minute
+from services.trainer.forecaster.records import BarIn, Forecast
+from services.trainer.model.series import from_minute, to_minute
 from shared.schemas import BarV1, PredictionV1
 
 

@@ -15,10 +15,10 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 from tqdm import tqdm
 
-from services.trainer.checkpoints import CheckpointStore, checkpoint_name
-from services.trainer.forecaster import Forecaster
+from services.trainer.forecaster.core import Forecaster
 from services.trainer.metrics import TrainerMetrics
-from services.trainer.metrics_store import POOLED, lineage_scores, write_holdout, write_walk_forward
+from services.trainer.stores.checkpoints import CheckpointStore, checkpoint_name
+from services.trainer.stores.metrics_store import POOLED, lineage_scores, write_holdout, write_walk_forward
 from shared import heap
 from shared.lifecycle import StopFlag
 from shared.settings import Settings

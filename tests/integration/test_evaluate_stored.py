@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from services.trainer.report import rows_from_frames, rows_from_predictions
+from services.scoring.tables import rows_from_frames, rows_from_predictions
 from shared.mongo import BARS, PREDICTIONS, database, make_client
 from shared.settings import Settings
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from services.trainer import metrics_store
-from services.trainer.evaluation import Pending, Score
-from services.trainer.forecaster import Config, Forecaster, HoldoutResult
-from services.trainer.metrics_store import POOLED, read_metrics, write_holdout, write_walk_forward
+from services.scoring.score import Score
+from services.scoring.stored import read_metrics
+from services.scoring.walk_forward import Pending
+from services.trainer.forecaster.core import Forecaster
+from services.trainer.forecaster.records import Config, HoldoutResult
+from services.trainer.stores import metrics_store
+from services.trainer.stores.metrics_store import POOLED, write_holdout, write_walk_forward
 from shared.mongo import database, make_client
 from shared.settings import Settings
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from services.report.data import load_closes
+from services.scoring.stored import load_closes
 from shared.kafka import commit_stored, make_consumer, store_offsets, subscribe
 from shared.layout import open_items, portfolio_rows
 from shared.mongo import BARS, PREDICTIONS, database, make_client

@@ -14,8 +14,9 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from services.trainer import app as trainer_app
-from services.trainer.checkpoints import GRIDFS_BUCKET
-from services.trainer.forecaster import NAIVE_VERSION, Forecaster
+from services.trainer.forecaster.core import Forecaster
+from services.trainer.forecaster.records import NAIVE_VERSION
+from services.trainer.stores.checkpoints import GRIDFS_BUCKET
 from shared.kafka import ReliableProducer, client_config, ensure_topics, make_consumer, subscribe
 from shared.lifecycle import StopFlag
 from shared.mongo import BARS, METRICS, database, make_client
@@ -254,8 +255,8 @@ def test_live_catch_up_forecasts_every_bar_as_the_backtest_does(
     import pandas as pd
 
     from services.trainer.backtest import run_backtest
-    from services.trainer.checkpoints import DirectoryStore, checkpoint_name
-    from services.trainer.forecaster import Config
+    from services.trainer.forecaster.records import Config
+    from services.trainer.stores.checkpoints import DirectoryStore, checkpoint_name
 
     settings = settings_factory(
         **(TINY | {"update_steps": 0}), checkpoint_store="volume", checkpoint_dir=tmp_path / "ckpt"

@@ -11,9 +11,9 @@ import pytest
 
 from services.pipeline.view import score_rows
 from services.report.page import write_report
-from services.trainer.evaluation import POOLED
-from services.trainer.forecaster import WalkForward, _Pending
-from services.trainer.report import rows_from_frames, table
+from services.scoring.score import POOLED
+from services.scoring.tables import rows_from_frames, table
+from services.scoring.walk_forward import Pending, WalkForward
 
 T0 = pd.Timestamp("2026-11-25T14:30:00Z")
 VERSION = "per_stock-return-abcd1234.3"
@@ -64,7 +64,7 @@ def test_view_report_evaluate_and_metrics_print_identical_figures(tmp_path: Path
     for p in preds.itertuples():
         if (p.ticker, p.ts) in final:
             standin = p.model_version.startswith("naive")
-            pending = _Pending(
+            pending = Pending(
                 close_of[(p.ticker, p.based_on_ts)], p.yhat, "abcd1234", VERSION, None, standin
             )
             minute = int((p.ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(minutes=1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.trainer.forecaster import Config
+from services.trainer.forecaster.records import Config
 
 
 def tiny_config(**overrides: object) -> Config:

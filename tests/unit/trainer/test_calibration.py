@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.trainer.calibration import last_sigma
-from services.trainer.forecaster import NAIVE_VERSION, BarIn, Forecaster
-from services.trainer.intervals import VolatilityModel
+from services.scoring.predictions import interval_coverage
+from services.scoring.tables import rows_from_frames, table
+from services.trainer.forecaster.core import Forecaster
+from services.trainer.forecaster.records import NAIVE_VERSION, BarIn
+from services.trainer.intervals.calibration import last_sigma
+from services.trainer.intervals.volatility import VolatilityModel
 from services.trainer.messages import prediction_message
-from services.trainer.prediction_scores import interval_coverage
-from services.trainer.report import rows_from_frames, table
 from shared.schemas import decode_prediction, encode
 from tests.unit.trainer.synthetic import sine_closes, tiny_config
 
@@ -102,7 +103,7 @@ def test_interval_coverage_is_scored_per_ticker_and_pooled_and_shown() -> None:
          "q10": [99.0] * 8 + [100.5, 101.0] + [99.0] * 10, "q90": [101.0] * 20}
     )  # fmt: skip
     predictions.loc[12, ["q10", "q90"]] = np.nan  # a forecast without an interval is not counted
-    from services.trainer.prediction_scores import score_predictions
+    from services.scoring.predictions import score_predictions
 
     covers = interval_coverage(score_predictions(closes, predictions))
     assert (covers["A"].n, covers["A"].inside, covers["A"].above) == (10, 8, 0)

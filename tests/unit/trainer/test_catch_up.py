@@ -3,7 +3,8 @@ ticker; a ticker that joins later is trained on before its forecasts are the mod
 
 from __future__ import annotations
 
-from services.trainer.forecaster import NAIVE_VERSION, BarIn, Forecaster
+from services.trainer.forecaster.core import Forecaster
+from services.trainer.forecaster.records import NAIVE_VERSION, BarIn
 from tests.unit.trainer.synthetic import random_walk_closes, sine_closes, tiny_config
 
 from .test_forecasting import START, trained

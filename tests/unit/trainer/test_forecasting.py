@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from services.trainer.checkpoints import DirectoryStore
-from services.trainer.forecaster import NAIVE_VERSION, Forecaster
+from services.trainer.forecaster.core import Forecaster
+from services.trainer.forecaster.records import NAIVE_VERSION
 from services.trainer.messages import prediction_message
-from services.trainer.series import to_minute
+from services.trainer.model.series import to_minute
+from services.trainer.stores.checkpoints import DirectoryStore
 from shared.schemas import decode_prediction, encode
 from tests.unit.trainer.synthetic import sine_closes, tiny_config
 

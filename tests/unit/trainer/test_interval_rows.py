@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from services.trainer.calibration import Calibration
-from services.trainer.interval_rows import bounds_rows
-from services.trainer.intervals import IntervalModel, VolatilityModel
-from services.trainer.series import TickerSeries, to_minute
+from services.trainer.intervals.calibration import Calibration
+from services.trainer.intervals.interval_rows import bounds_rows
+from services.trainer.intervals.volatility import IntervalModel, VolatilityModel
+from services.trainer.model.series import TickerSeries, to_minute
 
 FFILL = 5
 # 2026-03-06 14:30 UTC: a Friday's open; New York moves its clocks on Sunday 2026-03-08.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.trainer.intervals import IntervalModel, VolatilityModel, coverage, coverage_of
+from services.scoring.coverage import coverage, coverage_of
+from services.trainer.intervals.volatility import IntervalModel, VolatilityModel
 
 SESSIONS, TICKERS = 30, 4
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.trainer.forecaster import Forecaster
+from services.trainer.forecaster.core import Forecaster
 from tests.unit.trainer.synthetic import random_walk_closes, sine_closes, tiny_config
 
 

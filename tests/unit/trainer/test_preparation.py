@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from services.trainer.scaling import PriceScaler, ReturnScaler
-from services.trainer.series import TickerSeries
-from services.trainer.windows import log_returns, prepare
+from services.trainer.model.scaling import PriceScaler, ReturnScaler
+from services.trainer.model.series import TickerSeries
+from services.trainer.model.windows import log_returns, prepare
 
 
 def test_price_scaler_is_fitted_on_the_training_part_only() -> None:
@@ -71,7 +71,7 @@ def test_outer_merged_portfolio_with_nan_holes_yields_no_nan_windows() -> None:
 
 
 def test_row_wise_scaling_and_prices_match_the_per_ticker_functions_exactly() -> None:
-    from services.trainer.windows import scale, scale_rows, to_price, to_price_rows
+    from services.trainer.model.windows import scale, scale_rows, to_price, to_price_rows
 
     rng = np.random.default_rng(3)
     closes = 50 * np.exp(np.cumsum(0.002 * rng.standard_normal((7, 6)), axis=1))

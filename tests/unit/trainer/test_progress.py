@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.trainer.model import ForecastLSTM
-from services.trainer.training import fit, make_optimizer
-from services.trainer.windows import prepare
+from services.trainer.model.network import ForecastLSTM
+from services.trainer.model.training import fit, make_optimizer
+from services.trainer.model.windows import prepare
 
 
 def test_fit_reports_every_epoch_with_its_holdout_loss() -> None:

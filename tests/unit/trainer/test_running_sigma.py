@@ -10,11 +10,12 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from services.trainer.calibration import Calibration, session_minutes, standardized_returns
-from services.trainer.forecaster import BarIn
-from services.trainer.interval_rows import close_bounds
-from services.trainer.running_sigma import RunningSigma
-from services.trainer.series import TickerSeries, regularize, to_minute
+from services.trainer.forecaster.records import BarIn
+from services.trainer.intervals.calibration import Calibration, standardized_returns
+from services.trainer.intervals.interval_rows import close_bounds
+from services.trainer.intervals.running_sigma import RunningSigma
+from services.trainer.intervals.session import session_minutes
+from services.trainer.model.series import TickerSeries, regularize, to_minute
 from tests.unit.trainer.synthetic import sine_closes
 from tests.unit.trainer.test_forecasting import START, trained
 from tests.unit.trainer.test_interval_rows import FFILL, calibration

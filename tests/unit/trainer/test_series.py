@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.trainer.series import TickerSeries, align, regularize
+from services.trainer.model.series import TickerSeries, align, regularize
 
 
 def test_revised_bar_replaces_earlier_close() -> None:

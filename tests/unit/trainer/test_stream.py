@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from services.trainer.model import ForecastLSTM
-from services.trainer.stream import CarriedStates, Primer, Request, anchor_of, full_pass
+from services.trainer.model.network import ForecastLSTM
+from services.trainer.serving.stream import CarriedStates, Primer, Request, anchor_of, full_pass
 
 WINDOW = 10
 

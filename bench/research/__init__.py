@@ -1,0 +1,1 @@
+"""Research code only the benchmarks use (feature models tried against the LSTM)."""

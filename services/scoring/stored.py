@@ -1,0 +1,77 @@
+"""Read what the pipeline stored in MongoDB, for scoring: frames of closes and predictions (the report and the
+live view read them too), and the trainer's stored scores.
+
+Closes and predictions come from history (``bars``, ``predictions``) plus the items still in progress
+(``latest``, see ``shared.layout``): one range query each, whatever the number of tickers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from pymongo.database import Database
+
+from shared.layout import in_range, open_items, portfolio_rows
+from shared.mongo import BARS, METRICS, PREDICTIONS
+
+
+def _time_filter(since: datetime, until: datetime) -> dict[str, Any]:
+    return {"ts": {"$gte": since, "$lte": until}}
+
+
+def _with_open(
+    db: Database[dict[str, Any]],
+    collection: str,
+    tickers: list[str] | None,
+    since: datetime,
+    until: datetime,
+    fields: list[str],
+) -> list[dict[str, Any]]:
+    """History rows of the range, and the in-progress ones of ``latest`` for keys history lacks."""
+    query = _time_filter(since, until) | ({"ticker": {"$in": tickers}} if tickers else {})
+    rows = {
+        (d["ticker"], d["ts"]): d for d in db[collection].find(query, dict.fromkeys(fields, 1) | {"_id": 0})
+    }
+    for doc in in_range(open_items(db, collection), since, until, tickers):
+        rows.setdefault((doc["ticker"], doc["ts"]), {k: doc.get(k) for k in fields})
+    return list(rows.values())
+
+
+def load_closes(
+    db: Database[dict[str, Any]], tickers: list[str] | None, since: datetime, until: datetime
+) -> pd.DataFrame:
+    columns = ["ticker", "ts", "close", "final"]
+    frame = pd.DataFrame(_with_open(db, BARS, tickers, since, until, columns), columns=columns)
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    frame["final"] = frame["final"].astype(bool)
+    return frame.sort_values(["ticker", "ts"]).reset_index(drop=True)
+
+
+def load_predictions(
+    db: Database[dict[str, Any]], tickers: list[str] | None, since: datetime, until: datetime
+) -> pd.DataFrame:
+    columns = ["ticker", "ts", "yhat", "based_on_ts", "model_version", "target", "q10", "q90"]
+    frame = pd.DataFrame(_with_open(db, PREDICTIONS, tickers, since, until, columns), columns=columns)
+    for column in ("ts", "based_on_ts"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame.sort_values(["ticker", "ts"]).reset_index(drop=True)
+
+
+def load_portfolio(db: Database[dict[str, Any]], since: datetime, until: datetime) -> pd.DataFrame:
+    """The merged portfolio as wide rows: one per minute, one column per ticker (NaN where it had no bar)."""
+    rows = portfolio_rows(db, since, until)
+    if not rows:
+        return pd.DataFrame()
+    wide = pd.DataFrame(
+        [row.get("close", {}) for row in rows], index=pd.to_datetime([r["ts"] for r in rows], utc=True)
+    )
+    return wide.sort_index(axis=1)
+
+
+def read_metrics(db: Database[dict[str, Any]], kind: str, lineage: str | None = None) -> list[dict[str, Any]]:
+    query: dict[str, Any] = {"kind": kind}
+    if lineage:
+        query["lineage"] = lineage
+    return list(db[METRICS].find(query, {"_id": 0}))

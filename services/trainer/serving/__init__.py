@@ -1,0 +1,1 @@
+"""Serving forecasts from carried LSTM states: one recurrent step per new bar."""

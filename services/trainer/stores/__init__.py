@@ -1,0 +1,1 @@
+"""Where the trainer keeps what outlives a process: recent history read back, checkpoints, scores."""
