@@ -131,7 +131,7 @@ def forecast_cost(tickers: int, rounds: int) -> tuple[list[float], list[float]]:
     forecaster.train_cycle()
     forecaster.forecast(names)  # states primed
     carried, full = [], []
-    model = forecaster._model
+    model = forecaster.model
     assert model is not None
     for r in range(rounds):
         bars = [BarIn(t, history + r, float(closes[t][history + r])) for t in names]

@@ -4,8 +4,8 @@ Two threads use one :class:`Forecaster`: the polling thread calls :meth:`step` (
 one batched recurrent step per bar), the training worker calls :meth:`train_cycle`. Training runs on a
 private copy of the network (``_trainee``) without holding the lock; installing new weights (with the
 carried states re-primed for them) is the only part under it, so a long cold start never delays a forecast
-nor the consumer's poll. Learning (``learning.py``), the strategies (per stock, portfolio) and the
-checkpoint state live beside it.
+nor the consumer's poll. Learning (``learning.py``), the mode's strategy (``per_stock.py`` or
+``portfolio.py``, chosen once here) and the checkpoint state (``checkpoint_state.py``) live beside it.
 """
 
 from __future__ import annotations
@@ -14,14 +14,18 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import torch
 
 from services.scoring.walk_forward import Pending, WalkForward
-from services.trainer.forecaster.checkpoint_state import CheckpointState
-from services.trainer.forecaster.learning import Learning
-from services.trainer.forecaster.records import NAIVE_VERSION, BarIn, Config, Forecast, HoldoutResult, Mode
+from services.trainer.forecaster import checkpoint_state
+from services.trainer.forecaster.learning import Learner
+from services.trainer.forecaster.per_stock import PerStockStrategy
+from services.trainer.forecaster.portfolio import PortfolioStrategy
+from services.trainer.forecaster.records import NAIVE_VERSION, BarIn, Config, CycleReport, Forecast
+from services.trainer.forecaster.strategy import ModelForecast, Strategy
 from services.trainer.intervals.calibration import Calibration
 from services.trainer.intervals.running_sigma import RunningSigma
 from services.trainer.model.ar_baseline import LinearAR
@@ -33,21 +37,11 @@ from services.trainer.serving.per_stock import PerStockServing
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "NAIVE_VERSION",
-    "BarIn",
-    "Config",
-    "Forecast",
-    "Forecaster",
-    "HoldoutResult",
-    "Mode",
-    "WalkForward",
-]
 # Forecasts awaiting their actual close, per ticker: a bound so a ticker that stops trading cannot grow it.
 _MAX_PENDING = 64
 
 
-class Forecaster(Learning, CheckpointState):
+class Forecaster:
     def __init__(self, config: Config, *, seed: int = 0) -> None:
         self.config = config
         self.seed = seed
@@ -58,19 +52,19 @@ class Forecaster(Learning, CheckpointState):
         self.scalers: dict[str, Scaler] = {}
         # portfolio mode: the model's columns, in order.
         self.columns: list[str] = []
-        self._model: ForecastLSTM | None = None
-        # per_stock: the installed weights' carried states (always replaced together with ``_model``).
-        self._serving: PerStockServing | None = None
+        self.model: ForecastLSTM | None = None
+        # per_stock: the installed weights' carried states (always replaced together with ``model``).
+        self.serving: PerStockServing | None = None
         # Whether each ticker's newest bar is final (a provisional one is forecast without stepping).
-        self._final: dict[str, bool] = {}
-        self._trainee: ForecastLSTM | None = None
-        self._optimizer: torch.optim.Optimizer | None = None
+        self.final: dict[str, bool] = {}
+        self.trainee: ForecastLSTM | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
         self.lineage = ""
         self.updates = 0
         self.trained_at: datetime | None = None
         self.pending: dict[str, dict[int, Pending]] = {}
         # Forecasts settled by recorded bars, not scored yet (ticker, forecast, actual close, minute).
-        self._settled: list[tuple[str, Pending, float, int]] = []
+        self.settled: list[tuple[str, Pending, float, int]] = []
         self.walk_forward = WalkForward()
         self.baseline: LinearAR | None = None
         # Per-stock output offsets and interval model, fitted at the cold start (calibration.py).
@@ -78,21 +72,44 @@ class Forecaster(Learning, CheckpointState):
         # The interval's σ̂ per ticker, carried bar to bar under ``calibration`` (derived: not checkpointed).
         self.running_sigma: RunningSigma | None = None
         # Data minute at which some ticker first had enough history for the first cold start.
-        self._first_ready: int | None = None
-        self._newest_minute = 0
-        self._trained_changes: dict[str, int] = {}
+        self.first_ready: int | None = None
+        self.newest_minute = 0
+        self.trained_changes: dict[str, int] = {}
         # Data minute of the newest bar when the weights last changed (warm updates follow update_every).
-        self._updated_minute = 0
+        self.updated_minute = 0
         # Data minute of the newest bar at the last cold start (retrains follow retrain_every).
-        self._lineage_minute = 0
+        self.lineage_minute = 0
         # Tickers that a cold start (or a join) just made forecastable by the model: forecast them again
         # at once rather than waiting for their next bar.
-        self._refresh: set[str] = set()
-        self._rng = np.random.default_rng(seed)
+        self.refresh: set[str] = set()
+        self.rng = np.random.default_rng(seed)
+        # The mode's own steps, chosen once: nothing below asks which mode it is in.
+        self.strategy: Strategy = (
+            PortfolioStrategy(self) if config.mode == "portfolio" else PerStockStrategy(self)
+        )
+        self.learner = Learner(self)
 
     @property
     def has_model(self) -> bool:
-        return self._model is not None
+        return self.model is not None
+
+    @property
+    def model_version(self) -> str | None:
+        if not self.lineage:
+            return None
+        return f"{self.config.mode}-{self.config.target}-{self.lineage}.{self.updates}"
+
+    def train_cycle(self, should_stop: Callable[[], bool] | None = None) -> CycleReport:
+        """One training cycle (training thread), by :class:`~services.trainer.forecaster.learning.Learner`."""
+        return self.learner.train_cycle(should_stop)
+
+    def state(self) -> dict[str, Any] | None:
+        """What a restart needs (see :func:`~services.trainer.forecaster.checkpoint_state.state_of`)."""
+        return checkpoint_state.state_of(self)
+
+    def restore(self, state: dict[str, Any]) -> bool:
+        """Resume from :meth:`state`; False (and nothing changed) when it was saved for another shape."""
+        return checkpoint_state.restore(self, state)
 
     def tickers(self) -> list[str]:
         with self.lock:
@@ -104,10 +121,10 @@ class Forecaster(Learning, CheckpointState):
             for t in tickers:
                 self.series.pop(t, None)
                 self.pending.pop(t, None)
-                self._final.pop(t, None)
-                if self._serving is not None:
-                    self._serving.states.states.pop(t, None)
-                self._trained_changes.pop(t, None)
+                self.final.pop(t, None)
+                if self.serving is not None:
+                    self.serving.states.states.pop(t, None)
+                self.trained_changes.pop(t, None)
             if self.running_sigma is not None:
                 self.running_sigma.forget(tickers)
 
@@ -126,9 +143,9 @@ class Forecaster(Learning, CheckpointState):
             series = self.series[ticker] = TickerSeries(self.config.history)
         if not series.add(minute, close, rev):
             return False
-        self._newest_minute = max(self._newest_minute, minute)
+        self.newest_minute = max(self.newest_minute, minute)
         if minute == series.last_minute:
-            self._final[ticker] = final
+            self.final[ticker] = final
         waiting = self.pending.get(ticker)
         if waiting:
             for target in sorted(waiting):
@@ -138,13 +155,13 @@ class Forecaster(Learning, CheckpointState):
                 actual = close if target == minute else series.close_at(target)
                 # A target minute that never got a bar (a gap) has nothing to be scored against.
                 if actual is not None:
-                    self._settled.append((ticker, pending, actual, target))
+                    self.settled.append((ticker, pending, actual, target))
         return True
 
     def score_settled(self) -> None:
         """Score the forecasts settled by the bars recorded so far, in the order they were settled."""
         with self.lock:
-            settled, self._settled = self._settled, []
+            settled, self.settled = self.settled, []
             for ticker, pending, actual, target in settled:
                 self.walk_forward.add(ticker, pending, actual, target)
 
@@ -178,16 +195,10 @@ class Forecaster(Learning, CheckpointState):
         with self.lock:
             now_version = self.model_version
             trained_at = self.trained_at or datetime.now(UTC)
-            model_out: dict[str, tuple[int, float, float, float | None]] = {}
-            if self._model is not None and now_version is not None:
-                model_out = (
-                    self._forecast_portfolio(tickers)
-                    if self.config.mode == "portfolio"
-                    else self._forecast_per_stock(tickers)
-                )
-            intervals = {}
-            if self.config.mode == "per_stock":
-                intervals = self._intervals({t: v[2] for t, v in model_out.items()})
+            model_out: dict[str, ModelForecast] = {}
+            if self.model is not None and now_version is not None:
+                model_out = self.strategy.forecast(tickers)
+            intervals = self.strategy.intervals({t: v[2] for t, v in model_out.items()})
             out: list[Forecast] = []
             for t in tickers:
                 series = self.series.get(t)
@@ -218,12 +229,12 @@ class Forecaster(Learning, CheckpointState):
                         del waiting[min(waiting)]
             return out
 
-    def _baseline_prices(self, windows: np.ndarray, last: np.ndarray, scalers: list[Scaler]) -> np.ndarray:
+    def baseline_prices(self, windows: np.ndarray, last: np.ndarray, scalers: list[Scaler]) -> np.ndarray:
         if self.baseline is None:
             return np.full(last.shape, np.nan)
         return to_price(self.baseline.predict(windows), last, scalers)
 
     def take_refresh(self) -> list[str]:
         with self.lock:
-            tickers, self._refresh = sorted(self._refresh), set()
+            tickers, self.refresh = sorted(self.refresh), set()
             return tickers

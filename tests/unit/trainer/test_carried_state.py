@@ -25,9 +25,9 @@ def reference(forecaster: Forecaster, ticker: str) -> float:
     segment = series.segments(forecaster.config.ffill_max)[-1]
     count = len(segment.closes) - 1
     closes = segment.closes[anchor_of(count, forecaster.config.window) :]
-    model = forecaster._model
+    model = forecaster.model
     assert model is not None
-    out = full_pass(model, scale(closes[:, None], [scaler])[None]) - forecaster._offset(ticker)
+    out = full_pass(model, scale(closes[:, None], [scaler])[None]) - forecaster.strategy.output_offset(ticker)
     return float(to_price(out, closes[-1:][:, None], [scaler])[0, 0])
 
 
@@ -59,14 +59,14 @@ def test_a_ticker_stepped_while_new_weights_were_primed_is_caught_up_at_install(
     forecaster = trained("SINE", 600)
     closes = sine_closes(700)
     forecaster.step([BarIn("SINE", START + 600, float(closes[600]))])
-    old = forecaster._serving
+    old = forecaster.serving
     assert old is not None
     with forecaster.lock:  # what _install does first (training thread)
         snapshots, scalers = old.snapshot(forecaster.series), dict(forecaster.scalers)
     # Meanwhile the polling thread steps a bar, then one after two missing (forward-filled) minutes.
     forecaster.step([BarIn("SINE", START + 601, float(closes[601]))])
     forecaster.step([BarIn("SINE", START + 604, float(closes[602]))])
-    model = copy.deepcopy(forecaster._model)
+    model = copy.deepcopy(forecaster.model)
     assert model is not None
     with torch.no_grad():
         for p in model.parameters():
@@ -74,7 +74,7 @@ def test_a_ticker_stepped_while_new_weights_were_primed_is_caught_up_at_install(
     fresh = old.primed(model, snapshots, scalers)
     fresh.adopt_moved(old, snapshots)
     assert fresh.states.states["SINE"].minute == START + 604  # caught up, not dropped
-    forecaster._model, forecaster._serving = model, fresh
+    forecaster.model, forecaster.serving = model, fresh
     [fc] = forecaster.step([BarIn("SINE", START + 605, float(closes[603]))])
     assert fc.model_version == forecaster.model_version
     assert fc.yhat == pytest.approx(reference(forecaster, "SINE"), rel=1e-6)

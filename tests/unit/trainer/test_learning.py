@@ -56,12 +56,12 @@ def test_warm_update_moves_the_weights_and_bumps_the_version_without_a_cold_star
     forecaster.train_cycle()
     version = forecaster.model_version
     assert version is not None and version.endswith(".0")
-    before = [p.detach().clone() for p in forecaster._model.parameters()]  # type: ignore[union-attr]
+    before = [p.detach().clone() for p in forecaster.model.parameters()]  # type: ignore[union-attr]
     feed(forecaster, "SINE", closes[600:610], start=1_600)
     report = forecaster.train_cycle()
     assert report.cold_start is None and report.updated_tickers == 1
     assert forecaster.model_version == version[:-2] + ".1"
-    after = list(forecaster._model.parameters())  # type: ignore[union-attr]
+    after = list(forecaster.model.parameters())  # type: ignore[union-attr]
     assert any(not np.allclose(a.detach().numpy(), b.numpy()) for a, b in zip(after, before, strict=True))
 
 
