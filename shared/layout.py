@@ -9,7 +9,7 @@
 
 Documents written by earlier versions (ObjectId ``_id``) are read the same way: readers never rely on
 ``_id``, and the sink resolves conflicts by the unique (ticker, ts) / ts keys.
-See services/sink/README.md for the whole model and why.
+See docs/architecture.md ("The sink's data model") for the whole model and why.
 """
 
 from __future__ import annotations
