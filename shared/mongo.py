@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +32,7 @@ from pymongo.errors import (
     WriteError,
 )
 
+from shared.retry import retry
 from shared.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
@@ -151,19 +151,18 @@ def wait_for_mongodb(
 
     A refused login raises :class:`SettingsError` at once: retrying with the same credentials is pointless.
     """
-    deadline = None if timeout is None else time.monotonic() + timeout
-    delay = 0.5
-    while not stop():
-        try:
-            # With credentials the client logs in before the first command: a bad password fails here.
-            client.admin.command("ping")
-            return True
-        except PyMongoError as exc:
-            if classify_error(exc) is ErrorKind.AUTH:
-                raise authentication_error(exc) from None
-            logger.warning("MongoDB not reachable (%s: %s); retrying", type(exc).__name__, str(exc)[:200])
-        if deadline is not None and time.monotonic() > deadline:
-            return False
-        time.sleep(delay)
-        delay = min(delay * 2, 10.0)
-    return False
+    # With credentials the client logs in before the first command: a bad password fails here.
+    return retry(
+        "reaching MongoDB",
+        lambda: client.admin.command("ping"),
+        retry_on=(PyMongoError,),
+        stop=stop,
+        timeout=timeout,
+        fatal=_refused_login,
+    ).ok
+
+
+def _refused_login(exc: BaseException) -> BaseException | None:
+    if isinstance(exc, PyMongoError) and classify_error(exc) is ErrorKind.AUTH:
+        return authentication_error(exc)
+    return None

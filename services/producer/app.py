@@ -21,7 +21,7 @@ from services.producer.sources.synthetic import floor_minute
 from shared.kafka import ReliableProducer, ensure_topics, wait_for_kafka
 from shared.lifecycle import StopFlag
 from shared.ops import Health, OpsServer
-from shared.retry import Backoff
+from shared.retry import Backoff, retry
 from shared.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
@@ -248,17 +248,14 @@ class ProducerLoop:
 
 
 def _ensure_topic(settings: Settings, stop: StopFlag) -> None:
-    backoff = Backoff(cap=30.0)
-    while not stop.is_set():
-        try:
-            ensure_topics(settings, [settings.bars_topic])
-            return
-        except Exception as error:  # any admin failure is an outage to wait out
-            delay = backoff.next_delay()
-            logger.warning(
-                "cannot create topic %s (%s); retrying in %.1f s", settings.bars_topic, error, delay
-            )
-            stop.wait(delay)
+    retry(
+        f"creating topic {settings.bars_topic}",
+        lambda: ensure_topics(settings, [settings.bars_topic]),
+        retry_on=(Exception,),  # any admin failure is an outage to wait out
+        stop=stop.is_set,
+        wait=stop.wait,
+        backoff=Backoff(cap=30.0),
+    )
 
 
 def _on_delivered(count: int, metrics: ProducerMetrics, health: Health) -> None:

@@ -46,7 +46,7 @@ from shared.lifecycle import StopFlag
 from shared.mongo import ErrorKind, classify_error
 from shared.mongo import authentication_error as mongo_auth_error
 from shared.ops import Health, OpsServer
-from shared.retry import Backoff
+from shared.retry import retry
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -145,26 +145,21 @@ class SinkLoop:
     def _commit_written(self, flight: Flight) -> bool:
         """Commit the written batch (``commit.py``), retried through broker outages while the loop keeps
         polling. False if stopped first: nothing committed."""
-        backoff = Backoff(base=0.5, cap=10.0)
-        while True:
-            try:
-                commit_batch(self.consumer, self.dead_letters, flight)
-                return True
-            except KafkaException as exc:
-                refused = authentication_error(exc.args[0])
-                if refused:
-                    raise refused from None
-                delay = backoff.next_delay()
-                logger.warning(
-                    "committing a batch with %d dead letters failed (%s); retrying in %.1f s",
-                    len(flight.poison),
-                    exc,
-                    delay,
-                )
-                if self.stop.is_set():
-                    logger.warning("stopping with the batch uncommitted; it will be read again")
-                    return False
-                self._keep_polling_paused(flight, after(delay))
+
+        def refused(exc: BaseException) -> BaseException | None:
+            return authentication_error(exc.args[0]) if isinstance(exc, KafkaException) else None
+
+        committed = retry(
+            f"committing a batch with {len(flight.poison)} dead letters",
+            lambda: commit_batch(self.consumer, self.dead_letters, flight),
+            retry_on=(KafkaException,),
+            stop=self.stop.is_set,
+            wait=lambda delay: self._keep_polling_paused(flight, after(delay)),
+            fatal=refused,
+        )
+        if not committed.ok:
+            logger.warning("stopping with the batch uncommitted; it will be read again")
+        return committed.ok
 
     def _keep_polling_paused(self, flight: Flight, done: Callable[[], bool]) -> bool:
         """Poll with every partition paused until ``done()`` (see :meth:`_keep_polling_until`); a rebalance

@@ -17,27 +17,26 @@ from shared.kafka import authentication_error, ensure_topics, wait_for_kafka
 from shared.lifecycle import StopFlag
 from shared.mongo import ErrorKind, classify_error, database, ensure_indexes, make_client, wait_for_mongodb
 from shared.mongo import authentication_error as mongo_auth_error
-from shared.retry import Backoff
+from shared.retry import retry
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
+def _refused_login(exc: BaseException) -> BaseException | None:
+    if isinstance(exc, PyMongoError) and classify_error(exc) is ErrorKind.AUTH:
+        return mongo_auth_error(exc)
+    if isinstance(exc, KafkaException):
+        return authentication_error(exc.args[0])
+    return None
+
+
 def retry_until_done(what: str, action: Callable[[], object], stop: StopFlag) -> bool:
-    backoff = Backoff(base=0.5, cap=10.0)
-    while not stop.is_set():
-        try:
-            action()
-            return True
-        except (KafkaException, PyMongoError) as exc:
-            if isinstance(exc, PyMongoError) and classify_error(exc) is ErrorKind.AUTH:
-                raise mongo_auth_error(exc) from None
-            if isinstance(exc, KafkaException) and (refused := authentication_error(exc.args[0])):
-                raise refused from None
-            delay = backoff.next_delay()
-            logger.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
-            stop.wait(delay)
-    return False
+    """``action`` retried through Kafka and MongoDB outages until done (True) or stopped (False)."""
+    return retry(
+        what, action, retry_on=(KafkaException, PyMongoError), stop=stop.is_set, wait=stop.wait,
+        fatal=_refused_login,
+    ).ok  # fmt: skip
 
 
 def connect(

@@ -50,7 +50,7 @@ from shared.kafka import (
 from shared.lifecycle import StopFlag
 from shared.mongo import METRICS, database, ensure_indexes, make_client, wait_for_mongodb
 from shared.ops import Health, OpsServer
-from shared.retry import Backoff
+from shared.retry import Backoff, retry
 from shared.schemas import BarV1, MessageError, decode_bar, encode
 from shared.settings import Settings
 
@@ -144,17 +144,13 @@ def run(settings: Settings, stop: StopFlag, *, member: str | None = None) -> Non
 
 def resume(settings: Settings, store: CheckpointStore, forecaster: Forecaster) -> None:
     name = checkpoint_name(settings)
-    backoff = Backoff(cap=10.0)
-    for _ in range(5):
-        try:
-            state = store.load(name)
-            break
-        except PyMongoError as exc:
-            logger.warning("loading checkpoint %s failed (%s); retrying", name, exc)
-            time.sleep(backoff.next_delay())
-    else:
+    loaded = retry(
+        f"loading checkpoint {name}", lambda: store.load(name), retry_on=(PyMongoError,), attempts=5
+    )
+    if not loaded.ok:
         logger.error("checkpoint %s unreadable: starting cold", name)
         return
+    state = loaded.value
     if state is not None and forecaster.restore(state):
         logger.info("resumed from checkpoint %s: model=%s, %d scalers", name, forecaster.model_version,
                     len(forecaster.scalers))  # fmt: skip

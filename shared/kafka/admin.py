@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from shared.kafka.config import authentication_error, client_config
+from shared.retry import retry
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -54,20 +54,22 @@ def wait_for_kafka(settings: Settings, stop: Callable[[], bool], timeout: float 
             refused.append(error)
 
     admin = AdminClient(client_config(settings) | {"error_cb": on_error})
-    deadline = None if timeout is None else time.monotonic() + timeout
-    delay = 0.5
-    while not stop():
-        try:
-            if admin.list_topics(timeout=5).brokers:
-                return True
-        except KafkaException as exc:
-            if authentication_error(exc.args[0]):
-                refused.append(exc.args[0])
-            logger.warning("Kafka at %s not reachable (%s); retrying", settings.kafka_bootstrap_servers, exc)
-        if refused and (error := authentication_error(refused[0])):
-            raise error from None
-        if deadline is not None and time.monotonic() > deadline:
-            return False
-        time.sleep(delay)
-        delay = min(delay * 2, 10.0)
-    return False
+
+    def brokers() -> bool:
+        # A refused login may come only through error_cb: raise it here, where ``fatal`` sees it.
+        if refused:
+            raise KafkaException(refused[0])
+        return bool(admin.list_topics(timeout=5).brokers)
+
+    def fatal(exc: BaseException) -> BaseException | None:
+        return authentication_error(exc.args[0]) if isinstance(exc, KafkaException) and exc.args else None
+
+    return retry(
+        f"reaching Kafka at {settings.kafka_bootstrap_servers}",
+        brokers,
+        retry_on=(KafkaException,),
+        stop=stop,
+        timeout=timeout,
+        fatal=fatal,
+        done=bool,
+    ).ok

@@ -15,6 +15,7 @@ from confluent_kafka.admin import AdminClient
 
 from services.trainer import app as trainer_app
 from services.trainer.forecaster.core import Forecaster
+from services.trainer.forecaster.per_stock import PerStockStrategy
 from services.trainer.forecaster.records import NAIVE_VERSION
 from services.trainer.stores.checkpoints import GRIDFS_BUCKET
 from shared.kafka import ReliableProducer, client_config, ensure_topics, make_consumer, subscribe
@@ -187,7 +188,8 @@ def test_a_training_longer_than_max_poll_interval_does_not_evict_the_consumer(
     original = Forecaster.train_cycle
 
     def slow_cycle(self: Forecaster, should_stop: Any = None) -> Any:
-        if not self.has_model and self._per_stock_ready():
+        per_stock = self.strategy
+        if not self.has_model and isinstance(per_stock, PerStockStrategy) and per_stock.ready():
             training.set()
             time.sleep(10)  # a cold start well past max.poll.interval.ms
         return original(self, should_stop)

@@ -52,7 +52,7 @@ class PerStockStrategy:
     def cold_start(self, retrain: bool, should_stop: Callable[[], bool] | None) -> HoldoutResult | None:
         """The first cold start once tickers are ready, then joins of newly ready tickers, and a fresh cold
         start on every served ticker when a retrain is due."""
-        ready = self._ready()
+        ready = self.ready()
         if ready and self.f.model is None:
             return self._cold_start(ready, should_stop)
         if ready:
@@ -151,7 +151,7 @@ class PerStockStrategy:
         forecasts = np.array([yhats[t] for t in names], dtype=np.float64)
         return dict(zip(names, close_bounds(self.f.calibration, last, sigma, forecasts), strict=True))
 
-    def _ready(self) -> list[str]:
+    def ready(self) -> list[str]:
         """Tickers with enough history that have no scaler yet; before the first cold start, [] until every
         ticker with bars is ready or the bounded wait has passed (so the model is trained on all)."""
         with self.f.lock:
