@@ -63,7 +63,7 @@ def wait_for_kafka(settings: Settings, stop: Callable[[], bool], timeout: float 
         except KafkaException as exc:
             if authentication_error(exc.args[0]):
                 refused.append(exc.args[0])
-            logger.warning("Kafka at %s not reachable (%s); retrying", settings.kafka_bootstrap_servers, exc)
+            logger.warning("Kafka at %s not reachable (%s); retrying", settings.kafka.bootstrap_servers, exc)
         if refused and (error := authentication_error(refused[0])):
             raise error from None
         if deadline is not None and time.monotonic() > deadline:
