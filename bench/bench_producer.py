@@ -29,7 +29,7 @@ from services.producer.sources.synthetic import SyntheticSource, floor_minute
 from shared.kafka import ReliableProducer, client_config, ensure_topics
 from shared.lifecycle import StopFlag
 from shared.ops import Health
-from shared.settings import Settings
+from shared.settings import Settings, load_settings
 
 TICKERS = 500
 
@@ -95,7 +95,7 @@ def _cycle_times(settings: Settings, topic: str, cycles: int, now: datetime) -> 
     source = SyntheticSource(tickers, seed=7)
     producer = ReliableProducer(settings, client_id="bench-cycles")
     loop = ProducerLoop(
-        settings.model_copy(update={"bars_topic": topic}),
+        settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"bars_topic": topic})}),
         source,
         producer,
         ProducerMetrics(),
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     minutes, repeats, cycles = (10, 3, 12) if args.quick else (120, 5, 60)
 
-    settings = Settings(log_file=None)
+    settings = load_settings(common={"log_file": None})
     topic = f"bench-producer-{uuid.uuid4().hex[:8]}"
     ensure_topics(settings, [topic])
     # Start mid-minute so cycles see the minute in progress fill and close (revisions).

@@ -31,7 +31,7 @@ from shared.kafka import ReliableProducer, ensure_topics
 from shared.lifecycle import StopFlag
 from shared.mongo import BARS, database, ensure_indexes, make_client
 from shared.schemas import BarV1, encode
-from shared.settings import Settings
+from shared.settings import Settings, load_settings
 
 T0 = datetime(2024, 3, 4, 14, 30, tzinfo=UTC)
 TICKERS = 500
@@ -49,10 +49,10 @@ def make_bars(count: int) -> list[BarV1]:
 
 
 def measure_sink(settings: Settings, bars: list[BarV1], timeout: float) -> float:
-    ensure_topics(settings, settings.topics())
+    ensure_topics(settings, settings.kafka.topics())
     producer = ReliableProducer(settings, client_id="bench-sink-feed")
     for b in bars:
-        producer.produce(settings.bars_topic, encode(b), key=b.ticker)
+        producer.produce(settings.kafka.bars_topic, encode(b), key=b.ticker)
     assert producer.flush(120) == 0
     stop = StopFlag()
     with make_client(settings) as client:
@@ -67,7 +67,7 @@ def measure_sink(settings: Settings, bars: list[BarV1], timeout: float) -> float
         written = collection.count_documents({})
         stop.set()
         thread.join(60)
-        client.drop_database(settings.mongodb_db)
+        client.drop_database(settings.mongo.db)
     return written / elapsed
 
 
@@ -76,7 +76,7 @@ def measure_bare_writes(settings: Settings, bars: list[BarV1], upsert_budget_s: 
     documents = [bar_document(b, now) for b in bars]
     figures: dict[str, float] = {}
     with make_client(settings) as client:
-        db = client[f"{settings.mongodb_db}_bare"]
+        db = client[f"{settings.mongo.db}_bare"]
         ensure_indexes(db, (BARS,))
         started = time.perf_counter()
         for i in range(0, len(documents), 5_000):
@@ -84,7 +84,7 @@ def measure_bare_writes(settings: Settings, bars: list[BarV1], upsert_budget_s: 
         figures["insert_many"] = len(documents) / (time.perf_counter() - started)
         client.drop_database(db.name)
 
-        db = client[f"{settings.mongodb_db}_upsert"]
+        db = client[f"{settings.mongo.db}_upsert"]
         ensure_indexes(db, (BARS,))
         done, started = 0, time.perf_counter()
         # Upserts on FerretDB scan the collection, so the whole backlog would take hours: time-boxed.
@@ -120,7 +120,7 @@ def measure_original_cycle(settings: Settings, bars: list[BarV1], cycles: int, b
     )
     times = []
     with make_client(settings) as client:
-        db = client[f"{settings.mongodb_db}_original"]
+        db = client[f"{settings.mongo.db}_original"]
         for _ in range(cycles):
             started = time.perf_counter()
             merged = None
@@ -153,15 +153,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     count = 10_000 if args.quick else args.bars
     unique = uuid.uuid4().hex[:8]
-    settings = Settings(
-        bars_topic=f"bench-{unique}.bars",
-        predictions_topic=f"bench-{unique}.predictions",
-        dlq_topic=f"bench-{unique}.dlq",
-        mongodb_db=f"bench_{unique}",
-        sink_group_id=f"bench-{unique}-sink",
-        sink_http_port=0,
-        log_file=None,
-        log_level="WARNING",
+    settings = load_settings(
+        kafka={
+            "bars_topic": f"bench-{unique}.bars",
+            "predictions_topic": f"bench-{unique}.predictions",
+            "dlq_topic": f"bench-{unique}.dlq",
+        },
+        mongo={"db": f"bench_{unique}"},
+        sink={"group_id": f"bench-{unique}-sink", "http_port": 0},
+        common={"log_file": None, "log_level": "WARNING"},
     )
     bars = make_bars(count)
     ours = measure_sink(settings, bars, timeout=120 if args.quick else 600)

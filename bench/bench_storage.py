@@ -37,7 +37,7 @@ from services.trainer.stores.history import recent_bars
 from shared.layout import item_id, minute_id, portfolio_rows
 from shared.mongo import BARS, PORTFOLIO, ensure_indexes, make_client
 from shared.schemas import BarV1
-from shared.settings import Settings
+from shared.settings import load_settings
 
 TICKERS = [f"T{t:03d}" for t in range(500)]
 LIVE = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     live_minutes = 5 if args.quick else 30
     stream = live_stream(live_minutes)
     budget = args.original_budget_s or (20.0 if args.quick else 90.0)
-    settings = Settings(log_file=None)
+    settings = load_settings(common={"log_file": None})
     unique = uuid.uuid4().hex[:8]
     figures: dict[str, Any] = {"stream_messages": len(stream)}
     baselines: dict[str, Any] = {}

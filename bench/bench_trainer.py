@@ -195,21 +195,29 @@ def latency(tickers: int, rounds: int, window: int, threads: int = 0) -> dict[st
     from shared.kafka import ReliableProducer, ensure_topics, make_consumer, subscribe
     from shared.mongo import make_client
     from shared.schemas import BarV1, encode
-    from shared.settings import Settings
+    from shared.settings import load_settings, variables
 
     tag = uuid.uuid4().hex[:8]
     run_dir = f"/tmp/bench-{tag}"
-    overrides: dict[str, Any] = dict(
-        bars_topic=f"bench-{tag}.bars", predictions_topic=f"bench-{tag}.predictions",
-        dlq_topic=f"bench-{tag}.dlq", mongodb_db=f"bench_{tag}", trainer_group_id=f"bench-{tag}",
-        trainer_http_port=0, max_epochs=1, download_period_s=10, window_min=window,
+    trainer: dict[str, Any] = dict(
+        group_id=f"bench-{tag}", http_port=0, max_epochs=1, window=window,
         checkpoint_store="volume", checkpoint_dir=run_dir,
     )  # fmt: skip
     if threads:
-        overrides["torch_threads"] = threads
-    settings = Settings(log_file=None, **overrides)
-    ensure_topics(settings, [settings.bars_topic], config={"message.timestamp.type": "LogAppendTime"})
-    ensure_topics(settings, [settings.predictions_topic])
+        trainer["torch_threads"] = threads
+    overrides: dict[str, dict[str, Any]] = {
+        "common": {"download_period_s": 10},
+        "kafka": {
+            "bars_topic": f"bench-{tag}.bars",
+            "predictions_topic": f"bench-{tag}.predictions",
+            "dlq_topic": f"bench-{tag}.dlq",
+        },
+        "mongo": {"db": f"bench_{tag}"},
+        "trainer": trainer,
+    }
+    settings = load_settings(**(overrides | {"common": {**overrides["common"], "log_file": None}}))
+    ensure_topics(settings, [settings.kafka.bars_topic], config={"message.timestamp.type": "LogAppendTime"})
+    ensure_topics(settings, [settings.kafka.predictions_topic])
     producer = ReliableProducer(settings, client_id="bench-bars")
     names = [f"T{i}" for i in range(tickers)]
     history = 5 * (window + 1) + 10
@@ -225,20 +233,21 @@ def latency(tickers: int, rounds: int, window: int, threads: int = 0) -> dict[st
             value = encode(BarV1(ticker=t, ts=ts, open=c, high=c, low=c, close=c, volume=1,
                                  source="synthetic", final=True))  # fmt: skip
             sent[(t, stamp)] = time.time() * 1000
-            producer.produce(settings.bars_topic, value, key=t)
+            producer.produce(settings.kafka.bars_topic, value, key=t)
         producer.flush(30)
 
     for m in range(history):
         send(m)
     os.makedirs(run_dir, exist_ok=True)
-    env = os.environ | {f"PORTFOLIO_{k.upper()}": str(v) for k, v in overrides.items()}
+    variable = {where: name for name, where in variables().items()}  # (group, field) -> PORTFOLIO_*
+    env = os.environ | {variable[g, f]: str(v) for g, values in overrides.items() for f, v in values.items()}
     with open(f"{run_dir}/trainer.log", "wb") as log:
         trainer = subprocess.Popen(
             [sys.executable, "-m", "shared.cli", "trainer"], env=env | {"PORTFOLIO_LOG_FILE": ""},
             stdout=subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
     reader = make_consumer(settings, f"bench-{tag}-reader", client_id="bench-reader")
-    subscribe(reader, [settings.predictions_topic, settings.bars_topic])
+    subscribe(reader, [settings.kafka.predictions_topic, settings.kafka.bars_topic])
     published: dict[tuple[str, str], int] = {}  # (ticker, based_on_ts) -> the prediction's CreateTime
     arrived: dict[tuple[str, str], int] = {}  # (ticker, ts) -> the bar's LogAppendTime
     modelled: set[str] = set()
@@ -252,7 +261,7 @@ def latency(tickers: int, rounds: int, window: int, threads: int = 0) -> dict[st
                     continue
                 kind, ts_ms = msg.timestamp()
                 p = json.loads(msg.value())
-                if msg.topic() == settings.bars_topic and kind == TIMESTAMP_LOG_APPEND_TIME:
+                if msg.topic() == settings.kafka.bars_topic and kind == TIMESTAMP_LOG_APPEND_TIME:
                     arrived[(p["ticker"], p["ts"])] = ts_ms
                 elif kind == TIMESTAMP_CREATE_TIME and not p["model_version"].startswith("naive"):
                     published[(p["ticker"], p["based_on_ts"])] = ts_ms  # the model's forecasts only
@@ -284,7 +293,7 @@ def latency(tickers: int, rounds: int, window: int, threads: int = 0) -> dict[st
               f"{len(names)} forecasts, from arrival median {statistics.median(this or [math.nan]):.3f} s, "
               f"max {max(this or [math.nan]):.3f} s")  # fmt: skip
     with make_client(settings) as client:
-        client.drop_database(settings.mongodb_db)
+        client.drop_database(settings.mongo.db)
     return out
 
 

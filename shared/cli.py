@@ -57,7 +57,7 @@ def run_service(
     if settings is None:
         return EXIT_BAD_SETTINGS
     setup_logging(settings, name)
-    stop = StopFlag().install(exit_after_s=settings.stop_timeout_s)
+    stop = StopFlag().install(exit_after_s=settings.common.stop_timeout_s)
     try:
         app(settings, stop)
     except SettingsError as error:

@@ -26,9 +26,9 @@ def setup_logging(settings: Settings, service: str) -> None:
     formatter = logging.Formatter(FORMAT, datefmt="%Y-%m-%dT%H:%M:%SZ")
     formatter.converter = time.gmtime
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if settings.log_file:
-        settings.log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(settings.log_file, encoding="utf-8"))
+    if settings.common.log_file:
+        settings.common.log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(settings.common.log_file, encoding="utf-8"))
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -37,7 +37,7 @@ def setup_logging(settings: Settings, service: str) -> None:
         handler.setFormatter(formatter)
         handler.addFilter(_ServiceFilter(service))
         root.addHandler(handler)
-    root.setLevel(settings.log_level)
+    root.setLevel(settings.common.log_level)
     for noisy in ("pymongo", "yfinance", "urllib3", "peewee", "matplotlib"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     logging.getLogger(__name__).info("settings %s", settings.redacted())

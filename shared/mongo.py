@@ -64,19 +64,19 @@ def make_client(settings: Settings, **overrides: Any) -> MongoClient[dict[str, A
     seen hung for 20 minutes, deaf to SIGTERM). ``PORTFOLIO_MONGODB_TIMEOUT_S`` bounds finding and
     connecting to a server, ``PORTFOLIO_MONGODB_SOCKET_TIMEOUT_S`` any one call.
     """
-    timeout_ms = int(settings.mongodb_timeout_s * 1000)
+    timeout_ms = int(settings.mongo.timeout_s * 1000)
     options: dict[str, Any] = {
         "serverSelectionTimeoutMS": timeout_ms,
         "connectTimeoutMS": timeout_ms,
-        "socketTimeoutMS": int(settings.mongodb_socket_timeout_s * 1000),
+        "socketTimeoutMS": int(settings.mongo.socket_timeout_s * 1000),
         "tz_aware": True,
         "appname": "portfolio",
     }
-    if settings.mongodb_username:
-        options["username"] = settings.mongodb_username
-    if settings.mongodb_password:
-        options["password"] = settings.mongodb_password.get_secret_value()
-    return MongoClient(settings.mongodb_uri, **(options | overrides))
+    if settings.mongo.username:
+        options["username"] = settings.mongo.username
+    if settings.mongo.password:
+        options["password"] = settings.mongo.password.get_secret_value()
+    return MongoClient(settings.mongo.uri, **(options | overrides))
 
 
 # Server error codes (src/mongo/base/error_codes.yml) that mean "try again later", not "this data is bad".
@@ -132,7 +132,7 @@ def authentication_error(error: BaseException) -> SettingsError:
 
 
 def database(client: MongoClient[dict[str, Any]], settings: Settings) -> Database[dict[str, Any]]:
-    return client[settings.mongodb_db]
+    return client[settings.mongo.db]
 
 
 def ensure_indexes(db: Database[dict[str, Any]], collections: tuple[str, ...] = tuple(INDEXES)) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared.settings import Settings
+from shared.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,15 +26,22 @@ def _no_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-def make_settings(**overrides: Any) -> Settings:
-    """Settings for a test: no log file, ephemeral HTTP ports; ``overrides`` win."""
-    values: dict[str, Any] = {
-        "log_file": None,
-        "producer_http_port": 0,
-        "sink_http_port": 0,
-        "trainer_http_port": 0,
+def make_settings(**overrides: Mapping[str, Any]) -> Settings:
+    """Settings for a test: no log file, ephemeral HTTP ports; ``overrides`` (by group, then field) win."""
+    values: dict[str, dict[str, Any]] = {
+        "common": {"log_file": None},
+        "producer": {"http_port": 0},
+        "sink": {"http_port": 0},
+        "trainer": {"http_port": 0},
     }
-    return Settings(**(values | overrides))
+    return load_settings(**merge(values, overrides))
+
+
+def merge(
+    base: Mapping[str, Mapping[str, Any]], overrides: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Settings overrides by group: ``overrides`` win field by field."""
+    return {group: {**base.get(group, {}), **overrides.get(group, {})} for group in {*base, *overrides}}
 
 
 @pytest.fixture(scope="session")
@@ -53,16 +60,18 @@ def settings_factory(stack: None, unique: str) -> Iterator[Callable[..., Setting
     """Build settings on this test's own topics and database; the database is dropped afterwards."""
     made: list[Settings] = []
 
-    def factory(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "bars_topic": f"test-{unique}.bars",
-            "predictions_topic": f"test-{unique}.predictions",
-            "dlq_topic": f"test-{unique}.dlq",
-            "mongodb_db": f"test_{unique}",
-            "sink_group_id": f"test-{unique}-sink",
-            "trainer_group_id": f"test-{unique}-trainer",
+    def factory(**overrides: Mapping[str, Any]) -> Settings:
+        values: dict[str, dict[str, Any]] = {
+            "kafka": {
+                "bars_topic": f"test-{unique}.bars",
+                "predictions_topic": f"test-{unique}.predictions",
+                "dlq_topic": f"test-{unique}.dlq",
+            },
+            "mongo": {"db": f"test_{unique}"},
+            "sink": {"group_id": f"test-{unique}-sink"},
+            "trainer": {"group_id": f"test-{unique}-trainer"},
         }
-        settings = make_settings(**(values | overrides))
+        settings = make_settings(**merge(values, overrides))
         made.append(settings)
         return settings
 
@@ -71,7 +80,7 @@ def settings_factory(stack: None, unique: str) -> Iterator[Callable[..., Setting
         from shared.mongo import make_client
 
         with make_client(made[0]) as client:
-            for name in {s.mongodb_db for s in made}:
+            for name in {s.mongo.db for s in made}:
                 client.drop_database(name)
 
 

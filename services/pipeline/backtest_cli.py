@@ -43,14 +43,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from services.trainer.forecaster.records import Config
     from services.trainer.model.network import set_threads
 
-    set_threads(settings.torch_threads)
+    set_threads(settings.trainer.torch_threads)
     tickers = [t.strip().upper() for t in args.tickers.split(",")] if args.tickers else None
     try:
         bars = load_bars(args.file, tickers)
     except (ValueError, OSError) as error:
         print(f"portfolio backtest: {error}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
-    result = run_backtest(bars, Config.from_settings(settings), args.cold_fraction, seed=args.seed)
+    result = run_backtest(bars, Config.from_settings(settings.trainer), args.cold_fraction, seed=args.seed)
     rows = rows_from_frames(result.closes, result.predictions, every_lineage=True)
     print(
         f"{bars['ticker'].nunique()} tickers, {len(bars):,} bars; "

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not wait_for_kafka(settings, stop, timeout=15):
         print(
-            f"portfolio run: Kafka at {settings.kafka_bootstrap_servers} does not answer; start it with "
+            f"portfolio run: Kafka at {settings.kafka.bootstrap_servers} does not answer; start it with "
             "`make stack-up` (or run `make run`)",
             file=sys.stderr,
         )
@@ -56,24 +56,24 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     # Topics exist with all their partitions before any consumer subscribes or producer writes.
-    ensure_topics(settings, settings.topics())
+    ensure_topics(settings, settings.kafka.topics())
 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     ports = {
-        "producer": settings.producer_http_port,
-        "sink": settings.sink_http_port,
-        "trainer": settings.trainer_http_port,
+        "producer": settings.producer.http_port,
+        "sink": settings.sink.http_port,
+        "trainer": settings.trainer.http_port,
     }
     children = {name: supervisor.start(name, env, args.log_dir) for name in supervisor.START_ORDER}
     db = database(client, settings)
-    refresh = args.refresh or min(2.0, settings.download_period_s)
+    refresh = args.refresh or min(2.0, settings.common.download_period_s)
     deadline = time.monotonic() + args.duration if args.duration else None
-    title = f"portfol.io · source={settings.source} · {len(settings.tickers)} tickers"
+    title = f"portfol.io · source={settings.producer.source} · {len(settings.common.tickers)} tickers"
     crashed: list[str] = []
     try:
         with Live(console=console, auto_refresh=False, transient=False) if live_view else _NoLive() as live:
             while not stop.wait(refresh):
-                snapshot = view.gather(db, list(settings.tickers), children, ports)
+                snapshot = view.gather(db, list(settings.common.tickers), children, ports)
                 if live_view:
                     live.update(view.render(snapshot, title), refresh=True)
                 else:

@@ -41,23 +41,26 @@ def run(settings: Settings, stop: StopFlag, *, source: Source | None = None) -> 
     tickers = settings.shard_tickers()
     if not tickers:
         raise SettingsError(
-            f"shard (PORTFOLIO_SHARD): slice {settings.shard} of {len(settings.tickers)} tickers is empty"
+            f"shard (PORTFOLIO_SHARD): slice {settings.producer.shard} of {len(settings.common.tickers)}"
+            " tickers is empty"
         )
     source = source or make_source(settings, tickers)
     metrics = ProducerMetrics()
     health = Health("kafka", "last_cycle")
-    logger.info("producer for %d tickers (shard %s) from %s", len(tickers), settings.shard, source.name)
+    logger.info(
+        "producer for %d tickers (shard %s) from %s", len(tickers), settings.producer.shard, source.name
+    )
 
     with ExitStack() as resources:
         resources.enter_context(
-            OpsServer(settings.http_host, settings.producer_http_port, metrics.registry, health)
+            OpsServer(settings.common.http_host, settings.producer.http_port, metrics.registry, health)
         )
         if not wait_for_kafka(settings, stop):
             return
         _ensure_topic(settings, stop)
         producer = ReliableProducer(
             settings,
-            client_id=f"portfolio-producer-{settings.shard.replace('/', 'of')}",
+            client_id=f"portfolio-producer-{settings.producer.shard.replace('/', 'of')}",
             on_delivered=lambda n: _on_delivered(n, metrics, health),
             error_cb=lambda error: _on_kafka_error(error, health),
         )
@@ -96,7 +99,9 @@ class ProducerLoop:
         self.health = health
         self.stop = stop
         self.tracker = RevisionTracker(restart_safe_rev_base(utc_now()))
-        self.backoff = Backoff(base=settings.download_period_s, cap=settings.fetch_backoff_max_s)
+        self.backoff = Backoff(
+            base=settings.common.download_period_s, cap=settings.producer.fetch_backoff_max_s
+        )
         # In the source's own time: the next fetch starts at the oldest minute not known to be closed.
         self.closed_before: datetime | None = None
         self.published_total = 0
@@ -104,7 +109,7 @@ class ProducerLoop:
         self._failed_attempts_seen = 0
 
     def backfill(self, n_tickers: int) -> None:
-        minutes = self.settings.backfill_minutes
+        minutes = self.settings.producer.backfill_minutes
         if minutes <= 0:
             return
         started = time.monotonic()
@@ -141,7 +146,7 @@ class ProducerLoop:
 
     def cycle(self, n_tickers: int) -> float:
         """Fetch and publish once; return how long to wait before the next cycle."""
-        period = self.settings.download_period_s
+        period = self.settings.common.download_period_s
         started = time.monotonic()
         now = utc_now()
         if not self.source.is_open(now):
@@ -216,7 +221,7 @@ class ProducerLoop:
         for row in prepared.invalid:
             self.metrics.invalid_rows.labels(row.reason.split(":")[0]).inc()
 
-        topic = self.settings.bars_topic
+        topic = self.settings.kafka.bars_topic
         for i, (ticker, value) in enumerate(prepared.messages):
             self.producer.produce(topic, value, key=ticker)
             if i % 10_000 == 9_999:
@@ -249,8 +254,8 @@ class ProducerLoop:
 
 def _ensure_topic(settings: Settings, stop: StopFlag) -> None:
     retry(
-        f"creating topic {settings.bars_topic}",
-        lambda: ensure_topics(settings, [settings.bars_topic]),
+        f"creating topic {settings.kafka.bars_topic}",
+        lambda: ensure_topics(settings, [settings.kafka.bars_topic]),
         retry_on=(Exception,),  # any admin failure is an outage to wait out
         stop=stop.is_set,
         wait=stop.wait,

@@ -40,12 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     from services.report.span import newest_bar_time
     from services.scoring import stored as data
 
-    tickers = [t.strip().upper() for t in args.tickers.split(",")] if args.tickers else list(settings.tickers)
+    tickers = (
+        [t.strip().upper() for t in args.tickers.split(",")]
+        if args.tickers
+        else list(settings.common.tickers)
+    )
     with make_client(settings) as client:
         db = database(client, settings)
         until = args.until or newest_bar_time(db, tickers)
         if until is None:
-            print(f"portfolio report: no bars for {', '.join(tickers)} in {settings.mongodb_db}.bars",
+            print(f"portfolio report: no bars for {', '.join(tickers)} in {settings.mongo.db}.bars",
                   file=sys.stderr)  # fmt: skip
             return 1
         since = args.since or until - timedelta(hours=args.hours)
@@ -56,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if not shown:
         print(
             f"portfolio report: no bars for {', '.join(tickers)} between {since:%Y-%m-%d %H:%M} and "
-            f"{until:%Y-%m-%d %H:%M} UTC in {settings.mongodb_db}.bars",
+            f"{until:%Y-%m-%d %H:%M} UTC in {settings.mongo.db}.bars",
             file=sys.stderr,
         )
         return 1

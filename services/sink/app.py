@@ -78,7 +78,7 @@ class SinkLoop:
         self.metrics = metrics
         self.health = health
         self.stop = stop
-        self.in_hand = InHand(settings.sink_batch_max, settings.sink_batch_ms)
+        self.in_hand = InHand(settings.sink.batch_max, settings.sink.batch_ms)
         self.flight: Flight | None = None
         self._stop_seen_at: float | None = None
         self._next_lag_refresh = 0.0
@@ -180,7 +180,10 @@ class SinkLoop:
             if self.stop.is_set():
                 if self._stop_seen_at is None:
                     self._stop_seen_at = time.monotonic()
-                if time.monotonic() - self._stop_seen_at > self.settings.stop_timeout_s - CLOSE_MARGIN_S:
+                if (
+                    time.monotonic() - self._stop_seen_at
+                    > self.settings.common.stop_timeout_s - CLOSE_MARGIN_S
+                ):
                     return False
             self.poll(timeout=0.2)
             # Partitions assigned meanwhile arrive unpaused; pausing is idempotent.
@@ -194,7 +197,7 @@ class SinkLoop:
         if flight is not None:
             age = time.monotonic() - flight.started
             self.metrics.write_in_flight_seconds.set(age)
-            self.health.set("writes", age <= self.settings.sink_write_stall_s)
+            self.health.set("writes", age <= self.settings.sink.write_stall_s)
         if time.monotonic() >= self._next_lag_refresh:
             unprocessed = self.in_hand.messages + (flight.records if flight else [])
             try:
@@ -260,25 +263,31 @@ def run(settings: Settings, stop: StopFlag) -> None:
     health = Health("kafka", "mongodb", "writes")
     health.set("writes", True)
     client_id = f"portfolio-sink-{socket.gethostname()}-{os.getpid()}"
-    topics = [settings.bars_topic, settings.predictions_topic, closes_topic(settings.bars_topic)]
+    topics = [
+        settings.kafka.bars_topic,
+        settings.kafka.predictions_topic,
+        closes_topic(settings.kafka.bars_topic),
+    ]
     with ExitStack() as stack:
-        stack.enter_context(OpsServer(settings.http_host, settings.sink_http_port, metrics.registry, health))
+        stack.enter_context(
+            OpsServer(settings.common.http_host, settings.sink.http_port, metrics.registry, health)
+        )
         ready = connect(settings, topics, client_id, stack, stop)
         if ready is None:
             return
         db, dead_letters = ready
         closes = ReliableProducer(settings, client_id=f"{client_id}-closes")
         stack.callback(closes.flush, 1.0)
-        delivery = CloseDelivery(closes, closes_topic(settings.bars_topic), stop)
+        delivery = CloseDelivery(closes, closes_topic(settings.kafka.bars_topic), stop)
         health.set("mongodb", True)
-        consumer = make_consumer(settings, settings.sink_group_id, client_id=client_id)
+        consumer = make_consumer(settings, settings.sink.group_id, client_id=client_id)
         # close() leaves the group at once, so the partitions move to the other sinks without a timeout.
         stack.callback(consumer.close)
         repository = SinkRepository(db, delivery.deliver)
         loop = SinkLoop(settings, consumer, repository, delivery, dead_letters, metrics, health, stop)
         subscribe(consumer, topics, on_assign=loop.on_assign, on_revoke=loop.on_revoke, on_lost=loop.on_lost)
         logger.info(
-            "consuming %s in group %s into database %s", topics, settings.sink_group_id, settings.mongodb_db
+            "consuming %s in group %s into database %s", topics, settings.sink.group_id, settings.mongo.db
         )
         loop.run()
     logger.info("sink stopped")

@@ -64,7 +64,7 @@ class DeadLetters:
             "transactional.id": client_id,
             "transaction.timeout.ms": int(TRANSACTION_TIMEOUT_S * 1000),
         }
-        self.topic = settings.dlq_topic
+        self.topic = settings.kafka.dlq_topic
         self._producer: Producer | None = None
 
     def _ready(self) -> Producer:

@@ -96,15 +96,15 @@ def decode_flight(records: list[Message], settings: Settings) -> tuple[Flight, l
     record paired with its decoded message, ready to write."""
     batch = decode_batch(
         records,
-        bars_topic=settings.bars_topic,
-        predictions_topic=settings.predictions_topic,
-        max_bytes=settings.max_message_bytes,
-        closes_topic=closes_topic(settings.bars_topic),
+        bars_topic=settings.kafka.bars_topic,
+        predictions_topic=settings.kafka.predictions_topic,
+        max_bytes=settings.kafka.max_message_bytes,
+        closes_topic=closes_topic(settings.kafka.bars_topic),
     )
     decoded: dict[str, list[Any]] = {
-        settings.bars_topic: batch.bars,
-        settings.predictions_topic: batch.predictions,
-        closes_topic(settings.bars_topic): [close for _, close in batch.closes],
+        settings.kafka.bars_topic: batch.bars,
+        settings.kafka.predictions_topic: batch.predictions,
+        closes_topic(settings.kafka.bars_topic): [close for _, close in batch.closes],
     }
     return Flight(records, list(batch.poison)), pair_records(records, batch.poison, decoded)
 

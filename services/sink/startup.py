@@ -45,7 +45,7 @@ def connect(
     """The database and the dead-letter/closes producer, closed by ``stack``; ``None`` if stopped first."""
     if not wait_for_kafka(settings, stop):
         return None
-    wanted = list(dict.fromkeys([*settings.topics(), *topics]))
+    wanted = list(dict.fromkeys([*settings.kafka.topics(), *topics]))
     if not retry_until_done("creating topics", lambda: ensure_topics(settings, wanted), stop):
         return None
     client = stack.enter_context(make_client(settings))

@@ -99,18 +99,20 @@ def run(settings: Settings, stop: StopFlag, *, member: str | None = None) -> Non
     """The service until ``stop``. ``member`` names this replica (Kafka client id, ``trainer`` header on its
     predictions); default host-pid."""
     member = member or f"{socket.gethostname()}-{os.getpid()}"
-    threads = set_threads(settings.torch_threads)
+    threads = set_threads(settings.trainer.torch_threads)
     registry = CollectorRegistry()
     metrics = TrainerMetrics(registry)
     health = Health("kafka", "mongodb", "consuming", "training")
-    forecaster = Forecaster(Config.from_settings(settings))
+    forecaster = Forecaster(Config.from_settings(settings.trainer))
     with ExitStack() as stack:
-        ops = stack.enter_context(OpsServer(settings.http_host, settings.trainer_http_port, registry, health))
+        ops = stack.enter_context(
+            OpsServer(settings.common.http_host, settings.trainer.http_port, registry, health)
+        )
         logger.info("trainer starting: ops port %d, torch threads %d", ops.port, threads)
         if not wait_for_kafka(settings, stop):
             return
         health.set("kafka", True)
-        ensure_topics(settings, [settings.bars_topic, settings.predictions_topic])
+        ensure_topics(settings, [settings.kafka.bars_topic, settings.kafka.predictions_topic])
         mongo = stack.enter_context(make_client(settings))
         if not wait_for_mongodb(mongo, stop):
             return
@@ -122,13 +124,13 @@ def run(settings: Settings, stop: StopFlag, *, member: str | None = None) -> Non
 
         linger: dict[str, Any] = {"linger.ms": PREDICTION_LINGER_MS}
         producer = ReliableProducer(settings, client_id=f"portfolio-trainer-{member}", **linger)
-        consumer = make_consumer(settings, settings.trainer_group_id, client_id=f"portfolio-trainer-{member}")
+        consumer = make_consumer(settings, settings.trainer.group_id, client_id=f"portfolio-trainer-{member}")
         # Unwound last-first: the worker ends, predictions are flushed, then offsets committed, then close.
         stack.callback(consumer.close)
         stack.callback(commit_owed, consumer)
         stack.callback(producer.flush, 30.0)
         assignment = Assignment(forecaster)
-        subscribe(consumer, [settings.bars_topic], assignment.on_assign, assignment.on_revoke)
+        subscribe(consumer, [settings.kafka.bars_topic], assignment.on_assign, assignment.on_revoke)
 
         worker = TrainingWorker(settings, forecaster, db, store, metrics, stop)
         worker.start()
@@ -252,7 +254,7 @@ class TrainerLoop:
                 continue
             consumed += 1
             try:
-                bar = decode_bar(msg.value(), self.settings.max_message_bytes)
+                bar = decode_bar(msg.value(), self.settings.kafka.max_message_bytes)
             except MessageError as exc:
                 # The sink routes poison to the DLQ; here it is only skipped (and counted, and logged).
                 self.metrics.invalid.labels(exc.reason).inc()
@@ -269,7 +271,7 @@ class TrainerLoop:
         if not new or now < self.history_retry_at:
             return
         try:
-            count = load_history(self.db, self.forecaster, new, self.settings.history_minutes)
+            count = load_history(self.db, self.forecaster, new, self.settings.trainer.history)
             self.loaded.update(new)
             self.history_backoff.reset()
             logger.info("loaded %d stored bars for %d new tickers", count, len(new))
@@ -278,7 +280,7 @@ class TrainerLoop:
             logger.warning("history for %d tickers not loaded (%s); retrying later", len(new), exc)
 
     def publish(self, forecasts: list[Forecast]) -> None:
-        topic, target = self.settings.predictions_topic, self.settings.trainer_target
+        topic, target = self.settings.kafka.predictions_topic, self.settings.trainer.target
         naive = 0
         for fc in forecasts:
             self.producer.produce(

@@ -48,7 +48,7 @@ class TrainingWorker(threading.Thread):
 
     def run(self) -> None:
         try:
-            while not self.stop.wait(self.settings.download_period_s):
+            while not self.stop.wait(self.settings.common.download_period_s):
                 self.cycle()
         except BaseException as exc:  # surfaced to run(), which re-raises
             self.error = exc
@@ -59,7 +59,7 @@ class TrainingWorker(threading.Thread):
 
     def cycle(self) -> None:
         started = time.perf_counter()
-        with ColdStartProgress(self.forecaster, self.settings.max_epochs):
+        with ColdStartProgress(self.forecaster, self.settings.trainer.max_epochs):
             report = self.forecaster.train_cycle(should_stop=self.stop.is_set)
         cold = report.cold_start
         if cold is not None and cold.fit is not None:
@@ -79,10 +79,10 @@ class TrainingWorker(threading.Thread):
                 _fmt(ar["mse_ratio"]), _fmt(ar["dm_p"]),
             )  # fmt: skip
             self._write(
-                lambda: write_holdout(self.db, cold, self.settings.trainer_mode, self.settings.trainer_target)
+                lambda: write_holdout(self.db, cold, self.settings.trainer.mode, self.settings.trainer.target)
             )
         self.flush_scores()
-        if time.monotonic() - self._last_checkpoint >= self.settings.checkpoint_interval_s:
+        if time.monotonic() - self._last_checkpoint >= self.settings.trainer.checkpoint_interval_s:
             self.checkpoint()
         # The cycle's garbage collected here, off the polling thread's minutes (shared/heap.py).
         heap.settle()

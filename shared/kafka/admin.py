@@ -65,7 +65,7 @@ def wait_for_kafka(settings: Settings, stop: Callable[[], bool], timeout: float 
         return authentication_error(exc.args[0]) if isinstance(exc, KafkaException) and exc.args else None
 
     return retry(
-        f"reaching Kafka at {settings.kafka_bootstrap_servers}",
+        f"reaching Kafka at {settings.kafka.bootstrap_servers}",
         brokers,
         retry_on=(KafkaException,),
         stop=stop,

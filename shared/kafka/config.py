@@ -15,18 +15,18 @@ Headers = list[tuple[str, str | bytes | None]]
 def client_config(settings: Settings) -> dict[str, Any]:
     """Connection and security settings common to every client."""
     config: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
-        "security.protocol": settings.kafka_security_protocol,
+        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        "security.protocol": settings.kafka.security_protocol,
         # librdkafka logs every refused connection at error level; our own code logs outages once.
         "log_level": 3,
     }
-    if settings.kafka_sasl_mechanism:
-        config["sasl.mechanism"] = settings.kafka_sasl_mechanism
-        config["sasl.username"] = settings.kafka_sasl_username
-        assert settings.kafka_sasl_password is not None
-        config["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
-    if settings.kafka_ssl_ca_location:
-        config["ssl.ca.location"] = str(settings.kafka_ssl_ca_location)
+    if settings.kafka.sasl_mechanism:
+        config["sasl.mechanism"] = settings.kafka.sasl_mechanism
+        config["sasl.username"] = settings.kafka.sasl_username
+        assert settings.kafka.sasl_password is not None
+        config["sasl.password"] = settings.kafka.sasl_password.get_secret_value()
+    if settings.kafka.ssl_ca_location:
+        config["ssl.ca.location"] = str(settings.kafka.ssl_ca_location)
     return config
 
 

@@ -34,8 +34,8 @@ def make_consumer(
         "auto.commit.interval.ms": 1_000,
         "auto.offset.reset": "earliest",
         "partition.assignment.strategy": "cooperative-sticky",
-        "max.poll.interval.ms": settings.kafka_max_poll_interval_ms,
-        "session.timeout.ms": settings.kafka_session_timeout_ms,
+        "max.poll.interval.ms": settings.kafka.max_poll_interval_ms,
+        "session.timeout.ms": settings.kafka.session_timeout_ms,
     }
     return Consumer(config | overrides)
 

@@ -169,13 +169,13 @@ def dead_letters(
     consumer = Consumer(
         client_config(settings)
         | {
-            "group.id": f"{settings.dlq_topic}-check-{time.monotonic_ns()}",
+            "group.id": f"{settings.kafka.dlq_topic}-check-{time.monotonic_ns()}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
         }
     )
-    consumer.subscribe([settings.dlq_topic])
+    consumer.subscribe([settings.kafka.dlq_topic])
     got: list[Message] = []
     deadline = time.monotonic() + timeout
     last = time.monotonic()
@@ -229,13 +229,13 @@ def service_process(
     """``portfolio <command>`` as a subprocess on ``settings``, its stderr in ``<log_file>.err``; stopped
     with SIGTERM (or already killed) on the way out."""
     env = sink_env(settings, log_file) | {
-        "PORTFOLIO_TICKERS": ",".join(settings.tickers),
+        "PORTFOLIO_TICKERS": ",".join(settings.common.tickers),
         "PORTFOLIO_PRODUCER_HTTP_PORT": "0",
         "PORTFOLIO_TRAINER_HTTP_PORT": "0",
-        "PORTFOLIO_KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka_session_timeout_ms),
-        "PORTFOLIO_KAFKA_MAX_POLL_INTERVAL_MS": str(settings.kafka_max_poll_interval_ms),
-        "PORTFOLIO_STOP_TIMEOUT_S": str(settings.stop_timeout_s),
-        "PORTFOLIO_SINK_WRITE_STALL_S": str(settings.sink_write_stall_s),
+        "PORTFOLIO_KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka.session_timeout_ms),
+        "PORTFOLIO_KAFKA_MAX_POLL_INTERVAL_MS": str(settings.kafka.max_poll_interval_ms),
+        "PORTFOLIO_STOP_TIMEOUT_S": str(settings.common.stop_timeout_s),
+        "PORTFOLIO_SINK_WRITE_STALL_S": str(settings.sink.write_stall_s),
     }
     with log_file.with_suffix(".err").open("ab") as err:
         process = subprocess.Popen(
@@ -251,7 +251,7 @@ def service_process(
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
-                process.wait(settings.stop_timeout_s + 10)
+                process.wait(settings.common.stop_timeout_s + 10)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)

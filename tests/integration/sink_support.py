@@ -32,10 +32,10 @@ def bar(ticker: str, minute: int, rev: int = 0, close: float | None = None) -> B
 
 def produce(settings: Settings, messages: list[tuple[str | None, bytes]], topic: str | None = None) -> None:
     """Produce ``(key, value)`` pairs (raw bytes) to the bars topic (or ``topic``) and wait for delivery."""
-    ensure_topics(settings, settings.topics())
+    ensure_topics(settings, settings.kafka.topics())
     producer = ReliableProducer(settings, client_id="test-feed")
     for key, value in messages:
-        producer.produce(topic or settings.bars_topic, value, key=key)
+        producer.produce(topic or settings.kafka.bars_topic, value, key=key)
     assert producer.flush(30) == 0
 
 
@@ -46,15 +46,15 @@ def bar_messages(bars: list[BarV1]) -> list[tuple[str | None, bytes]]:
 def sink_env(settings: Settings, log_file: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTFOLIO_")}
     env |= {
-        "PORTFOLIO_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "PORTFOLIO_MONGODB_URI": settings.mongodb_uri,
-        "PORTFOLIO_MONGODB_DB": settings.mongodb_db,
-        "PORTFOLIO_BARS_TOPIC": settings.bars_topic,
-        "PORTFOLIO_PREDICTIONS_TOPIC": settings.predictions_topic,
-        "PORTFOLIO_DLQ_TOPIC": settings.dlq_topic,
-        "PORTFOLIO_SINK_GROUP_ID": settings.sink_group_id,
-        "PORTFOLIO_SINK_BATCH_MAX": str(settings.sink_batch_max),
-        "PORTFOLIO_SINK_BATCH_MS": str(settings.sink_batch_ms),
+        "PORTFOLIO_KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "PORTFOLIO_MONGODB_URI": settings.mongo.uri,
+        "PORTFOLIO_MONGODB_DB": settings.mongo.db,
+        "PORTFOLIO_BARS_TOPIC": settings.kafka.bars_topic,
+        "PORTFOLIO_PREDICTIONS_TOPIC": settings.kafka.predictions_topic,
+        "PORTFOLIO_DLQ_TOPIC": settings.kafka.dlq_topic,
+        "PORTFOLIO_SINK_GROUP_ID": settings.sink.group_id,
+        "PORTFOLIO_SINK_BATCH_MAX": str(settings.sink.batch_max),
+        "PORTFOLIO_SINK_BATCH_MS": str(settings.sink.batch_ms),
         "PORTFOLIO_SINK_HTTP_PORT": "0",
         "PORTFOLIO_LOG_FILE": str(log_file),
         "PYTHONPATH": str(REPO),

@@ -53,15 +53,17 @@ def test_database_killed_mid_write_then_frozen_under_a_stopping_sink(
     with own_ferretdb(tmp_path / "ferretdb") as ferret:
         port = free_port()
         settings = fault_settings(
-            mongodb_uri=ferret.uri,
-            sink_batch_max=300,
-            sink_batch_ms=200,
-            kafka_max_poll_interval_ms=10_000,
-            kafka_session_timeout_ms=6_000,  # the outage below lasts longer: the sink must keep polling
-            mongodb_timeout_s=2,
-            mongodb_socket_timeout_s=60,  # longer than the stop bound, which must still hold
-            sink_write_stall_s=3,
-            stop_timeout_s=10,
+            mongo={
+                "uri": ferret.uri,
+                "timeout_s": 2,
+                "socket_timeout_s": 60,  # longer than the stop bound, which must still hold
+            },
+            sink={"batch_max": 300, "batch_ms": 200, "write_stall_s": 3},
+            kafka={
+                "max_poll_interval_ms": 10_000,
+                "session_timeout_ms": 6_000,  # the outage below lasts longer: the sink must keep polling
+            },
+            common={"stop_timeout_s": 10},
         )
         first, second = bars(30, range(100)), bars(30, range(100, 130))
         log_file = tmp_path / "sink.log"
@@ -96,13 +98,13 @@ def test_database_killed_mid_write_then_frozen_under_a_stopping_sink(
             produce(settings, [(b.ticker, encode(b)) for b in second])
             wait_until(lambda: health(port)["checks"]["writes"] is False, 30, "/healthz to report the stall")  # type: ignore[index]
             in_flight = metric(get(port, "/metrics")[1], "portfolio_write_in_flight_seconds")
-            assert in_flight >= settings.sink_write_stall_s
+            assert in_flight >= settings.sink.write_stall_s
             sink.send_signal(signal.SIGTERM)
             asked = time.monotonic()
-            code = sink.wait(settings.stop_timeout_s + 5)
+            code = sink.wait(settings.common.stop_timeout_s + 5)
             stop_s = time.monotonic() - asked
             ferret.resume()
-            assert stop_s <= settings.stop_timeout_s + 2, stop_s
+            assert stop_s <= settings.common.stop_timeout_s + 2, stop_s
 
         restarted = time.monotonic()
         with database_of(settings) as db, service_process("sink", settings, tmp_path / "again.log"):
@@ -123,8 +125,9 @@ def test_database_killed_mid_write_then_frozen_under_a_stopping_sink(
     )
     report_fault(
         "database SIGSTOP under a write, then SIGTERM to the sink",
-        f"/healthz 503 (writes) after {settings.sink_write_stall_s:.0f} s; "
-        f"sink exited {code} in {stop_s:.1f} s (bound {settings.stop_timeout_s:.0f} s), batch uncommitted; "
+        f"/healthz 503 (writes) after {settings.sink.write_stall_s:.0f} s; "
+        f"sink exited {code} in {stop_s:.1f} s (bound {settings.common.stop_timeout_s:.0f} s), "
+        "batch uncommitted; "
         "recovery = restarted sink caught up",
         after_freeze,
         lost,

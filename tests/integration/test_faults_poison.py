@@ -65,7 +65,7 @@ def poison_kinds() -> dict[str, bytes | None]:
 def test_every_poison_is_dead_lettered_once_and_every_good_bar_written(
     fault_settings: SettingsFactory, tmp_path: Path
 ) -> None:
-    settings = fault_settings(sink_batch_max=20, sink_batch_ms=100)
+    settings = fault_settings(sink={"batch_max": 20, "batch_ms": 100})
     poison = poison_kinds()
     good: list[BarV1] = []
     messages: list[tuple[str, bytes | None]] = []
@@ -81,13 +81,13 @@ def test_every_poison_is_dead_lettered_once_and_every_good_bar_written(
         "close_extra_field": json.dumps(close | {"note": "hi"}).encode(),
         "close_ts_1970": json.dumps(close | {"ts": "1970-01-01T00:00:00Z"}).encode(),
     }
-    ensure_topics(settings, [*settings.topics(), closes_topic(settings.bars_topic)])
+    ensure_topics(settings, [*settings.kafka.topics(), closes_topic(settings.kafka.bars_topic)])
     # The attacker's client accepts 2 MB; lz4 shrinks it below the broker's limit, as in the attack.
     producer = ReliableProducer(settings, client_id="attacker", **{"message.max.bytes": 3_000_000})
     for key, value in messages:
-        producer.produce(settings.bars_topic, value, key=key)  # type: ignore[arg-type]
+        producer.produce(settings.kafka.bars_topic, value, key=key)  # type: ignore[arg-type]
     for key, value in bad_closes.items():
-        producer.produce(closes_topic(settings.bars_topic), value, key=key)
+        producer.produce(closes_topic(settings.kafka.bars_topic), value, key=key)
     assert producer.flush(30) == 0
 
     started = time.monotonic()
@@ -135,7 +135,7 @@ def test_a_message_the_database_refuses_is_found_by_splitting_the_batch(
     nan = BarV1.model_construct(**(bar("BAD2", 0).model_dump() | {"close": float("nan")}))
     batch = [*good[:20], overflow, *good[20:45], nan, *good[45:]]
     with own_ferretdb(tmp_path / "ferretdb") as ferret:
-        settings = fault_settings(mongodb_uri=ferret.uri)
+        settings = fault_settings(mongo={"uri": ferret.uri})
         with database_of(settings) as db:
             ensure_indexes(db)
             closes: list[bytes] = []

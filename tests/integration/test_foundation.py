@@ -53,7 +53,7 @@ def consume_all(settings: Settings, topic: str, expected: int, group: str, timeo
 
 
 def test_messages_round_trip_through_the_broker_with_keys_and_headers(integration_settings: Settings) -> None:
-    topic = integration_settings.bars_topic
+    topic = integration_settings.kafka.bars_topic
     ensure_topics(integration_settings, [topic])
     producer = ReliableProducer(integration_settings, client_id="test")
     for i in range(100):
@@ -74,7 +74,7 @@ def test_messages_round_trip_through_the_broker_with_keys_and_headers(integratio
 
 
 def test_a_refused_delivery_is_resent_with_its_key_value_and_headers(integration_settings: Settings) -> None:
-    topic = integration_settings.dlq_topic
+    topic = integration_settings.kafka.dlq_topic
     # The topic refuses messages over 1,000 bytes until its limit is raised: a real failed delivery.
     ensure_topics(integration_settings, [topic], partitions=1, config={"max.message.bytes": "1000"})
     producer = ReliableProducer(integration_settings, client_id="test", **{"message.timeout.ms": 2000})
@@ -97,10 +97,10 @@ def test_a_refused_delivery_is_resent_with_its_key_value_and_headers(integration
 
 
 def test_topics_are_created_with_several_partitions(integration_settings: Settings) -> None:
-    ensure_topics(integration_settings, integration_settings.topics())
+    ensure_topics(integration_settings, integration_settings.kafka.topics())
     producer = ReliableProducer(integration_settings, client_id="test")
     metadata = producer.list_topics()
-    for topic in integration_settings.topics():
+    for topic in integration_settings.kafka.topics():
         assert len(metadata.topics[topic].partitions) == 6
 
 

@@ -63,12 +63,12 @@ def test_synthetic_market_flows_to_bars_portfolio_and_predictions_then_stops_cle
     ports = {name: free_port() for name in ("producer", "sink", "trainer")}
     settings = settings_factory()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTFOLIO_")} | {
-        "PORTFOLIO_BARS_TOPIC": settings.bars_topic,
-        "PORTFOLIO_PREDICTIONS_TOPIC": settings.predictions_topic,
-        "PORTFOLIO_DLQ_TOPIC": settings.dlq_topic,
-        "PORTFOLIO_MONGODB_DB": settings.mongodb_db,
-        "PORTFOLIO_SINK_GROUP_ID": settings.sink_group_id,
-        "PORTFOLIO_TRAINER_GROUP_ID": settings.trainer_group_id,
+        "PORTFOLIO_BARS_TOPIC": settings.kafka.bars_topic,
+        "PORTFOLIO_PREDICTIONS_TOPIC": settings.kafka.predictions_topic,
+        "PORTFOLIO_DLQ_TOPIC": settings.kafka.dlq_topic,
+        "PORTFOLIO_MONGODB_DB": settings.mongo.db,
+        "PORTFOLIO_SINK_GROUP_ID": settings.sink.group_id,
+        "PORTFOLIO_TRAINER_GROUP_ID": settings.trainer.group_id,
         "PORTFOLIO_TICKERS": ",".join(TICKERS),
         "PORTFOLIO_SOURCE": "synthetic",
         "PORTFOLIO_DOWNLOAD_PERIOD_S": "2",
@@ -85,7 +85,7 @@ def test_synthetic_market_flows_to_bars_portfolio_and_predictions_then_stops_cle
         "PORTFOLIO_SINK_HTTP_PORT": str(ports["sink"]),
         "PORTFOLIO_TRAINER_HTTP_PORT": str(ports["trainer"]),
     }
-    marker = f"PORTFOLIO_MONGODB_DB={settings.mongodb_db}"
+    marker = f"PORTFOLIO_MONGODB_DB={settings.mongo.db}"
     runner = subprocess.Popen(
         [sys.executable, "-m", "shared.cli", "run", "--refresh", "2", "--log-dir", str(tmp_path / "logs")],
         env=env,
@@ -125,8 +125,8 @@ def test_synthetic_market_flows_to_bars_portfolio_and_predictions_then_stops_cle
                     assert "portfolio_" in response.read().decode(), name
 
             # Predictions are on the topic too, valid v1 messages for every ticker.
-            consumer = make_consumer(settings, f"{settings.predictions_topic}-reader", client_id="test")
-            subscribe(consumer, [settings.predictions_topic])
+            consumer = make_consumer(settings, f"{settings.kafka.predictions_topic}-reader", client_id="test")
+            subscribe(consumer, [settings.kafka.predictions_topic])
             seen: set[str] = set()
             deadline = time.monotonic() + 30
             while seen < set(TICKERS) and time.monotonic() < deadline:

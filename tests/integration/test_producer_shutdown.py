@@ -33,10 +33,10 @@ def test_sigterm_flushes_everything_produced_and_exits_0(
         "PORTFOLIO_TICKERS": "AAPL,MSFT,GOOGL,AMZN",
         "PORTFOLIO_BACKFILL_MINUTES": "390",
         "PORTFOLIO_DOWNLOAD_PERIOD_S": "1",
-        "PORTFOLIO_BARS_TOPIC": settings.bars_topic,
-        "PORTFOLIO_PREDICTIONS_TOPIC": settings.predictions_topic,
-        "PORTFOLIO_DLQ_TOPIC": settings.dlq_topic,
-        "PORTFOLIO_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "PORTFOLIO_BARS_TOPIC": settings.kafka.bars_topic,
+        "PORTFOLIO_PREDICTIONS_TOPIC": settings.kafka.predictions_topic,
+        "PORTFOLIO_DLQ_TOPIC": settings.kafka.dlq_topic,
+        "PORTFOLIO_KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "PORTFOLIO_LOG_FILE": str(log_file),
         "PORTFOLIO_PRODUCER_HTTP_PORT": "0",
     }
@@ -73,8 +73,8 @@ def test_sigterm_flushes_everything_produced_and_exits_0(
     published = int(re.search(r"stopping: published=(\d+)", log)[1])  # type: ignore[index]
     assert delivered == published >= 4 * 390 * 0.95
 
-    consumer = make_consumer(settings, f"{settings.bars_topic}-counter", client_id="test-counter")
-    consumer.subscribe([settings.bars_topic])
+    consumer = make_consumer(settings, f"{settings.kafka.bars_topic}-counter", client_id="test-counter")
+    consumer.subscribe([settings.kafka.bars_topic])
     count = 0
     deadline = time.monotonic() + 60
     try:

@@ -57,8 +57,10 @@ def producer_running(settings: Settings, source: Source | None = None) -> Iterat
 
 
 def read_bars(settings: Settings, until: Callable[[list[BarV1]], bool], timeout: float = 60.0) -> list[BarV1]:
-    consumer: Consumer = make_consumer(settings, f"{settings.bars_topic}-reader", client_id="test-reader")
-    consumer.subscribe([settings.bars_topic])
+    consumer: Consumer = make_consumer(
+        settings, f"{settings.kafka.bars_topic}-reader", client_id="test-reader"
+    )
+    consumer.subscribe([settings.kafka.bars_topic])
     got: list[BarV1] = []
     deadline = time.monotonic() + timeout
     try:
@@ -79,11 +81,8 @@ def test_synthetic_bars_for_every_ticker_reach_an_independent_consumer(
 ) -> None:
     port = free_port()
     settings = settings_factory(
-        source="synthetic",
-        tickers="AAPL,MSFT,NVDA",
-        backfill_minutes=20,
-        download_period_s=1.0,
-        producer_http_port=port,
+        producer={"source": "synthetic", "backfill_minutes": 20, "http_port": port},
+        common={"tickers": "AAPL,MSFT,NVDA", "download_period_s": 1.0},
     )
     with producer_running(settings):
         # Backfill (3 tickers × 20 minutes minus the ~1% missing) and then at least one live bar each.
@@ -126,7 +125,8 @@ def test_replay_publishes_every_valid_row_of_a_file_and_skips_the_invalid(
         path, index=False
     )
     settings = settings_factory(
-        source="replay", replay_file=path, replay_speed=0, backfill_minutes=10, tickers="AAPL,MSFT"
+        producer={"source": "replay", "replay_file": path, "replay_speed": 0, "backfill_minutes": 10},
+        common={"tickers": "AAPL,MSFT"},
     )
     with producer_running(settings):
         got = read_bars(settings, until=lambda bars: len(bars) >= 99)
@@ -171,7 +171,8 @@ def test_yfinance_source_publishes_and_revises_the_minute_in_progress(
     settings_factory: Callable[..., Settings],
 ) -> None:
     settings = settings_factory(
-        source="yfinance", tickers="AAPL,MSFT", backfill_minutes=0, download_period_s=0.5
+        producer={"source": "yfinance", "backfill_minutes": 0},
+        common={"tickers": "AAPL,MSFT", "download_period_s": 0.5},
     )
     yahoo = ScriptedYahoo()
     source = YFinanceSource(settings.shard_tickers(), download=yahoo)

@@ -34,8 +34,8 @@ def stored_predictions(db: Any) -> list[dict[str, Any]]:
 
 
 def read_dlq(settings: Settings, expected: int, timeout: float = 30.0) -> list:
-    consumer = make_consumer(settings, f"{settings.dlq_topic}-reader", client_id="test-dlq")
-    subscribe(consumer, [settings.dlq_topic])
+    consumer = make_consumer(settings, f"{settings.kafka.dlq_topic}-reader", client_id="test-dlq")
+    subscribe(consumer, [settings.kafka.dlq_topic])
     got: list = []
     deadline = time.monotonic() + timeout
     try:
@@ -155,7 +155,7 @@ def test_every_kind_of_poison_lands_in_the_dlq_while_good_bars_around_it_are_wri
     produce(
         settings,
         [("AAPL", encode(prediction)), ("AAPL", encode(newer)), ("AAPL", encode(older)), ("AAPL", b"[]")],
-        topic=settings.predictions_topic,
+        topic=settings.kafka.predictions_topic,
     )
 
     with make_client(settings) as client, sink_process(settings, tmp_path / "sink.log"):
@@ -172,10 +172,10 @@ def test_every_kind_of_poison_lands_in_the_dlq_while_good_bars_around_it_are_wri
             headers = dict(msg.headers())
             assert msg.value() == value, name
             assert headers["dlq.reason"].decode() == expected_reason[name], name
-            assert headers["dlq.topic"].decode() == settings.bars_topic
+            assert headers["dlq.topic"].decode() == settings.kafka.bars_topic
             assert int(headers["dlq.offset"]) >= 0 and int(headers["dlq.partition"]) >= 0
             assert headers["dlq.detail"]
-        assert dict(by_key[b"AAPL"].headers())["dlq.topic"].decode() == settings.predictions_topic
+        assert dict(by_key[b"AAPL"].headers())["dlq.topic"].decode() == settings.kafka.predictions_topic
 
         [stored] = stored_predictions(db)
         assert stored["yhat"] == 102.0 and stored["trained_at"] == newer.trained_at
@@ -186,7 +186,7 @@ def test_every_kind_of_poison_lands_in_the_dlq_while_good_bars_around_it_are_wri
         later = newer.model_copy(
             update={"ts": T0 + timedelta(minutes=5), "based_on_ts": T0 + timedelta(minutes=4)}
         )
-        produce(settings, [("AAPL", encode(later))], topic=settings.predictions_topic)
+        produce(settings, [("AAPL", encode(later))], topic=settings.kafka.predictions_topic)
         wait_until(lambda: db[PREDICTIONS].count_documents({}) == 1, 30, "the prediction in history")
         settled = db[PREDICTIONS].find_one({})
         assert settled is not None and settled["yhat"] == 102.0 and "ingested_at" in settled

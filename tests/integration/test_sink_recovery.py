@@ -79,7 +79,7 @@ def assert_exactly_latest(db: object, bars: list, tickers: int, minutes: int) ->
 def test_kill_9_mid_stream_then_restart_writes_every_bar_exactly_once(
     settings_factory: object, tmp_path: Path
 ) -> None:
-    settings: Settings = settings_factory(sink_batch_max=100, sink_batch_ms=200)  # type: ignore[operator]
+    settings: Settings = settings_factory(sink={"batch_max": 100, "batch_ms": 200})  # type: ignore[operator]
     tickers, minutes = 20, 60
     bars = stream(tickers, minutes)
     produce(settings, bar_messages(bars))
@@ -146,7 +146,7 @@ def test_database_stopped_mid_stream_then_back_loses_nothing(
     port = free_port()
     settings_factory()  # type: ignore[operator]  # first made: the fixture drops test databases through it
     settings: Settings = settings_factory(  # type: ignore[operator]
-        mongodb_uri=f"mongodb://127.0.0.1:{port}", sink_batch_max=50, sink_batch_ms=100
+        mongo={"uri": f"mongodb://127.0.0.1:{port}"}, sink={"batch_max": 50, "batch_ms": 100}
     )
     tickers, minutes = 10, 40
     bars = stream(tickers, minutes)
@@ -175,7 +175,7 @@ def test_database_stopped_mid_stream_then_back_loses_nothing(
 def test_two_sinks_in_one_group_split_the_partitions_and_write_every_bar_once(
     settings_factory: object, tmp_path: Path
 ) -> None:
-    settings: Settings = settings_factory(sink_batch_max=100, sink_batch_ms=200)  # type: ignore[operator]
+    settings: Settings = settings_factory(sink={"batch_max": 100, "batch_ms": 200})  # type: ignore[operator]
     tickers, minutes = 24, 40
     bars = stream(tickers, minutes)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]

@@ -58,7 +58,7 @@ def make_bars(tickers: list[str], first: int, count: int) -> list[BarV1]:
 def produce(settings: Settings, bars: list[BarV1]) -> None:
     producer = ReliableProducer(settings, client_id="test-bars")
     for bar in bars:
-        producer.produce(settings.bars_topic, encode(bar), key=bar.ticker)
+        producer.produce(settings.kafka.bars_topic, encode(bar), key=bar.ticker)
     assert producer.flush(30) == 0
 
 
@@ -68,8 +68,8 @@ class Predictions:
     def __init__(self, settings: Settings) -> None:
         self.items: list[tuple[str, PredictionV1]] = []
         self._stop = threading.Event()
-        self._consumer = make_consumer(settings, f"{settings.trainer_group_id}-reader", client_id="reader")
-        subscribe(self._consumer, [settings.predictions_topic])
+        self._consumer = make_consumer(settings, f"{settings.trainer.group_id}-reader", client_id="reader")
+        subscribe(self._consumer, [settings.kafka.predictions_topic])
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -125,7 +125,8 @@ def model_tickers(items: list[tuple[str, PredictionV1]], lineage: str | None = N
 @pytest.fixture
 def topics(integration_settings: Settings) -> Settings:
     ensure_topics(
-        integration_settings, [integration_settings.bars_topic, integration_settings.predictions_topic]
+        integration_settings,
+        [integration_settings.kafka.bars_topic, integration_settings.kafka.predictions_topic],
     )
     return integration_settings
 
@@ -134,7 +135,7 @@ def test_predicts_every_ticker_scores_against_naive_and_resumes_from_checkpoint(
     settings_factory: Callable[..., Settings],
 ) -> None:
     settings = settings_factory(**TINY)
-    ensure_topics(settings, [settings.bars_topic, settings.predictions_topic])
+    ensure_topics(settings, [settings.kafka.bars_topic, settings.kafka.predictions_topic])
     tickers = ["AAA", "BBB", "CCC"]
     reader = Predictions(settings)
     trainer = Trainer(settings, "one")
@@ -182,8 +183,8 @@ def test_a_training_longer_than_max_poll_interval_does_not_evict_the_consumer(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings = settings_factory(**TINY, kafka_max_poll_interval_ms=6_000, kafka_session_timeout_ms=6_000)
-    ensure_topics(settings, [settings.bars_topic, settings.predictions_topic])
+    settings = settings_factory(kafka={"max_poll_interval_ms": 6_000, "session_timeout_ms": 6_000}, **TINY)
+    ensure_topics(settings, [settings.kafka.bars_topic, settings.kafka.predictions_topic])
     training = threading.Event()
     original = Forecaster.train_cycle
 
@@ -218,7 +219,7 @@ def test_a_training_longer_than_max_poll_interval_does_not_evict_the_consumer(
 
 def _members_with_partitions(settings: Settings) -> int:
     admin = AdminClient(client_config(settings))
-    group = admin.describe_consumer_groups([settings.trainer_group_id])[settings.trainer_group_id].result()
+    group = admin.describe_consumer_groups([settings.trainer.group_id])[settings.trainer.group_id].result()
     return sum(1 for m in group.members if m.assignment.topic_partitions)
 
 
@@ -226,7 +227,7 @@ def test_two_trainers_in_one_group_predict_disjoint_tickers_covering_the_portfol
     settings_factory: Callable[..., Settings],
 ) -> None:
     settings = settings_factory(**TINY)
-    ensure_topics(settings, [settings.bars_topic, settings.predictions_topic])
+    ensure_topics(settings, [settings.kafka.bars_topic, settings.kafka.predictions_topic])
     tickers = [f"T{i}" for i in range(12)]
     reader = Predictions(settings)
     first, second = Trainer(settings, "first"), Trainer(settings, "second")
@@ -261,15 +262,16 @@ def test_live_catch_up_forecasts_every_bar_as_the_backtest_does(
     from services.trainer.stores.checkpoints import DirectoryStore, checkpoint_name
 
     settings = settings_factory(
-        **(TINY | {"update_steps": 0}), checkpoint_store="volume", checkpoint_dir=tmp_path / "ckpt"
+        trainer={"checkpoint_store": "volume", "checkpoint_dir": tmp_path / "ckpt"},
+        **TINY | {"update_steps": 0},
     )
-    ensure_topics(settings, [settings.bars_topic, settings.predictions_topic])
+    ensure_topics(settings, [settings.kafka.bars_topic, settings.kafka.predictions_topic])
     tickers = ["AAA", "BBB"]
     bars = make_bars(tickers, 0, 240)
     frame = pd.DataFrame([b.model_dump() for b in bars])
-    result = run_backtest(frame, Config.from_settings(settings), cold_fraction=0.5)
+    result = run_backtest(frame, Config.from_settings(settings.trainer), cold_fraction=0.5)
     assert result.checkpoint is not None
-    DirectoryStore(settings.checkpoint_dir).save(checkpoint_name(settings), result.checkpoint)
+    DirectoryStore(settings.trainer.checkpoint_dir).save(checkpoint_name(settings), result.checkpoint)
     boundary = START + timedelta(minutes=120)
     with make_client(settings) as client:
         db = database(client, settings)

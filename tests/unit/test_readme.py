@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from shared.cli import SUBCOMMANDS
-from shared.settings import Settings
+from shared.settings import variables
 
 REPO = Path(__file__).resolve().parents[2]
 README_PATH = REPO / "README.md"
@@ -29,21 +29,9 @@ PAGES_WRITTEN_ELSEWHERE = {DOCS / "producer.md"}
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 
-def _setting_names() -> list[str]:
-    """Every setting as its environment variable names it, less the prefix: ``kafka_bootstrap_servers``.
-
-    The one place to adapt when settings become nested models (the variable names stay the same)."""
-    return list(Settings.model_fields)
-
-
 def test_every_setting_is_documented() -> None:
     documented = README + OPERATIONS
-    missing = [
-        f"PORTFOLIO_{name.upper()}"
-        for name in _setting_names()
-        if f"`PORTFOLIO_{name.upper()}`" not in documented
-    ]
-    assert missing == []
+    assert [name for name in variables() if f"`{name}`" not in documented] == []
 
 
 def test_every_command_is_documented() -> None:

@@ -7,14 +7,14 @@ from shared.settings import DEFAULT_TICKERS, SettingsError, load_settings
 
 def test_defaults_match_the_documented_contract(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
-    assert settings.kafka_bootstrap_servers == "127.0.0.1:9092"
-    assert settings.mongodb_uri == "mongodb://127.0.0.1:27017"
-    assert settings.mongodb_db == "portfolio"
-    assert settings.tickers == list(DEFAULT_TICKERS)
-    assert settings.source == "synthetic"
-    assert settings.download_period_s == 10
-    assert settings.topics() == ("bars.1m", "predictions.1m", "bars.1m.dlq")
-    assert str(settings.log_file) == "data.log"
+    assert settings.kafka.bootstrap_servers == "127.0.0.1:9092"
+    assert settings.mongo.uri == "mongodb://127.0.0.1:27017"
+    assert settings.mongo.db == "portfolio"
+    assert settings.common.tickers == list(DEFAULT_TICKERS)
+    assert settings.producer.source == "synthetic"
+    assert settings.common.download_period_s == 10
+    assert settings.kafka.topics() == ("bars.1m", "predictions.1m", "bars.1m.dlq")
+    assert str(settings.common.log_file) == "data.log"
 
 
 def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -22,15 +22,15 @@ def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("PORTFOLIO_DOWNLOAD_PERIOD_S", "2.5")
     monkeypatch.setenv("PORTFOLIO_BARS_TOPIC", "my.bars")
     settings = load_settings()
-    assert settings.tickers == ["AAPL", "MSFT", "BRK-B"]
-    assert settings.download_period_s == 2.5
-    assert settings.bars_topic == "my.bars"
+    assert settings.common.tickers == ["AAPL", "MSFT", "BRK-B"]
+    assert settings.common.download_period_s == 2.5
+    assert settings.kafka.bars_topic == "my.bars"
 
 
 def test_dotenv_file_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text("PORTFOLIO_MONGODB_DB=from_dotenv\n")
-    assert load_settings().mongodb_db == "from_dotenv"
+    assert load_settings().mongo.db == "from_dotenv"
 
 
 @pytest.mark.parametrize(
@@ -83,8 +83,8 @@ def test_secrets_are_never_in_the_redacted_view(monkeypatch: pytest.MonkeyPatch)
     text = repr(settings) + str(settings.redacted())
     for secret in ("hunter2", "hunter3", "hunter4"):
         assert secret not in text
-    assert settings.kafka_sasl_password is not None
-    assert settings.kafka_sasl_password.get_secret_value() == "hunter4"
+    assert settings.kafka.sasl_password is not None
+    assert settings.kafka.sasl_password.get_secret_value() == "hunter4"
 
 
 def test_sasl_mechanism_needs_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,7 +112,7 @@ def test_placeholder_secret_from_the_example_is_refused(monkeypatch: pytest.Monk
 
 def test_an_empty_log_file_means_no_log_file(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORTFOLIO_LOG_FILE", "")
-    assert load_settings().log_file is None
+    assert load_settings().common.log_file is None
 
 
 @pytest.mark.parametrize(

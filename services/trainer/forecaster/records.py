@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Literal, NamedTuple
 
 from services.scoring.score import Score
 from services.trainer.model.training import FitReport
 from services.trainer.model.windows import Target, input_length
-from shared.settings import Settings
+from shared.settings import TrainerSettings
 
 Mode = Literal["per_stock", "portfolio"]
 NAIVE_VERSION = "naive-warmup"
@@ -46,24 +46,9 @@ class Config:
     cold_start_wait: int = 30
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Config:
-        return cls(
-            mode=settings.trainer_mode,
-            target=settings.trainer_target,
-            layers=settings.lstm_layers,
-            units=settings.lstm_units,
-            window=settings.window_min,
-            max_epochs=settings.max_epochs,
-            patience=settings.early_stopping_patience,
-            batch_size=settings.batch_size,
-            learning_rate=settings.learning_rate,
-            update_steps=settings.update_steps,
-            update_every=settings.update_every_min,
-            retrain_every=settings.retrain_every_min,
-            ffill_max=settings.ffill_max_minutes,
-            history=settings.history_minutes,
-            cold_start_wait=settings.trainer_cold_start_wait_min,
-        )
+    def from_settings(cls, trainer: TrainerSettings) -> Config:
+        """The model's part of the trainer's settings (same names); the others keep their defaults."""
+        return cls(**trainer.model_dump(include={f.name for f in fields(cls)}))
 
     @property
     def needed(self) -> int:

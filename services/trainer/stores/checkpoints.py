@@ -28,7 +28,7 @@ def checkpoint_name(settings: Settings) -> str:
     """One checkpoint per consumer group, mode and target; members of a group share the global model's
     lineage (per-ticker scalers are keyed by ticker, so a member restarting on other partitions still
     resumes, fitting scalers only for tickers it has never seen)."""
-    return f"trainer-{settings.trainer_group_id}-{settings.trainer_mode}-{settings.trainer_target}"
+    return f"trainer-{settings.trainer.group_id}-{settings.trainer.mode}-{settings.trainer.target}"
 
 
 def to_bytes(state: dict[str, Any]) -> bytes:
@@ -87,6 +87,6 @@ class GridFSStore:
 
 
 def make_store(settings: Settings, db: Database[dict[str, Any]]) -> CheckpointStore:
-    if settings.checkpoint_store == "volume":
-        return DirectoryStore(settings.checkpoint_dir)
+    if settings.trainer.checkpoint_store == "volume":
+        return DirectoryStore(settings.trainer.checkpoint_dir)
     return GridFSStore(db)

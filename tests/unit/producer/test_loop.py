@@ -78,8 +78,8 @@ def one_bar(minute: datetime, close: float) -> pd.DataFrame:
     return frame
 
 
-def make_loop(source: FakeSource, **overrides: Any) -> tuple[ProducerLoop, FakeProducer, Health]:
-    settings = make_settings(download_period_s=10, fetch_backoff_max_s=60, **overrides)
+def make_loop(source: FakeSource) -> tuple[ProducerLoop, FakeProducer, Health]:
+    settings = make_settings(common={"download_period_s": 10}, producer={"fetch_backoff_max_s": 60})
     producer = FakeProducer()
     health = Health("kafka", "last_cycle")
     loop = ProducerLoop(settings, source, producer, ProducerMetrics(), health, StopFlag())  # type: ignore[arg-type]

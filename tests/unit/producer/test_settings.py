@@ -14,32 +14,32 @@ from services.producer.market_hours import MarketHours
 from services.producer.sources import make_source
 from shared.lifecycle import StopFlag
 from shared.settings import SettingsError, load_settings
-from tests.conftest import REPO, make_settings
+from tests.conftest import REPO, make_settings, merge
 
 
 @pytest.mark.parametrize(
     ("overrides", "named"),
     [
-        ({"source": "bloomberg"}, "source"),
-        ({"tickers": ""}, "tickers"),
-        ({"tickers": " , "}, "tickers"),
-        ({"download_period_s": 0}, "download_period_s"),
-        ({"download_period_s": -5}, "download_period_s"),
-        ({"source": "replay", "replay_file": "/no/such/file.csv"}, "replay_file"),
-        ({"source": "replay"}, "replay_file"),
-        ({"shard": "4/3"}, "shard"),
-        ({"backfill_minutes": -1}, "backfill_minutes"),
-        ({"replay_speed": -1}, "replay_speed"),
-        ({"fetch_backoff_max_s": 0}, "fetch_backoff_max_s"),
+        ({"producer": {"source": "bloomberg"}}, "source"),
+        ({"common": {"tickers": ""}}, "tickers"),
+        ({"common": {"tickers": " , "}}, "tickers"),
+        ({"common": {"download_period_s": 0}}, "download_period_s"),
+        ({"common": {"download_period_s": -5}}, "download_period_s"),
+        ({"producer": {"source": "replay", "replay_file": "/no/such/file.csv"}}, "replay_file"),
+        ({"producer": {"source": "replay"}}, "replay_file"),
+        ({"producer": {"shard": "4/3"}}, "shard"),
+        ({"producer": {"backfill_minutes": -1}}, "backfill_minutes"),
+        ({"producer": {"replay_speed": -1}}, "replay_speed"),
+        ({"producer": {"fetch_backoff_max_s": 0}}, "fetch_backoff_max_s"),
     ],
 )
-def test_a_bad_setting_is_refused_naming_it(overrides: dict[str, object], named: str) -> None:
+def test_a_bad_setting_is_refused_naming_it(overrides: dict[str, dict[str, object]], named: str) -> None:
     with pytest.raises(SettingsError, match=named):
-        load_settings(log_file=None, **overrides)
+        load_settings(**merge({"common": {"log_file": None}}, overrides))
 
 
 def test_an_unknown_exchange_calendar_is_refused_naming_it() -> None:
-    settings = make_settings(source="yfinance", exchange_calendar="XMARS")
+    settings = make_settings(producer={"source": "yfinance", "exchange_calendar": "XMARS"})
     with pytest.raises(SettingsError, match="exchange_calendar"):
         make_source(settings, settings.shard_tickers())
 
@@ -47,20 +47,25 @@ def test_an_unknown_exchange_calendar_is_refused_naming_it() -> None:
 def test_a_replay_file_that_cannot_be_read_is_refused_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "bars.csv"
     path.write_text("not,a,bar\n1,2,3\n")
-    settings = make_settings(source="replay", replay_file=path)
+    settings = make_settings(producer={"source": "replay", "replay_file": path})
     with pytest.raises(SettingsError, match="replay_file"):
         make_source(settings, settings.shard_tickers())
 
 
 def test_an_empty_shard_is_refused_before_connecting() -> None:
-    settings = make_settings(tickers="AAPL,MSFT", shard="3/3", kafka_bootstrap_servers="127.0.0.1:1")
+    settings = make_settings(
+        common={"tickers": "AAPL,MSFT"}, producer={"shard": "3/3"}, kafka={"bootstrap_servers": "127.0.0.1:1"}
+    )
     with pytest.raises(SettingsError, match="shard"):
         run(settings, StopFlag())
 
 
 def test_shards_split_the_tickers_without_overlap() -> None:
     tickers = [f"T{i}" for i in range(10)]
-    slices = [make_settings(tickers=",".join(tickers), shard=f"{i}/3").shard_tickers() for i in (1, 2, 3)]
+    slices = [
+        make_settings(common={"tickers": ",".join(tickers)}, producer={"shard": f"{i}/3"}).shard_tickers()
+        for i in (1, 2, 3)
+    ]
     assert sorted(t for s in slices for t in s) == sorted(tickers)
     assert all(not set(a) & set(b) for a in slices for b in slices if a is not b)
 
