@@ -37,10 +37,10 @@ test: stack-up ## run every test (unit and integration, against the real local s
 test-unit: setup ## run the unit tests only (no servers needed)
 	$(PY) -m pytest tests/unit
 
-lint: setup ## ruff format check, ruff, mypy
+lint: setup ## ruff format check, ruff (every rule family less the listed ignores), mypy --strict
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy shared services
+	$(VENV)/bin/mypy shared services testkit tests bench
 
 format: setup ## apply ruff format and safe fixes
 	$(VENV)/bin/ruff format .

@@ -61,7 +61,7 @@ def run_service(
     try:
         app(settings, stop)
     except SettingsError as error:
-        logging.getLogger(name).error("%s", error)
+        logging.getLogger(name).error("%s", error)  # noqa: TRY400 (a bad setting: its message, no traceback)
         return EXIT_BAD_SETTINGS
     return 0
 

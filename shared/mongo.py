@@ -94,7 +94,7 @@ class ErrorKind(enum.Enum):
     OTHER = "other"  # a bug: let it surface
 
 
-def classify_error(error: BaseException) -> ErrorKind:
+def classify_error(error: BaseException) -> ErrorKind:  # noqa: PLR0911 (one return per kind of error)
     """What a failed database write means for the caller (see :class:`ErrorKind`)."""
     if isinstance(
         error, OverflowError | InvalidDocument | InvalidStringData | InvalidBSON | DocumentTooLarge

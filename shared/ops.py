@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -65,7 +66,7 @@ class OpsServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class names it)
                 return  # scrapes every few seconds would drown the service's own log lines
 
         self._server = ThreadingHTTPServer((host, port), Handler)
@@ -76,7 +77,7 @@ class OpsServer:
     def port(self) -> int:
         return int(self._server.server_address[1])
 
-    def __enter__(self) -> OpsServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         logger.info(
             "serving /healthz and /metrics on http://%s:%d", self._server.server_address[0], self.port

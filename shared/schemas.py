@@ -49,7 +49,8 @@ def _rfc3339(value: Any) -> Any:
     if isinstance(value, datetime):
         return value
     if not isinstance(value, str):
-        raise ValueError(f"timestamp must be an RFC 3339 string in UTC, not {type(value).__name__}")
+        # pydantic turns a ValueError into a validation error naming the field; a TypeError it would not.
+        raise ValueError(f"timestamp must be an RFC 3339 string in UTC, not {type(value).__name__}")  # noqa: TRY004
     return _parse_rfc3339(value)
 
 
@@ -60,7 +61,7 @@ def _rfc3339(value: Any) -> Any:
 def _parse_rfc3339(value: str) -> datetime:
     if not _RFC3339_UTC.fullmatch(value):
         raise ValueError("timestamp must be RFC 3339 in UTC, e.g. 2026-11-25T14:31:00Z")
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return datetime.fromisoformat(value)
 
 
 def _utc(value: datetime) -> datetime:

@@ -441,4 +441,4 @@ def load_settings(**overrides: Mapping[str, Any]) -> Settings:
             problems += _describe(group, error)
     if problems:
         raise SettingsError("invalid settings: " + "; ".join(problems))
-    return Settings(**built)
+    return Settings.model_validate(built)

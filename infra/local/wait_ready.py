@@ -18,7 +18,7 @@ def kafka_ready(bootstrap: str) -> str | None:
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
     try:
         metadata = admin.list_topics(timeout=3)
-    except Exception as exc:  # any failure only means "not yet"
+    except Exception as exc:  # any failure only means "not yet"  # noqa: BLE001 (any failure means not ready yet)
         return str(exc)
     return None if metadata.brokers else "no brokers in metadata"
 
@@ -27,7 +27,7 @@ def mongodb_ready(uri: str) -> str | None:
     try:
         with MongoClient(uri, serverSelectionTimeoutMS=2000, connectTimeoutMS=2000) as client:
             client.admin.command("ping")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (any failure means not ready yet)
         return str(exc)
     return None
 

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Self
 
 from rich.console import Console
 from rich.live import Live
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 class _NoLive:
     """Stands in for rich's Live when stdout is not a terminal (logs, CI): status lines instead."""
 
-    def __enter__(self) -> _NoLive:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

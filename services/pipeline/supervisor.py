@@ -46,14 +46,15 @@ def start(name: str, env: dict[str, str], log_dir: Path) -> Child:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     with log_path.open("ab") as log:
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: S603 (our own interpreter and module; no user input)
             [sys.executable, "-m", "shared.cli", name],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            # Safe here: the supervisor starts its children before any thread of its own.
+            preexec_fn=_die_with_parent,  # noqa: PLW1509
         )
     logger.info("started %s (pid %d), log %s", name, process.pid, log_path)
     return Child(name, process, log_path)
@@ -66,7 +67,9 @@ def stop(child: Child, timeout: float) -> int:
         try:
             child.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            logger.error("%s did not stop within %.0f s; killing it", child.name, timeout)
+            logger.error(  # noqa: TRY400 (a timeout, not a failure: no traceback wanted)
+                "%s did not stop within %.0f s; killing it", child.name, timeout
+            )
             child.process.kill()
             child.process.wait()
     return int(child.process.returncode)

@@ -81,7 +81,8 @@ class RevisionTracker:
         open_minutes = [key[1] for key, item in self._published.items() if not item.final]
         if not open_minutes:
             return None
-        return pd.Timestamp(min(open_minutes), tz=UTC).to_pydatetime()
+        oldest: datetime = pd.Timestamp(min(open_minutes), tz=UTC).to_pydatetime()
+        return oldest
 
     def changes(self, bars: pd.DataFrame, closed_before: datetime) -> list[Publication]:
         """The publications ``bars`` (validated, see ``validation.split_valid``) call for, in input order."""
@@ -112,7 +113,7 @@ class RevisionTracker:
             seen = self._published.get(key)
             if seen is None:
                 rev = self._rev_base
-            elif seen.values == values and (seen.final or not final):
+            elif seen.values == values and (seen.final or not final):  # noqa: PD011 (a field, not pandas)
                 # Unchanged; and a final bar seen again as in progress (clock skew) stays final.
                 continue
             else:

@@ -13,9 +13,9 @@ import io
 from datetime import datetime
 from typing import Any
 
-import matplotlib
+import matplotlib as mpl
 
-matplotlib.use("Agg")  # no display on servers; must precede pyplot
+mpl.use("Agg")  # no display on servers; must precede pyplot
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

@@ -19,5 +19,5 @@ def newest_bar_time(db: Database[dict[str, Any]], tickers: list[str] | None = No
         return None
     ts = doc["ts"]
     if isinstance(ts, str):
-        ts = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        ts = datetime.fromisoformat(ts)
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)

@@ -46,7 +46,7 @@ class MinutePanel:
         if not math.isfinite(d):
             return
         if self.closed_through is not None and minute <= self.closed_through:
-            self._close(d)
+            self.fold(d)
             return
         if minute in self.open:  # the range is unchanged, so nothing new falls behind the horizon
             self.open[minute] += d
@@ -59,11 +59,11 @@ class MinutePanel:
         horizon = self._newest - OPEN_MINUTES
         if self._oldest < horizon:
             for m in sorted(m for m in self.open if m < horizon):
-                self._close(self.open.pop(m))
+                self.fold(self.open.pop(m))
                 self.closed_through = m
             self._oldest = min(self.open)  # never empty: the newest minute stays open
 
-    def _close(self, value: float) -> None:
+    def fold(self, value: float) -> None:
         self.count += 1
         self.total += value
         self.sum_sq += value * value
@@ -75,7 +75,7 @@ class MinutePanel:
         """A copy with every open minute folded in, in minute order: the series as it stands now."""
         out = copy.deepcopy(self)
         for m in sorted(out.open):
-            out._close(out.open.pop(m))
+            out.fold(out.open.pop(m))
         return out
 
     def test(self) -> tuple[float | None, float | None]:

@@ -74,7 +74,7 @@ class Score:
     def add(self, last: np.ndarray, forecast: np.ndarray, actual: np.ndarray) -> None:
         """Score forecasts in time order (one ticker's, for the lagged products to mean anything)."""
         if np.size(last) == 1:
-            self._add_one(float(np.ravel(last)[0]), float(np.ravel(forecast)[0]), float(np.ravel(actual)[0]))
+            self.add_one(float(np.ravel(last)[0]), float(np.ravel(forecast)[0]), float(np.ravel(actual)[0]))
             return
         e_model, e_naive, dir_model, dir_actual = _relative(last, forecast, actual)
         if not len(e_model):
@@ -97,7 +97,7 @@ class Score:
                 self.lagged[k - 1] += float(np.dot(full[i0:], full[i0 - k : len(full) - k]))
         self.tail = full[-MAX_LAG:].tolist()
 
-    def _add_one(self, last: float, forecast: float, actual: float) -> float:
+    def add_one(self, last: float, forecast: float, actual: float) -> float:
         """Score one forecast; its squared-error differential (nan: not scorable), for the pooled panel."""
         # The walk-forward scores one forecast per bar: plain floats, a hundred times cheaper than arrays.
         if not (math.isfinite(last) and math.isfinite(forecast) and math.isfinite(actual) and last > 0):
@@ -206,7 +206,7 @@ class Score:
         return score
 
 
-_FIELDS = {f for f in Score.__dataclass_fields__} - {"panel"}
+_FIELDS = set(Score.__dataclass_fields__) - {"panel"}
 _SUMS = ("n", "sse_model", "sse_naive", "sae_model", "sae_naive", "moves", "hits", "standins", "sum_d2")
 
 

@@ -4,6 +4,7 @@ only."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -104,7 +105,8 @@ def rows_from_frames(
         scores = scores_by_ticker(pd.concat([mine, standins]) if len(lineages) == 1 else mine)
         baselines = _baseline_scores(mine, predictions)
         covers = interval_coverage(mine)
-        for row in summary_rows(scores, lineage=lin):
+        for summary in summary_rows(scores, lineage=lin):
+            row = dict(summary)
             if covers:
                 row |= coverage_summary(covers.get(str(row["ticker"])))
             extra = baselines.get(str(row["ticker"]))
@@ -137,7 +139,7 @@ def rows_from_predictions(db: Database[dict[str, Any]], lineage: str | None) -> 
 
 def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
     value = row.get(key)
-    if value is None or (isinstance(value, float) and value != value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if key == "mae_model":
         value = float(value) * 1e4

@@ -50,12 +50,12 @@ class WalkForward:
             score.standins += 1
             return
         last, yhat, truth = float(pending.last), float(pending.yhat), float(actual)
-        d = score._add_one(last, yhat, truth)
+        d = score.add_one(last, yhat, truth)
         panel = self.panels.get(lineage) or self.panels.setdefault(lineage, MinutePanel())
         panel.add(minute, d)
         if pending.baseline is not None:
             base = self.baseline.get(key) or self.baseline.setdefault(key, Score())
-            d = base._add_one(last, float(pending.baseline), truth)
+            d = base.add_one(last, float(pending.baseline), truth)
             panel = self.baseline_panels.get(lineage) or self.baseline_panels.setdefault(
                 lineage, MinutePanel()
             )

@@ -70,7 +70,8 @@ def decode_batch(
             elif topic == closes_topic:
                 batch.closes.append((record.partition() or 0, decode_close(value)))
             else:
-                raise MessageError("unknown_topic", f"the sink does not read {topic!r}")
+                # Raised here to join the decoding errors: an unknown topic is poison like the rest.
+                raise MessageError("unknown_topic", f"the sink does not read {topic!r}")  # noqa: TRY301
         except MessageError as error:
             batch.poison.append(
                 Poison(

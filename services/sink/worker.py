@@ -71,7 +71,7 @@ class BatchWriter:
                     items, self.write, self.stop, self.on_outage, self.reachable
                 )
                 flight.closes = self.delivery.delivered - delivered_before
-            except BaseException as error:  # handed to the loop thread, which decides
+            except BaseException as error:  # noqa: BLE001 (handed to the loop thread, which decides)
                 flight.error = error
             finally:
                 flight.done.set()

@@ -163,7 +163,7 @@ def resume(settings: Settings, store: CheckpointStore, forecaster: Forecaster) -
 def commit_owed(consumer: Consumer) -> None:
     try:
         commit_stored(consumer)
-    except Exception as exc:  # re-read on restart: at-least-once
+    except Exception as exc:  # noqa: BLE001 (re-read on restart: at-least-once)
         logger.warning("final offset commit failed: %s", exc)
 
 
@@ -240,7 +240,7 @@ class TrainerLoop:
             # Cached watermarks: asking the broker per partition on the polling thread every 5 s stalled a
             # whole minute's forecasts 0.6-1.6 s on a loaded broker (issue 12 bench).
             self.metrics.lag.set(consumer_lag(self.consumer, cached=True))
-        except Exception as exc:  # a gauge is not worth stopping for
+        except Exception as exc:  # noqa: BLE001 (a gauge is not worth stopping for)
             logger.debug("lag unavailable: %s", exc)
 
     def decode(self, messages: list[Message]) -> list[BarV1]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from services.trainer.forecaster.records import BarIn, Forecast
 from services.trainer.model.series import from_minute, to_minute
+from services.trainer.model.windows import Target
 from shared.schemas import BarV1, PredictionV1
 
 
-def prediction_message(forecast: Forecast, target: str) -> PredictionV1:
+def prediction_message(forecast: Forecast, target: Target) -> PredictionV1:
     return PredictionV1(
         ticker=forecast.ticker,
         ts=from_minute(forecast.minute),

@@ -50,9 +50,10 @@ def observe_many(histogram: Histogram, value: float, count: int) -> None:
     histogram's own sum and bucket (pinned version; a test compares it with repeated observe calls)."""
     if count <= 0:
         return
-    histogram._raise_if_not_observable()
-    histogram._sum.inc(value * count)
-    for i, bound in enumerate(histogram._upper_bounds):
+    # prometheus_client's own fields: the pinned version, and the test against observe, guard them.
+    histogram._raise_if_not_observable()  # type: ignore[no-untyped-call]  # noqa: SLF001
+    histogram._sum.inc(value * count)  # noqa: SLF001
+    for i, bound in enumerate(histogram._upper_bounds):  # noqa: SLF001
         if value <= bound:
-            histogram._buckets[i].inc(count)
+            histogram._buckets[i].inc(count)  # noqa: SLF001
             break

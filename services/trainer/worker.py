@@ -9,7 +9,7 @@ import logging
 import sys
 import threading
 import time
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Self
 
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
@@ -138,7 +138,7 @@ class ColdStartProgress:
         self._max_epochs = max_epochs
         self._bar: tqdm[NoReturn] | None = None
 
-    def __enter__(self) -> ColdStartProgress:
+    def __enter__(self) -> Self:
         if sys.stderr.isatty():
             self._forecaster.on_epoch = self._on_epoch
         return self

@@ -91,7 +91,7 @@ class PerStockStrategy:
                 items.append((t, series, scaler, self.f.final.get(t, True)))
         scaled = self.f.serving.forecast(items)
         # Prices and the AR baseline for every forecast ticker at once (no numpy call per ticker).
-        names = [t for t in scaled]
+        names = list(scaled)
         scalers = [self.f.scalers[t] for t in names]
         last = np.array([self.f.series[t].closes[-1] for t in names], dtype=np.float64)
         centred = [scaled[t] - self.output_offset(t) for t in names]  # see calibration.py

@@ -53,7 +53,7 @@ def _first(chunks: Chunks, order: np.ndarray, windows: int | None) -> np.ndarray
     return order[: int(np.argmax(reached)) + 1] if reached.any() else order
 
 
-def fit(
+def fit(  # noqa: PLR0913 (the training recipe's knobs, passed by keyword)
     model: ForecastLSTM,
     optimizer: torch.optim.Optimizer,
     train: Examples,
@@ -90,7 +90,7 @@ def fit(
         for i in range(0, len(order), per_batch):
             optimizer.zero_grad(set_to_none=True)
             loss = chunk_loss(model, chunks.take(order[i : i + per_batch]))
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch types Tensor.backward loosely
             optimizer.step()
             total += loss.item()
             batches += 1
@@ -128,7 +128,7 @@ def warm_update(
     for _ in range(steps):
         optimizer.zero_grad(set_to_none=True)
         loss = chunk_loss(model, chunks)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch types Tensor.backward loosely
         optimizer.step()
         value = loss.item()
     return value

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -59,7 +58,7 @@ class DirectoryStore:
         path = self.directory / f"{name}.pt"
         tmp = path.with_suffix(".pt.tmp")
         tmp.write_bytes(to_bytes(state))
-        os.replace(tmp, path)
+        tmp.replace(path)
 
     def load(self, name: str) -> dict[str, Any] | None:
         path = self.directory / f"{name}.pt"
