@@ -25,4 +25,4 @@ def make_source(settings: Settings, tickers: list[str]) -> Source:
     from services.producer.sources.yfinance_source import YFinanceSource
 
     hours = MarketHours(settings.exchange_calendar) if settings.market_hours_only else None
-    return YFinanceSource(tickers, hours=hours)
+    return YFinanceSource(tickers, hours=hours, period_s=settings.download_period_s)
