@@ -107,6 +107,9 @@ class ProducerLoop:
         self.published_total = 0
         self._closed_logged = False
         self._failed_attempts_seen = 0
+        # Tickers the source returned nothing for, with why: a delisted symbol fails every cycle, and
+        # one line per cycle would bury the log; it is logged when it starts, changes or ends.
+        self.failing: dict[str, str] = {}
 
     def backfill(self, n_tickers: int) -> None:
         minutes = self.settings.producer.backfill_minutes
@@ -185,9 +188,7 @@ class ProducerLoop:
         self.metrics.cycle_seconds.observe(done - fetched)
         self.metrics.last_cycle.set(time.time())
         self.health.set("last_cycle", True)
-        for ticker, message in fetch.errors.items():
-            self.metrics.fetch_errors.labels("ticker").inc()
-            logger.warning("no data for %s this cycle: %s", ticker, message)
+        self._report_failing_tickers(fetch.errors)
         logger.info(
             "cycle tickers=%d fetched=%d published=%d new=%d revisions=%d final=%d invalid=%d errors=%d "
             "pending=%d fetch_ms=%.0f work_ms=%.0f",
@@ -211,6 +212,17 @@ class ProducerLoop:
         if fetch.more:
             return 0.0
         return max(0.0, period - (time.monotonic() - started))
+
+    def _report_failing_tickers(self, errors: dict[str, str]) -> None:
+        for ticker, message in errors.items():
+            self.metrics.fetch_errors.labels("ticker").inc()
+            if self.failing.get(ticker) != message:
+                logger.warning(
+                    "no data for %s: %s (not repeated while the reason stays the same)", ticker, message
+                )
+        for ticker in sorted(set(self.failing) - set(errors)):
+            logger.info("data for %s again", ticker)
+        self.failing = dict(errors)
 
     def publish(self, fetch: Fetch) -> Prepared:
         prepared = prepare(fetch.bars, fetch.closed_before, self.tracker, self.source.name)

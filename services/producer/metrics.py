@@ -26,7 +26,7 @@ class ProducerMetrics:
         )
         self.fetch_errors = Counter(
             "portfolio_producer_fetch_errors",
-            "Fetches or tickers that failed (kind: rate_limit, network, source, ticker)",
+            "Fetches or tickers that failed (kind: rate_limit, network, source, timeout, ticker)",
             ["kind"],
             registry=r,
         )

@@ -1,4 +1,4 @@
-"""Which rows may be published: finite positive prices, ``low <= open, close <= high``, ``volume >= 0``.
+"""Which rows may be published: finite positive prices, ``low <= open, close <= high``, volume in [0, 2^63).
 
 Vectorised over a frame of bars (see ``sources.base.COLUMNS``); no I/O. An invalid row is returned with its
 reason so the caller can log it and count it; it is never published.
@@ -33,7 +33,10 @@ _REASONS = (
     "non_finite_volume",
     "negative_volume",
     "fractional_volume",
+    "volume_out_of_range",
 )
+# The largest volume a bar may carry (the schema's int64); a float above it cannot be cast.
+MAX_VOLUME = float(2**63 - 1024)
 
 
 def split_valid(bars: pd.DataFrame) -> tuple[pd.DataFrame, list[InvalidRow]]:
@@ -56,6 +59,7 @@ def split_valid(bars: pd.DataFrame) -> tuple[pd.DataFrame, list[InvalidRow]]:
             "non_finite_volume": np.isinf(volume),
             "negative_volume": volume < 0,
             "fractional_volume": np.isfinite(volume) & (volume != np.floor(volume)),
+            "volume_out_of_range": volume > MAX_VOLUME,
         }
     reason = np.full(len(bars), "", dtype=object)
     for name in reversed(_REASONS):

@@ -25,4 +25,4 @@ def make_source(settings: Settings, tickers: list[str]) -> Source:
     from services.producer.sources.yfinance_source import YFinanceSource
 
     hours = MarketHours(settings.producer.exchange_calendar) if settings.producer.market_hours_only else None
-    return YFinanceSource(tickers, hours=hours)
+    return YFinanceSource(tickers, hours=hours, period_s=settings.common.download_period_s)

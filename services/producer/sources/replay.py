@@ -2,7 +2,8 @@
 
 The file is long format, one row per (ticker, minute), with columns (any case) ``ticker`` (or ``symbol``),
 ``ts`` (or ``datetime``, ``date``, ``timestamp``; naive times are taken as UTC), ``open``, ``high``,
-``low``, ``close``, ``volume``. A yfinance download exports to it with
+``low``, ``close``, ``volume``; ``recording`` reads it and says which rows it skips and why.
+A yfinance download exports to it with
 ``df.stack(level="Ticker", future_stack=True).reset_index().to_csv("bars.csv", index=False)``.
 
 The bars keep their own timestamps. The backfill is the file's first ``backfill_minutes`` minutes; then a
@@ -20,42 +21,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from services.producer.sources.base import COLUMNS, Fetch, empty_bars
+from services.producer.sources.base import Fetch, empty_bars
+from services.producer.sources.recording import read_recording
 
 logger = logging.getLogger(__name__)
 
-_ALIASES = {
-    "symbol": "ticker",
-    "datetime": "ts",
-    "date": "ts",
-    "timestamp": "ts",
-    "time": "ts",
-}
 # With speed 0, one fetch returns at most this many minutes: memory stays flat and the producer polls
 # delivery reports between chunks.
 CHUNK_MINUTES = 120
-
-
-def read_bars(path: Path, tickers: list[str]) -> pd.DataFrame:
-    """The file's bars for ``tickers``, sorted by time then ticker (other tickers are skipped)."""
-    raw = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path)
-    raw = raw.rename(columns=lambda c: _ALIASES.get(str(c).strip().lower(), str(c).strip().lower()))
-    missing = [c for c in COLUMNS if c not in raw.columns]
-    if missing:
-        raise ValueError(f"{path}: missing columns {missing} (has {list(raw.columns)})")
-    bars = raw[list(COLUMNS)].copy()
-    bars["ticker"] = bars["ticker"].astype(str).str.strip().str.upper()
-    bars = bars[bars["ticker"].isin(tickers)]
-    ts = pd.DatetimeIndex(pd.to_datetime(bars["ts"], utc=False, format="mixed", errors="coerce"))
-    ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
-    bars["ts"] = ts.floor("min").as_unit("ns")
-    unreadable = bars["ts"].isna()
-    if unreadable.any():
-        logger.warning("%s: %d rows without a readable time skipped", path, int(unreadable.sum()))
-        bars = bars[~unreadable]
-    for column in ("open", "high", "low", "close", "volume"):
-        bars[column] = pd.to_numeric(bars[column], errors="coerce")
-    return bars.sort_values(["ts", "ticker"], kind="stable").reset_index(drop=True)
 
 
 class ReplaySource:
@@ -64,7 +37,7 @@ class ReplaySource:
     def __init__(self, path: Path, tickers: list[str], speed: float) -> None:
         self.path = path
         self.speed = speed
-        self._bars = read_bars(path, tickers)
+        self._bars, skipped = read_recording(path, tickers)
         # Naive datetime64 in UTC: fast searchsorted over the sorted times.
         self._ts = self._bars["ts"].dt.tz_localize(None).to_numpy()
         self._minutes = np.unique(self._ts)
@@ -72,9 +45,10 @@ class ReplaySource:
         self._clock_origin: tuple[datetime, datetime] | None = None  # (wall, replay) when the clock started
         self._finished_logged = False
         logger.info(
-            "replay of %s: %d bars, %d minutes, %s to %s at speed %s",
+            "replay of %s: %d bars (rows skipped: %s), %d minutes, %s to %s at speed %s",
             path,
             len(self._bars),
+            skipped.summary(),
             len(self._minutes),
             self._minutes[0] if len(self._minutes) else None,
             self._minutes[-1] if len(self._minutes) else None,

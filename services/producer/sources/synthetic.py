@@ -114,7 +114,7 @@ class SyntheticSource:
         ).as_unit("ns")
         ticker_grid = np.repeat(np.array(self.tickers, dtype=object), n_minutes).reshape(n_tickers, n_minutes)
         ts_grid = np.tile(ts.asi8, n_tickers).reshape(n_tickers, n_minutes)
-        frame = pd.DataFrame(
+        return pd.DataFrame(
             {
                 "ticker": ticker_grid[keep],
                 "ts": pd.to_datetime(ts_grid[keep], utc=True),
@@ -125,7 +125,6 @@ class SyntheticSource:
                 "volume": volume[keep],
             }
         )
-        return frame
 
     def _day(self, day: int) -> _Day:
         cached = self._days.get(day)

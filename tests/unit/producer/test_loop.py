@@ -183,3 +183,21 @@ def test_an_unreachable_broker_makes_the_producer_unready_until_a_delivery() -> 
     assert health.snapshot()["ready"] is False
     app._on_delivered(1, ProducerMetrics(), health)
     assert health.snapshot()["ready"] is True
+
+
+def test_a_failing_ticker_is_reported_when_it_starts_changes_and_ends_not_every_cycle(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    minute = datetime(2026, 11, 25, 14, 35, tzinfo=UTC)
+    delisted = {"NOPE": "possibly delisted; no timezone found"}
+    errors = [delisted, delisted, delisted, {"NOPE": "YFRateLimitError('Too Many Requests')"}, {}]
+    source = FakeSource([Fetch(one_bar(minute, 11.0), closed_before=minute, errors=e) for e in errors])
+    loop, _, _ = make_loop(source)
+    with caplog.at_level(logging.INFO, logger="services.producer.app"):
+        for _ in errors:
+            loop.cycle(n_tickers=2)
+    about_nope = [r.getMessage() for r in caplog.records if "NOPE" in r.getMessage()]
+    assert len(about_nope) == 3, about_nope
+    assert "delisted" in about_nope[0] and "Too Many Requests" in about_nope[1]
+    assert about_nope[2] == "data for NOPE again"
+    assert loop.metrics.fetch_errors.labels("ticker")._value.get() == 4

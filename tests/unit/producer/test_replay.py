@@ -72,7 +72,7 @@ def test_real_time_and_faster_replay_follow_the_wall_clock(tmp_path: Path) -> No
 def test_a_file_without_the_bar_columns_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     pd.DataFrame({"ticker": ["AAPL"], "price": [1.0]}).to_csv(path, index=False)
-    with pytest.raises(ValueError, match="missing columns"):
+    with pytest.raises(ValueError, match="no column for ts, open, high, low, close, volume"):
         ReplaySource(path, ["AAPL"], speed=0)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -218,3 +220,43 @@ def test_a_partly_missing_row_is_left_for_validation_to_reject() -> None:
     prepared = prepare(fetch.bars, fetch.closed_before, RevisionTracker(), "yfinance")
     assert len(prepared.messages) == 1
     assert [row.reason for row in prepared.invalid] == ["missing_value"]
+
+
+class StalledDownload(FakeDownload):
+    """A download that does not return until released: Yahoo sitting on a request."""
+
+    def __init__(self) -> None:
+        super().__init__(download_frame({"AAPL": history(["2026-11-25 09:34"], [10])}))
+        self.release = threading.Event()
+
+    def __call__(self, **kwargs: Any) -> pd.DataFrame | None:
+        self.release.wait(10)
+        return super().__call__(**kwargs)
+
+
+def test_a_live_fetch_is_given_up_at_its_deadline_and_no_second_request_piles_on() -> None:
+    download = StalledDownload()
+    source = YFinanceSource(["AAPL"], download=download, period_s=0.5)
+    started = time.monotonic()
+    with pytest.raises(FetchError) as first:
+        source.fetch(NOW - timedelta(minutes=2), NOW)
+    assert first.value.kind == "timeout"
+    assert time.monotonic() - started < 0.5
+    with pytest.raises(FetchError, match="has not returned yet"):
+        source.fetch(NOW - timedelta(minutes=2), NOW)
+    assert len(download.calls) == 0  # the first is still waiting; the second never started
+
+    download.release.set()
+    deadline = time.monotonic() + 5
+    while source._in_flight is not None and source._in_flight.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert source.fetch(NOW - timedelta(minutes=2), NOW).bars["ticker"].tolist() == ["AAPL"]
+    assert download.calls[-1]["timeout"] == 0.25  # the HTTP timeout: half the period
+
+
+def test_the_http_timeout_is_at_most_20_s_and_a_backfill_is_not_held_to_the_period() -> None:
+    download = FakeDownload(pd.DataFrame())
+    source = YFinanceSource(["AAPL"], download=download, period_s=300)
+    source.fetch(NOW - timedelta(minutes=2), NOW)
+    list(source.backfill(30, NOW))
+    assert [call["timeout"] for call in download.calls] == [20.0, 20.0]
