@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from services.trainer.intervals.ewma_baseline import EwmaProfileBaseline
+from services.trainer.intervals.mcs_garch import McsGarchBaseline
 from services.trainer.intervals.seasonal import horizon_returns
 from tests.unit.trainer.range_data import MINUTES, SCALES, closes_ahead, sessions, true_profile
 
@@ -78,3 +79,43 @@ def test_a_range_uses_no_return_after_its_row() -> None:
     changed[2 * MINUTES :] *= 3
     low2, _ = model.predict_interval(last, changed, minute, 5)
     np.testing.assert_array_equal(low[: 2 * MINUTES], low2[: 2 * MINUTES])
+
+
+def test_mcs_garch_recovers_the_garch_parameters_and_covers_80_percent() -> None:
+    omega, alpha, beta = 0.05, 0.15, 0.8
+    returns, minute, _ = sessions(48, seed=6, garch=(omega, alpha, beta))
+    cut = 24 * MINUTES
+    model = McsGarchBaseline.fit(returns[:cut], minute[:cut])
+    assert model.alpha == pytest.approx(alpha, abs=0.04)
+    assert model.beta == pytest.approx(beta, abs=0.06)
+    # Clustered, fat-tailed returns make bucket means noisier than in the constant-variance test above
+    # (which holds the profile to 10%): 20% here.
+    truth = true_profile().reshape(13, 30).mean(axis=1)
+    np.testing.assert_allclose(model.profile.reshape(13, 30)[:, 0], truth, rtol=0.2)
+    for h in (1, 5, 15, 30):
+        last, actual = closes_ahead(returns, minute, h)
+        low, high = model.predict_interval(last, returns, minute, h)
+        assert _coverage(low[cut:], high[cut:], actual[cut:]) == pytest.approx(0.80, abs=0.03), h
+
+
+def test_mcs_garch_one_minute_sigma_tracks_the_true_clustered_variance() -> None:
+    returns, minute, variance = sessions(16, seed=7, garch=(0.05, 0.15, 0.8))
+    cut = 8 * MINUTES
+    model = McsGarchBaseline.fit(returns[:cut], minute[:cut])
+    sigma = model.sigma(returns, minute, 1)[cut:-1]
+    true_next = np.sqrt(variance[cut + 1 :])
+    ok = np.isfinite(sigma)
+    assert np.median(sigma[ok] / true_next[ok]) == pytest.approx(1.0, abs=0.1)
+    # The GARCH level follows the clustering: log σ̂ and log σ correlate strongly.
+    assert np.corrcoef(np.log(sigma[ok]), np.log(true_next[ok]))[0, 1] > 0.8
+
+
+def test_mcs_garch_uses_no_return_after_its_row() -> None:
+    returns, minute, _ = sessions(4, seed=8, garch=(0.05, 0.15, 0.8))
+    model = McsGarchBaseline.fit(returns[: 2 * MINUTES], minute[: 2 * MINUTES])
+    last, _ = closes_ahead(returns, minute, 15)
+    low, _ = model.predict_interval(last, returns, minute, 15)
+    changed = returns.copy()
+    changed[3 * MINUTES :] *= 3
+    low2, _ = model.predict_interval(last, changed, minute, 15)
+    np.testing.assert_array_equal(low[: 3 * MINUTES], low2[: 3 * MINUTES])
