@@ -108,16 +108,15 @@ def kupiec_test(inside: int, n: int, coverage: float = 0.8) -> tuple[float | Non
     return lr, chi2_1_sf(lr)
 
 
-def transition_counts(inside: Iterable[bool]) -> tuple[int, int, int, int]:
+def transition_counts(inside: Iterable[bool], lag: int = 1) -> tuple[int, int, int, int]:
     """(n00, n01, n10, n11) of one series in time order, state 1 = a miss (actual outside): nij counts a
-    state i followed by j. Pools add counts per ticker, never a transition from one ticker to the next."""
+    state i followed ``lag`` forecasts later by j. Pools add counts per ticker, never a transition from one
+    ticker to the next. An h-minute range overlaps the next h - 1 ones, so its misses cluster even when it
+    is right: pass ``lag = h`` to compare ranges that do not overlap."""
+    states = [0 if hit else 1 for hit in inside]
     counts = [0, 0, 0, 0]
-    previous: int | None = None
-    for hit in inside:
-        state = 0 if hit else 1
-        if previous is not None:
-            counts[2 * previous + state] += 1
-        previous = state
+    for before, after in zip(states, states[lag:], strict=False):
+        counts[2 * before + after] += 1
     return counts[0], counts[1], counts[2], counts[3]
 
 

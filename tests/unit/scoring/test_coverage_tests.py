@@ -63,3 +63,10 @@ def test_christoffersen_rejects_misses_that_come_in_a_cluster() -> None:
 
 def test_christoffersen_needs_both_states_to_have_left() -> None:
     assert christoffersen_test((9, 0, 0, 0)) == (None, None)
+
+
+def test_transitions_at_a_lag_skip_the_overlapping_ranges_between() -> None:
+    inside = [True, False, True, False, True, False]
+    # lag 2 pairs (1,3)(2,4)(3,5)(4,6): hit->hit twice, miss->miss twice.
+    assert transition_counts(inside, lag=2) == (2, 0, 0, 2)
+    assert transition_counts(inside) == (0, 3, 2, 0)
