@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from services.trainer.intervals.session import SESSION_MINUTES, SESSION_OPEN_MINUTE, SESSION_TZ
+from shared.session import SESSION_MINUTES, SESSION_OPEN_MINUTE, SESSION_TZ
 
 # A flat training column (a halted stock, a constant) would divide by zero.
 _MIN_STD = 1e-9

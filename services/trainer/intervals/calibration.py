@@ -22,12 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.trainer.intervals.session import session_minutes, session_minutes_fast
 from services.trainer.intervals.volatility import IntervalModel, VolatilityModel
 from services.trainer.model.chunks import predict_windows
 from services.trainer.model.network import ForecastLSTM, predict
 from services.trainer.model.series import Segment, regularize
 from services.trainer.model.windows import Examples, Prepared
+from shared.session import session_minutes, session_minutes_fast
 
 # Past returns a live σ̂ looks at: the weight left beyond them is 0.5 ** (TAIL / halflife) (~1e-4 at 30).
 TAIL = 400

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.trainer.intervals.calibration import TAIL, Calibration
-from services.trainer.intervals.session import SESSION_OPEN_MINUTE, session_minutes, utc_offset_minutes
 from services.trainer.model.series import TickerSeries
+from shared.session import SESSION_OPEN_MINUTE, session_minutes, utc_offset_minutes
 
 
 def bounds_rows(

@@ -26,8 +26,8 @@ import numpy as np
 
 from services.trainer.intervals.calibration import TAIL, Calibration
 from services.trainer.intervals.interval_rows import EwSums, ew_sums, pattern_at, sigmas
-from services.trainer.intervals.session import SESSION_OPEN_MINUTE, utc_offset_minutes
 from services.trainer.model.series import TickerSeries
+from shared.session import SESSION_OPEN_MINUTE, utc_offset_minutes
 
 
 class RunningSigma:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from services.trainer.intervals.session import SESSION_MINUTES
+from shared.session import SESSION_MINUTES
 
 _MIN_STD = 1e-9
 

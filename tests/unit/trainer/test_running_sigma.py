@@ -14,8 +14,8 @@ from services.trainer.forecaster.records import BarIn
 from services.trainer.intervals.calibration import Calibration, standardized_returns
 from services.trainer.intervals.interval_rows import close_bounds
 from services.trainer.intervals.running_sigma import RunningSigma
-from services.trainer.intervals.session import session_minutes
 from services.trainer.model.series import TickerSeries, regularize, to_minute
+from shared.session import session_minutes
 from tests.unit.trainer.synthetic import sine_closes
 from tests.unit.trainer.test_forecasting import START, trained
 from tests.unit.trainer.test_interval_rows import FFILL, calibration
