@@ -64,9 +64,7 @@ def test_view_report_evaluate_and_metrics_print_identical_figures(tmp_path: Path
     for p in preds.itertuples():
         if (p.ticker, p.ts) in final:
             standin = p.model_version.startswith("naive")
-            pending = Pending(
-                close_of[(p.ticker, p.based_on_ts)], p.yhat, "abcd1234", VERSION, None, standin
-            )
+            pending = Pending(close_of[(p.ticker, p.based_on_ts)], p.yhat, "abcd1234", VERSION, None, standin)
             minute = int((p.ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(minutes=1))
             walk.add(p.ticker, pending, close_of[(p.ticker, p.ts)], minute)
     metrics = walk.pooled("abcd1234").summary()
