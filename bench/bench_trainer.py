@@ -187,15 +187,14 @@ def latency(tickers: int, rounds: int, window: int, threads: int = 0) -> dict[st
     ``arrival``: the bar's broker append time (its topic stamps LogAppendTime) to the prediction's
     CreateTime (the trainer's publish), the issue's "bar arrival -> prediction published". ``sent``: from
     the bench's produce() call of the bar instead, so the bar producer's 20 ms linger is included."""
-    import subprocess
-    import sys
-
     from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME
 
     from shared.kafka import ReliableProducer, ensure_topics, make_consumer, subscribe
     from shared.mongo import make_client
-    from shared.schemas import BarV1, encode
+    from shared.schemas import encode
     from shared.settings import Settings
+    from testkit.bars import synthetic_bar
+    from testkit.services import start_service, stop_service
 
     tag = uuid.uuid4().hex[:8]
     run_dir = f"/tmp/bench-{tag}"
@@ -222,8 +221,7 @@ def latency(tickers: int, rounds: int, window: int, threads: int = 0) -> dict[st
         stamp = ts.strftime("%Y-%m-%dT%H:%M:%SZ")
         for t in names:
             c = round(float(closes[t][minute]), 4)
-            value = encode(BarV1(ticker=t, ts=ts, open=c, high=c, low=c, close=c, volume=1,
-                                 source="synthetic", final=True))  # fmt: skip
+            value = encode(synthetic_bar(t, ts, c, spread=0.0, volume=1, final=True))
             sent[(t, stamp)] = time.time() * 1000
             producer.produce(settings.bars_topic, value, key=t)
         producer.flush(30)
@@ -233,10 +231,7 @@ def latency(tickers: int, rounds: int, window: int, threads: int = 0) -> dict[st
     os.makedirs(run_dir, exist_ok=True)
     env = os.environ | {f"PORTFOLIO_{k.upper()}": str(v) for k, v in overrides.items()}
     with open(f"{run_dir}/trainer.log", "wb") as log:
-        trainer = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "trainer"], env=env | {"PORTFOLIO_LOG_FILE": ""},
-            stdout=subprocess.DEVNULL, stderr=log,
-        )  # fmt: skip
+        trainer = start_service(["trainer"], env | {"PORTFOLIO_LOG_FILE": ""}, stderr=log)
     reader = make_consumer(settings, f"bench-{tag}-reader", client_id="bench-reader")
     subscribe(reader, [settings.predictions_topic, settings.bars_topic])
     published: dict[tuple[str, str], int] = {}  # (ticker, based_on_ts) -> the prediction's CreateTime
@@ -269,8 +264,7 @@ def latency(tickers: int, rounds: int, window: int, threads: int = 0) -> dict[st
             drain(time.monotonic() + 1.5)
         drain(time.monotonic() + 5)  # late ones count (a minute's window alone would drop them from the p99)
     finally:
-        trainer.terminate()
-        trainer.wait(60)
+        stop_service(trainer, 60)
         reader.close()
     out: dict[str, list[float]] = {"arrival": [], "sent": []}
     for r in range(rounds):

@@ -1,0 +1,1 @@
+"""The one test harness: local servers, service launchers, waits and message builders for tests and benchmarks."""
