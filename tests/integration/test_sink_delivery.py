@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from services.scoring.stored import load_closes
-from shared.kafka import commit_stored, make_consumer, store_offsets, subscribe
 from shared.layout import open_items, portfolio_rows
 from shared.mongo import BARS, PREDICTIONS, database, make_client
 from shared.schemas import BarV1, encode
 from shared.settings import Settings
 from testkit.bars import T0, bar, prediction
+from testkit.kafka import consume
 from testkit.poison import poison, without
 from testkit.services import log_text, service_process
 from testkit.waiting import wait_until
@@ -34,23 +34,6 @@ def rows_of(db: Any) -> dict[Any, dict[str, float]]:
 
 def stored_predictions(db: Any) -> list[dict[str, Any]]:
     return list(db[PREDICTIONS].find({}, {"_id": 0})) + list(open_items(db, PREDICTIONS))
-
-
-def read_dlq(settings: Settings, expected: int, timeout: float = 30.0) -> list:
-    consumer = make_consumer(settings, f"{settings.dlq_topic}-reader", client_id="test-dlq")
-    subscribe(consumer, [settings.dlq_topic])
-    got: list = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(got) < expected and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is not None and not msg.error():
-                got.append(msg)
-                store_offsets(consumer, [msg])
-        commit_stored(consumer)
-    finally:
-        consumer.close()
-    return got
 
 
 def test_latest_revision_wins_stale_is_ignored_and_the_portfolio_is_an_outer_merge(
@@ -150,7 +133,9 @@ def test_every_kind_of_poison_lands_in_the_dlq_while_good_bars_around_it_are_wri
 
     with make_client(settings) as client, service_process("sink", settings, tmp_path / "sink.log"):
         db = database(client, settings)
-        dead = read_dlq(settings, len(poisons) + 1, timeout=60)
+        dead = consume(
+            settings, settings.dlq_topic, len(poisons) + 1, f"{settings.dlq_topic}-reader", 60, "test-dlq"
+        )
         wait_until(lambda: db[BARS].count_documents({}) == len(poisons) + 1, 30, "every good bar")
         # The only prediction for its ticker stays in progress (in `latest`) until a later minute's comes.
         wait_until(lambda: len(stored_predictions(db)) == 1, 30, "the prediction")
