@@ -40,7 +40,7 @@ test-unit: setup ## run the unit tests only (no servers needed)
 lint: setup ## ruff format check, ruff, mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy shared services
+	$(VENV)/bin/mypy shared services testkit
 
 format: setup ## apply ruff format and safe fixes
 	$(VENV)/bin/ruff format .

@@ -23,7 +23,7 @@ def cli(*args: str) -> list[str]:
 
 
 def service_env(settings: Settings, log_file: Path | None, **extra: str) -> dict[str, str]:
-    """This process's environment without its ``PORTFOLIO_*`` variables, plus those that make a service
+    """The environment of this process without its ``PORTFOLIO_*`` variables, plus those that make a service
     run on ``settings`` (its broker, database, topics, groups, timeouts; ops endpoints on ephemeral ports),
     logging to ``log_file``; ``extra`` wins."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTFOLIO_")}

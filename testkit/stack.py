@@ -16,8 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from pymongo import MongoClient
+from pymongo.errors import PyMongoError
 
 from testkit.ports import free_port
 from testkit.services import stop_service
@@ -46,7 +48,7 @@ class OwnProcess:
         raise NotImplementedError
 
     def kill(self) -> None:
-        """kill -9: no shutdown, no flush."""
+        """Kill -9: no shutdown, no flush."""
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(10)
@@ -132,7 +134,7 @@ class OwnKafka(OwnProcess):
         def answers() -> bool:
             try:
                 return bool(admin.list_topics(timeout=2).brokers)
-            except Exception:
+            except KafkaException:
                 return False
 
         wait_until(answers, timeout, f"our Kafka on {self.bootstrap}", every=0.2)
@@ -168,7 +170,7 @@ class OwnFerretDB(OwnProcess):
                 try:
                     probe.admin.command("ping")
                     return True
-                except Exception:
+                except PyMongoError:
                     return False
 
             wait_until(pings, timeout, f"our FerretDB on {self.uri}", every=0.2)
