@@ -24,7 +24,6 @@ from typing import Any
 import pandas as pd
 from pymongo import UpdateOne
 
-from bench.synthetic_bars import synthetic_bar
 from services.sink.app import run as run_sink
 from services.sink.writes import bar_document
 from shared.kafka import ReliableProducer, ensure_topics
@@ -32,6 +31,7 @@ from shared.lifecycle import StopFlag
 from shared.mongo import BARS, database, ensure_indexes, make_client
 from shared.schemas import BarV1, encode
 from shared.settings import Settings, load_settings
+from testkit.bars import synthetic_bar
 
 T0 = datetime(2024, 3, 4, 14, 30, tzinfo=UTC)
 TICKERS = 500

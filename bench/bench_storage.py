@@ -29,7 +29,6 @@ from typing import Any
 from pymongo.database import Database
 
 from bench.original_storage import load_history_original, write_original
-from bench.synthetic_bars import synthetic_bar
 from services.sink.batch import DecodedBatch
 from services.sink.portfolio import decode_close
 from services.sink.repository import SinkRepository
@@ -38,6 +37,7 @@ from shared.layout import item_id, minute_id, portfolio_rows
 from shared.mongo import BARS, PORTFOLIO, ensure_indexes, make_client
 from shared.schemas import BarV1
 from shared.settings import load_settings
+from testkit.bars import synthetic_bar
 
 TICKERS = [f"T{t:03d}" for t in range(500)]
 LIVE = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)

@@ -187,35 +187,34 @@ def latency(tickers: int, rounds: int, window: int, threads: int = 0) -> dict[st
     ``arrival``: the bar's broker append time (its topic stamps LogAppendTime) to the prediction's
     CreateTime (the trainer's publish), the issue's "bar arrival -> prediction published". ``sent``: from
     the bench's produce() call of the bar instead, so the bar producer's 20 ms linger is included."""
-    import subprocess
-    import sys
-
     from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME
 
     from shared.kafka import ReliableProducer, ensure_topics, make_consumer, subscribe
     from shared.mongo import make_client
-    from shared.schemas import BarV1, encode
+    from shared.schemas import encode
     from shared.settings import load_settings, variables
+    from testkit.bars import synthetic_bar
+    from testkit.services import start_service, stop_service
 
     tag = uuid.uuid4().hex[:8]
     run_dir = f"/tmp/bench-{tag}"
-    trainer: dict[str, Any] = dict(
+    trainer_settings: dict[str, Any] = dict(
         group_id=f"bench-{tag}", http_port=0, max_epochs=1, window=window,
         checkpoint_store="volume", checkpoint_dir=run_dir,
     )  # fmt: skip
     if threads:
-        trainer["torch_threads"] = threads
+        trainer_settings["torch_threads"] = threads
     overrides: dict[str, dict[str, Any]] = {
-        "common": {"download_period_s": 10},
+        "common": {"download_period_s": 10, "log_file": None},
         "kafka": {
             "bars_topic": f"bench-{tag}.bars",
             "predictions_topic": f"bench-{tag}.predictions",
             "dlq_topic": f"bench-{tag}.dlq",
         },
         "mongo": {"db": f"bench_{tag}"},
-        "trainer": trainer,
+        "trainer": trainer_settings,
     }
-    settings = load_settings(**(overrides | {"common": {**overrides["common"], "log_file": None}}))
+    settings = load_settings(**overrides)
     ensure_topics(settings, [settings.kafka.bars_topic], config={"message.timestamp.type": "LogAppendTime"})
     ensure_topics(settings, [settings.kafka.predictions_topic])
     producer = ReliableProducer(settings, client_id="bench-bars")
@@ -230,8 +229,7 @@ def latency(tickers: int, rounds: int, window: int, threads: int = 0) -> dict[st
         stamp = ts.strftime("%Y-%m-%dT%H:%M:%SZ")
         for t in names:
             c = round(float(closes[t][minute]), 4)
-            value = encode(BarV1(ticker=t, ts=ts, open=c, high=c, low=c, close=c, volume=1,
-                                 source="synthetic", final=True))  # fmt: skip
+            value = encode(synthetic_bar(t, ts, c, spread=0.0, volume=1, final=True))
             sent[(t, stamp)] = time.time() * 1000
             producer.produce(settings.kafka.bars_topic, value, key=t)
         producer.flush(30)
@@ -240,12 +238,13 @@ def latency(tickers: int, rounds: int, window: int, threads: int = 0) -> dict[st
         send(m)
     os.makedirs(run_dir, exist_ok=True)
     variable = {where: name for name, where in variables().items()}  # (group, field) -> PORTFOLIO_*
-    env = os.environ | {variable[g, f]: str(v) for g, values in overrides.items() for f, v in values.items()}
+    env = os.environ | {
+        variable[(group, field)]: "" if value is None else str(value)
+        for group, fields in overrides.items()
+        for field, value in fields.items()
+    }
     with open(f"{run_dir}/trainer.log", "wb") as log:
-        trainer = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "trainer"], env=env | {"PORTFOLIO_LOG_FILE": ""},
-            stdout=subprocess.DEVNULL, stderr=log,
-        )  # fmt: skip
+        trainer = start_service(["trainer"], env | {"PORTFOLIO_LOG_FILE": ""}, stderr=log)
     reader = make_consumer(settings, f"bench-{tag}-reader", client_id="bench-reader")
     subscribe(reader, [settings.kafka.predictions_topic, settings.kafka.bars_topic])
     published: dict[tuple[str, str], int] = {}  # (ticker, based_on_ts) -> the prediction's CreateTime
@@ -278,8 +277,7 @@ def latency(tickers: int, rounds: int, window: int, threads: int = 0) -> dict[st
             drain(time.monotonic() + 1.5)
         drain(time.monotonic() + 5)  # late ones count (a minute's window alone would drop them from the p99)
     finally:
-        trainer.terminate()
-        trainer.wait(60)
+        stop_service(trainer, 60)
         reader.close()
     out: dict[str, list[float]] = {"arrival": [], "sent": []}
     for r in range(rounds):

@@ -1,1 +1,1 @@
-"""The test harness tests and benchmarks share: stand-ins for the services the pipeline talks to."""
+"""The one test harness: local servers, stand-ins, service launchers, waits and message builders."""

@@ -7,19 +7,16 @@ rows reach ``portfolio`` only once their minute is ten minutes behind (until the
 
 from __future__ import annotations
 
-import json
-import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from confluent_kafka import Consumer, Message
 from pymongo.database import Database
 
@@ -30,20 +27,11 @@ from shared.layout import portfolio_rows as layout_portfolio_rows
 from shared.mongo import BARS, database, make_client
 from shared.schemas import BarV1
 from shared.settings import Settings
-from tests.integration.sink_support import REPO, sink_env
+from testkit.services import service_process
 
 BarKey = tuple[str, datetime]
 FAULT_ROWS: list[tuple[str, str, str, int, int]] = []
 SettingsFactory = Callable[..., Settings]
-
-
-@pytest.fixture
-def fault_settings(settings_factory: SettingsFactory) -> SettingsFactory:
-    """Settings on the test's own topics and database (``settings_factory``); overrides may point them at
-    a Kafka or FerretDB of the test's own. One is made on the shared stack first: the test databases are
-    dropped afterwards through the first settings made, and a test's own FerretDB is gone by then."""
-    settings_factory()
-    return settings_factory
 
 
 @contextmanager
@@ -218,40 +206,50 @@ def report_fault(fault: str, what: str, recovery_s: float | None, lost: int, dou
     print(f"FAULT | {fault} | {what} | {recovery} | lost {lost} | doubled {doubled}")
 
 
-def json_bytes(value: dict[str, Any]) -> bytes:
-    return json.dumps(value).encode()
+@dataclass
+class FaultCase:
+    """One fault test's set-up and closing checks (the ``fault`` fixture, ``conftest.py``): its settings,
+    its services with their logs in the test's folder, the check that every bar sent is stored once with
+    its newest values, and its row of the fault table."""
 
+    make_settings: SettingsFactory
+    folder: Path
+    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-@contextmanager
-def service_process(
-    command: str, settings: Settings, log_file: Path, **extra: str
-) -> Iterator[subprocess.Popen[bytes]]:
-    """``portfolio <command>`` as a subprocess on ``settings``, its stderr in ``<log_file>.err``; stopped
-    with SIGTERM (or already killed) on the way out."""
-    env = sink_env(settings, log_file) | {
-        "PORTFOLIO_TICKERS": ",".join(settings.common.tickers),
-        "PORTFOLIO_PRODUCER_HTTP_PORT": "0",
-        "PORTFOLIO_TRAINER_HTTP_PORT": "0",
-        "PORTFOLIO_KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka.session_timeout_ms),
-        "PORTFOLIO_KAFKA_MAX_POLL_INTERVAL_MS": str(settings.kafka.max_poll_interval_ms),
-        "PORTFOLIO_STOP_TIMEOUT_S": str(settings.common.stop_timeout_s),
-        "PORTFOLIO_SINK_WRITE_STALL_S": str(settings.sink.write_stall_s),
-    }
-    with log_file.with_suffix(".err").open("ab") as err:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", command],
-            cwd=REPO,
-            env=env | extra,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(settings.common.stop_timeout_s + 10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+    def settings(self, **overrides: Any) -> Settings:
+        """Settings on the test's own topics and database; ``overrides`` may point them at a Kafka or
+        FerretDB of the test's own."""
+        return self.make_settings(**overrides)
+
+    def log(self, name: str) -> Path:
+        return self.folder / f"{name}.log"
+
+    @contextmanager
+    def service(
+        self, command: str, settings: Settings, log: str | None = None, **extra: str
+    ) -> Iterator[subprocess.Popen[bytes]]:
+        """``portfolio <command>`` on ``settings``, logging to ``<log or command>.log`` in the test's
+        folder; stopped (or found killed) on the way out."""
+        with service_process(command, settings, self.log(log or command), **extra) as process:
+            self.started.append(process)
+            yield process
+
+    def database(self, settings: Settings) -> AbstractContextManager[Database[dict[str, Any]]]:
+        return database_of(settings)
+
+    def every_bar_once(self, db: Any, sent: Iterable[BarV1], compare_rev: bool = True) -> tuple[int, int]:
+        """The closing check: every bar sent stored once with its newest values, the portfolio their outer
+        merge (``assert_every_bar_once_with_newest_values``); then (lost, doubled) for the fault table."""
+        sent = list(sent)
+        assert_every_bar_once_with_newest_values(db, sent, compare_rev=compare_rev)
+        return lost_and_doubled(db, newest(sent))
+
+    def report(
+        self, fault: str, what: str, recovery_s: float | None, lost: int = 0, doubled: int = 0
+    ) -> None:
+        report_fault(fault, what, recovery_s, lost, doubled)
+
+    def close(self) -> None:
+        """The closing check of every fault test: no service it started outlived it."""
+        running = [process.args for process in self.started if process.poll() is None]
+        assert not running, f"still running after the test: {running}"

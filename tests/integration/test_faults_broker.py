@@ -10,21 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.synthetic_bars import synthetic_bar
 from shared.schemas import BarV1
-from tests.integration.fault_support import (
-    SettingsFactory,
-    assert_every_bar_once_with_newest_values,
-    database_of,
-    dead_letters,
-    lost_and_doubled,
-    newest,
-    report_fault,
-    service_process,
-    stored_bar_count,
-)
-from tests.integration.own_stack import own_kafka
-from tests.integration.sink_support import log_text, wait_until
+from testkit.bars import synthetic_bar
+from testkit.services import log_text
+from testkit.stack import own_kafka
+from testkit.waiting import wait_until
+from tests.integration.fault_support import FaultCase, dead_letters, stored_bar_count
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -61,15 +52,14 @@ def grows_within(db: object, timeout: float) -> float:
     return time.monotonic() - started
 
 
-def test_broker_killed_and_frozen_while_producer_and_sink_run(
-    fault_settings: SettingsFactory, tmp_path: Path
-) -> None:
+def test_broker_killed_and_frozen_while_producer_and_sink_run(fault: FaultCase, tmp_path: Path) -> None:
     bars = recording(tmp_path / "bars.csv")
     with own_kafka(tmp_path / "kafka") as kafka:
-        settings = fault_settings(
-            kafka={"bootstrap_servers": kafka.bootstrap},
-            common={"tickers": TICKERS},
-            sink={"batch_max": 200, "batch_ms": 200},
+        settings = fault.settings(
+            kafka_bootstrap_servers=kafka.bootstrap,
+            tickers=TICKERS,
+            sink_batch_max=200,
+            sink_batch_ms=200,
         )
         producer_env = {
             "PORTFOLIO_SOURCE": "replay",
@@ -79,9 +69,9 @@ def test_broker_killed_and_frozen_while_producer_and_sink_run(
             "PORTFOLIO_DOWNLOAD_PERIOD_S": "1",
         }
         with (
-            database_of(settings) as db,
-            service_process("sink", settings, tmp_path / "sink.log") as sink,
-            service_process("producer", settings, tmp_path / "producer.log", **producer_env) as producer,
+            fault.database(settings) as db,
+            fault.service("sink", settings) as sink,
+            fault.service("producer", settings, **producer_env) as producer,
         ):
             wait_until(lambda: stored_bar_count(db) >= 150, 90, "the first bars")
 
@@ -89,7 +79,7 @@ def test_broker_killed_and_frozen_while_producer_and_sink_run(
             time.sleep(3)
             kafka.start()
             after_kill = grows_within(db, 90)
-            lost_after_kill = log_text(tmp_path / "sink.log").count("partitions lost")
+            lost_after_kill = log_text(fault.log("sink")).count("partitions lost")
             wait_until(lambda: stored_bar_count(db) >= 450, 90, "bars after the restart")
             assert stored_bar_count(db) < len(bars) - 100, "the producer finished before the freeze"
 
@@ -97,25 +87,24 @@ def test_broker_killed_and_frozen_while_producer_and_sink_run(
             time.sleep(30)
             kafka.resume()
             after_freeze = grows_within(db, 90)
-            lost_after_freeze = log_text(tmp_path / "sink.log").count("partitions lost") - lost_after_kill
+            lost_after_freeze = log_text(fault.log("sink")).count("partitions lost") - lost_after_kill
 
             wait_until(lambda: stored_bar_count(db) >= len(bars), 120, "every bar")
             time.sleep(2)
             assert sink.poll() is None and producer.poll() is None, "a service exited"
-            lost, doubled = lost_and_doubled(db, newest(bars))
-            assert_every_bar_once_with_newest_values(db, bars, compare_rev=False)
+            lost, doubled = fault.every_bar_once(db, bars, compare_rev=False)
         assert dead_letters(settings, idle_s=2) == []
 
     def group(lost_events: int) -> str:
         return "sink lost its partitions and rejoined" if lost_events else "sink kept its partitions"
 
-    report_fault(
+    fault.report(
         "broker kill -9, restarted 3 s later",
         f"producer queued and re-sent; {group(lost_after_kill)}; measured from the broker answering again",
         after_kill,
         lost,
         doubled,
     )
-    report_fault(
+    fault.report(
         "broker SIGSTOP 30 s", f"producer queued; {group(lost_after_freeze)}", after_freeze, lost, doubled
     )

@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.integration.fault_support import SettingsFactory, report_fault, service_process
+from tests.integration.fault_support import FaultCase
 
 pytestmark = pytest.mark.integration
 
 
-def test_a_refused_database_login_exits_2_naming_authentication(
-    fault_settings: SettingsFactory, tmp_path: Path
-) -> None:
-    settings = fault_settings()
-    log_file = tmp_path / "sink.log"
+def test_a_refused_database_login_exits_2_naming_authentication(fault: FaultCase) -> None:
+    settings = fault.settings()
+    log_file = fault.log("sink")
     started = time.monotonic()
-    with service_process(
+    with fault.service(
         "sink",
         settings,
-        log_file,
         PORTFOLIO_MONGODB_USERNAME="sink",
         PORTFOLIO_MONGODB_PASSWORD="wrong-password",
     ) as sink:
@@ -31,6 +27,4 @@ def test_a_refused_database_login_exits_2_naming_authentication(
     assert code == 2, message
     assert "authentication failed" in message and "PORTFOLIO_MONGODB_PASSWORD" in message
     assert "wrong-password" not in message
-    report_fault(
-        "wrong MongoDB password", "sink exited 2 naming authentication and the settings", elapsed, 0, 0
-    )
+    fault.report("wrong MongoDB password", "sink exited 2 naming authentication and the settings", elapsed)

@@ -13,20 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from shared.schemas import BarV1, encode
-from tests.integration.fault_support import (
-    SettingsFactory,
-    assert_every_bar_once_with_newest_values,
-    database_of,
-    lost_and_doubled,
-    metric,
-    newest,
-    report_fault,
-    service_process,
-    stored_bar_count,
-)
-from tests.integration.own_stack import free_port, own_ferretdb
-from tests.integration.sink_support import bar, log_text, produce, wait_until
+from shared.schemas import BarV1
+from testkit.bars import bar
+from testkit.ports import free_port
+from testkit.services import log_text
+from testkit.stack import own_ferretdb
+from testkit.waiting import wait_until
+from tests.integration.fault_support import FaultCase, metric, stored_bar_count
+from tests.integration.sink_support import bar_messages, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -48,29 +42,27 @@ def health(port: int) -> dict[str, object]:
 
 
 def test_database_killed_mid_write_then_frozen_under_a_stopping_sink(
-    fault_settings: SettingsFactory, tmp_path: Path
+    fault: FaultCase, tmp_path: Path
 ) -> None:
     with own_ferretdb(tmp_path / "ferretdb") as ferret:
         port = free_port()
-        settings = fault_settings(
-            mongo={
-                "uri": ferret.uri,
-                "timeout_s": 2,
-                "socket_timeout_s": 60,  # longer than the stop bound, which must still hold
-            },
-            sink={"batch_max": 300, "batch_ms": 200, "write_stall_s": 3},
-            kafka={
-                "max_poll_interval_ms": 10_000,
-                "session_timeout_ms": 6_000,  # the outage below lasts longer: the sink must keep polling
-            },
-            common={"stop_timeout_s": 10},
+        settings = fault.settings(
+            mongodb_uri=ferret.uri,
+            sink_batch_max=300,
+            sink_batch_ms=200,
+            kafka_max_poll_interval_ms=10_000,
+            kafka_session_timeout_ms=6_000,  # the outage below lasts longer: the sink must keep polling
+            mongodb_timeout_s=2,
+            mongodb_socket_timeout_s=60,  # longer than the stop bound, which must still hold
+            sink_write_stall_s=3,
+            stop_timeout_s=10,
         )
         first, second = bars(30, range(100)), bars(30, range(100, 130))
-        log_file = tmp_path / "sink.log"
-        produce(settings, [(b.ticker, encode(b)) for b in first])
+        log_file = fault.log("sink")
+        produce(settings, bar_messages(first))
         with (
-            database_of(settings) as db,
-            service_process("sink", settings, log_file, PORTFOLIO_SINK_HTTP_PORT=str(port)) as sink,
+            fault.database(settings) as db,
+            fault.service("sink", settings, PORTFOLIO_SINK_HTTP_PORT=str(port)) as sink,
         ):
             wait_until(lambda: stored_bar_count(db) >= 300, 60, "the first batches")
 
@@ -95,7 +87,7 @@ def test_database_killed_mid_write_then_frozen_under_a_stopping_sink(
 
             # 2. The database frozen under a write; SIGTERM must still stop the sink within its bound.
             ferret.pause()
-            produce(settings, [(b.ticker, encode(b)) for b in second])
+            produce(settings, bar_messages(second))
             wait_until(lambda: health(port)["checks"]["writes"] is False, 30, "/healthz to report the stall")  # type: ignore[index]
             in_flight = metric(get(port, "/metrics")[1], "portfolio_write_in_flight_seconds")
             assert in_flight >= settings.sink.write_stall_s
@@ -107,15 +99,14 @@ def test_database_killed_mid_write_then_frozen_under_a_stopping_sink(
             assert stop_s <= settings.common.stop_timeout_s + 2, stop_s
 
         restarted = time.monotonic()
-        with database_of(settings) as db, service_process("sink", settings, tmp_path / "again.log"):
+        with fault.database(settings) as db, fault.service("sink", settings, "again"):
             wait_until(
                 lambda: stored_bar_count(db) >= len(first) + len(second), 120, "every bar after the freeze"
             )
             after_freeze = time.monotonic() - restarted
             time.sleep(1)
-            lost, doubled = lost_and_doubled(db, newest(first + second))
-            assert_every_bar_once_with_newest_values(db, first + second)
-    report_fault(
+            lost, doubled = fault.every_bar_once(db, first + second)
+    fault.report(
         "database kill -9 mid-write, back after 14 s",
         "sink paused its partitions and kept polling (max.poll.interval.ms 10 s not overrun), "
         "/healthz 503, lag shown",
@@ -123,11 +114,10 @@ def test_database_killed_mid_write_then_frozen_under_a_stopping_sink(
         lost,
         doubled,
     )
-    report_fault(
+    fault.report(
         "database SIGSTOP under a write, then SIGTERM to the sink",
         f"/healthz 503 (writes) after {settings.sink.write_stall_s:.0f} s; "
-        f"sink exited {code} in {stop_s:.1f} s (bound {settings.common.stop_timeout_s:.0f} s), "
-        "batch uncommitted; "
+        f"sink exited {code} in {stop_s:.1f} s (bound {settings.common.stop_timeout_s:.0f} s), batch uncommitted; "
         "recovery = restarted sink caught up",
         after_freeze,
         lost,

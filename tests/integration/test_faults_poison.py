@@ -19,53 +19,41 @@ from shared.kafka import ReliableProducer, ensure_topics
 from shared.lifecycle import StopFlag
 from shared.mongo import ensure_indexes
 from shared.schemas import BarV1, encode
-from tests.integration.fault_support import (
-    SettingsFactory,
-    assert_every_bar_once_with_newest_values,
-    database_of,
-    dead_letter_origins,
-    dead_letters,
-    report_fault,
-    stored_bar_count,
-)
-from tests.integration.own_stack import own_ferretdb
-from tests.integration.sink_support import bar, sink_process, wait_until
+from testkit.bars import bar
+from testkit.poison import poison as variant
+from testkit.stack import own_ferretdb
+from testkit.waiting import wait_until
+from tests.integration.fault_support import FaultCase, dead_letter_origins, dead_letters, stored_bar_count
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def poison_kinds() -> dict[str, bytes | None]:
-    good = json.loads(encode(bar("AAPL", 0)))
-
-    def variant(**changes: object) -> bytes:
-        return json.dumps(good | changes).encode()
-
+    good = bar("AAPL", 0)
     return {
-        "two_megabytes": variant(source="x" * 2_000_000),
-        "volume_2_64": variant(volume=2**64),
-        "rev_2_63": variant(rev=2**63),
-        "ts_number": variant(ts=1_709_562_600),
-        "ts_1970": variant(ts="1970-01-01T00:00:00Z"),
-        "ts_2300": variant(ts="2300-01-01T00:00:00Z"),
-        "ts_offset": variant(ts="2024-03-04T15:30:00+01:00"),
-        "v_true": variant(v=True),
-        "final_yes": variant(final="yes"),
-        "volume_string": variant(volume="100"),
-        "volume_float": variant(volume=100.0),
-        "price_bool": variant(open=True),
-        "price_nan": variant(close=float("nan")),
-        "extra_field": variant(note="hi"),
+        "two_megabytes": variant(good, source="x" * 2_000_000),
+        "volume_2_64": variant(good, volume=2**64),
+        "rev_2_63": variant(good, rev=2**63),
+        "ts_number": variant(good, ts=1_709_562_600),
+        "ts_1970": variant(good, ts="1970-01-01T00:00:00Z"),
+        "ts_2300": variant(good, ts="2300-01-01T00:00:00Z"),
+        "ts_offset": variant(good, ts="2024-03-04T15:30:00+01:00"),
+        "v_true": variant(good, v=True),
+        "final_yes": variant(good, final="yes"),
+        "volume_string": variant(good, volume="100"),
+        "volume_float": variant(good, volume=100.0),
+        "price_bool": variant(good, open=True),
+        "price_nan": variant(good, close=float("nan")),
+        "extra_field": variant(good, note="hi"),
         "not_json": b"\xff not json",
         "deeply_nested": b"[" * 50_000,
         "null_value": None,
-        "unknown_version": variant(v=2),
+        "unknown_version": variant(good, v=2),
     }
 
 
-def test_every_poison_is_dead_lettered_once_and_every_good_bar_written(
-    fault_settings: SettingsFactory, tmp_path: Path
-) -> None:
-    settings = fault_settings(sink={"batch_max": 20, "batch_ms": 100})
+def test_every_poison_is_dead_lettered_once_and_every_good_bar_written(fault: FaultCase) -> None:
+    settings = fault.settings(sink_batch_max=20, sink_batch_ms=100)
     poison = poison_kinds()
     good: list[BarV1] = []
     messages: list[tuple[str, bytes | None]] = []
@@ -91,12 +79,12 @@ def test_every_poison_is_dead_lettered_once_and_every_good_bar_written(
     assert producer.flush(30) == 0
 
     started = time.monotonic()
-    with database_of(settings) as db, sink_process(settings, tmp_path / "sink.log") as sink:
+    with fault.database(settings) as db, fault.service("sink", settings) as sink:
         wait_until(lambda: stored_bar_count(db) >= len(good), 90, "every good bar")
         dead = dead_letters(settings)
         elapsed = time.monotonic() - started
         assert sink.poll() is None, "the sink stopped"
-        assert_every_bar_once_with_newest_values(db, good)
+        fault.every_bar_once(db, good)
 
     by_key = {m.key(): m for m in dead}
     names = [*poison, *bad_closes]
@@ -109,12 +97,10 @@ def test_every_poison_is_dead_lettered_once_and_every_good_bar_written(
     assert big["dlq.reason"] == b"too_large" and big["dlq.truncated"].startswith(b"value=2000")
     for name in ("ts_1970", "ts_2300", "ts_number", "v_true", "final_yes", "volume_2_64", "rev_2_63"):
         assert dict(by_key[name.encode()].headers())["dlq.reason"] in (b"invalid", b"unknown_version"), name
-    report_fault(
+    fault.report(
         "poison: 18 kinds among 36 good bars, 3 malformed closes",
         "good bars written, each poison dead-lettered once",
         elapsed,
-        0,
-        0,
     )
 
 
@@ -124,7 +110,7 @@ def bars_batch(bars: Sequence[BarV1]) -> DecodedBatch:
 
 
 def test_a_message_the_database_refuses_is_found_by_splitting_the_batch(
-    fault_settings: SettingsFactory, tmp_path: Path
+    fault: FaultCase, tmp_path: Path
 ) -> None:
     """Two bars that pass the schema (built unchecked, as a schema gap would let them through): one that
     BSON cannot encode, one with a NaN (FerretDB drops the connection on it; the repository refuses it
@@ -135,8 +121,8 @@ def test_a_message_the_database_refuses_is_found_by_splitting_the_batch(
     nan = BarV1.model_construct(**(bar("BAD2", 0).model_dump() | {"close": float("nan")}))
     batch = [*good[:20], overflow, *good[20:45], nan, *good[45:]]
     with own_ferretdb(tmp_path / "ferretdb") as ferret:
-        settings = fault_settings(mongo={"uri": ferret.uri})
-        with database_of(settings) as db:
+        settings = fault.settings(mongodb_uri=ferret.uri)
+        with fault.database(settings) as db:
             ensure_indexes(db)
             closes: list[bytes] = []
             repository = SinkRepository(db, lambda sent: closes.extend(value for _key, value in sent))
@@ -152,11 +138,9 @@ def test_a_message_the_database_refuses_is_found_by_splitting_the_batch(
             assert isinstance(outcome.poison[0][1], OverflowError)
             # What the closes topic would carry to the rows' owner (here: this one repository).
             repository.write(DecodedBatch(closes=[(0, decode_close(value)) for value in closes]))
-            assert_every_bar_once_with_newest_values(db, good)
-    report_fault(
+            fault.every_bar_once(db, good)
+    fault.report(
         "write refused: int > 64 bits, NaN (refused before FerretDB drops the connection)",
         "batch split, 2 poison isolated, 62 written",
         elapsed,
-        0,
-        0,
     )

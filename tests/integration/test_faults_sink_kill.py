@@ -3,27 +3,24 @@ the restarted sink writes every bar once with its newest values and dead-letters
 
 from __future__ import annotations
 
-import json
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
 from shared.schemas import BarV1, encode
+from testkit.bars import bar
+from testkit.poison import poison
+from testkit.services import log_text
+from testkit.waiting import wait_until
 from tests.integration.fault_support import (
-    SettingsFactory,
-    assert_every_bar_once_with_newest_values,
-    database_of,
+    FaultCase,
     dead_letter_origins,
     dead_letters,
-    lost_and_doubled,
     newest,
-    report_fault,
-    service_process,
     stored_bar_count,
 )
-from tests.integration.sink_support import bar, log_text, produce, wait_until
+from tests.integration.sink_support import produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,24 +42,21 @@ def backlog() -> tuple[list[BarV1], list[tuple[str | None, bytes | None]]]:
                 bars.append(b)
                 messages.append((b.ticker, encode(b)))
             if (minute * TICKERS + t) % 2_000 == 1_999:
-                poison = json.loads(encode(revisions[-1])) | {"volume": "lots"}
-                messages.append((f"P{len(messages)}", json.dumps(poison).encode()))
+                messages.append((f"P{len(messages)}", poison(revisions[-1], volume="lots")))
     return bars, messages
 
 
-def test_sink_killed_mid_backlog_restarts_and_writes_every_bar_once(
-    fault_settings: SettingsFactory, tmp_path: Path
-) -> None:
+def test_sink_killed_mid_backlog_restarts_and_writes_every_bar_once(fault: FaultCase) -> None:
     # Default batches (5,000). A 10 s session timeout: the killed member's partitions are handed over
     # after it instead of the default 45 s, which would otherwise dominate the recovery time measured.
-    settings = fault_settings(kafka={"session_timeout_ms": 10_000})
+    settings = fault.settings(kafka_session_timeout_ms=10_000)
     bars, messages = backlog()
     poison_count = sum(1 for key, _ in messages if key and key.startswith("P"))
     produce(settings, messages)  # type: ignore[arg-type]
     expected = newest(bars)
-    with database_of(settings) as db:
-        first_log = tmp_path / "first.log"
-        with service_process("sink", settings, first_log) as first:
+    with fault.database(settings) as db:
+        first_log = fault.log("first")
+        with fault.service("sink", settings, "first") as first:
             # Killed as soon as its first batch is written, whatever the load: the log says so at once,
             # while counting the stored bars takes seconds and could let the sink finish the backlog.
             wait_until(lambda: "wrote batch" in log_text(first_log), 180, "the first batch", every=0.1)
@@ -71,18 +65,17 @@ def test_sink_killed_mid_backlog_restarts_and_writes_every_bar_once(
         at_kill = stored_bar_count(db)
         assert at_kill < len(expected), "killed too late to test a replay"
         restarted = time.monotonic()
-        with service_process("sink", settings, tmp_path / "second.log"):
+        with fault.service("sink", settings, "second"):
             # Each count reads every bar: not too often, the sink shares the machine's two cores.
             wait_until(
                 lambda: stored_bar_count(db) >= len(expected), 300, "every bar after the restart", every=1
             )
             recovery = time.monotonic() - restarted
             # Waits for the portfolio rows (a hop after the bars) before it checks the bars.
-            assert_every_bar_once_with_newest_values(db, bars)
-            lost, doubled = lost_and_doubled(db, expected)
+            lost, doubled = fault.every_bar_once(db, bars)
     origins = dead_letter_origins(dead_letters(settings, expected=poison_count))
     assert len(origins) == poison_count and max(origins.values()) == 1, origins
-    report_fault(
+    fault.report(
         f"sink kill -9 mid-backlog ({len(messages):,} messages, {poison_count} poison)",
         f"killed with {at_kill:,} of {len(expected):,} bars stored; restarted sink replayed the rest",
         recovery,

@@ -21,35 +21,14 @@ from pymongo.errors import DuplicateKeyError
 from shared.kafka import (
     ReliableProducer,
     client_config,
-    commit_stored,
     ensure_topics,
-    make_consumer,
-    store_offsets,
-    subscribe,
 )
 from shared.mongo import BARS, database, ensure_indexes, make_client
 from shared.ops import Health, OpsServer
 from shared.settings import Settings
+from testkit.kafka import consume
 
 pytestmark = pytest.mark.integration
-
-
-def consume_all(settings: Settings, topic: str, expected: int, group: str, timeout: float = 30.0) -> list:
-    consumer = make_consumer(settings, group, client_id="test")
-    subscribe(consumer, [topic])
-    got = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(got) < expected and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error():
-                continue
-            got.append(msg)
-            store_offsets(consumer, [msg])
-        commit_stored(consumer)
-    finally:
-        consumer.close()
-    return got
 
 
 def test_messages_round_trip_through_the_broker_with_keys_and_headers(integration_settings: Settings) -> None:
@@ -61,7 +40,7 @@ def test_messages_round_trip_through_the_broker_with_keys_and_headers(integratio
     assert producer.flush(30) == 0
     assert producer.delivered == 100
 
-    got = consume_all(integration_settings, topic, 100, group=f"{topic}-g")
+    got = consume(integration_settings, topic, 100, group=f"{topic}-g")
     assert sorted(json.loads(m.value())["i"] for m in got) == list(range(100))
     assert {m.key() for m in got} == {f"K{i}".encode() for i in range(7)}
     # Same key, same partition: per-ticker order is what the sink and trainer rely on.
@@ -70,7 +49,7 @@ def test_messages_round_trip_through_the_broker_with_keys_and_headers(integratio
         partitions_per_key.setdefault(m.key(), set()).add(m.partition())
     assert all(len(p) == 1 for p in partitions_per_key.values())
     # Offsets were committed: the same group sees nothing more.
-    assert consume_all(integration_settings, topic, 1, group=f"{topic}-g", timeout=5) == []
+    assert consume(integration_settings, topic, 1, group=f"{topic}-g", timeout=5) == []
 
 
 def test_a_refused_delivery_is_resent_with_its_key_value_and_headers(integration_settings: Settings) -> None:
@@ -92,7 +71,7 @@ def test_a_refused_delivery_is_resent_with_its_key_value_and_headers(integration
     for future in admin.incremental_alter_configs([raised]).values():
         future.result(30)
     assert producer.flush(30) == 0 and producer.delivered == 1
-    (got,) = consume_all(integration_settings, topic, 1, group=f"{topic}-g")
+    (got,) = consume(integration_settings, topic, 1, group=f"{topic}-g")
     assert (got.key(), got.value(), got.headers()) == (b"K1", value, [("h", b"x")])
 
 

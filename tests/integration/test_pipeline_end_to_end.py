@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable
@@ -19,16 +17,13 @@ from shared.kafka import make_consumer, subscribe
 from shared.mongo import BARS, PORTFOLIO, PREDICTIONS, database, make_client
 from shared.schemas import decode_prediction
 from shared.settings import Settings
+from testkit.ports import free_port
+from testkit.services import cli, service_env, start_service
+from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TICKERS = ["AAPL", "MSFT", "NVDA"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def processes_with(marker: str) -> list[int]:
@@ -45,35 +40,16 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
-def wait_until(
-    condition: Callable[[], bool], timeout: float, what: str, runner: subprocess.Popen[str]
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        assert runner.poll() is None, f"portfolio run exited early while waiting for {what}"
-        time.sleep(1)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def test_synthetic_market_flows_to_bars_portfolio_and_predictions_then_stops_cleanly(
     settings_factory: Callable[..., Settings], tmp_path: Path
 ) -> None:
     ports = {name: free_port() for name in ("producer", "sink", "trainer")}
     settings = settings_factory()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTFOLIO_")} | {
-        "PORTFOLIO_BARS_TOPIC": settings.kafka.bars_topic,
-        "PORTFOLIO_PREDICTIONS_TOPIC": settings.kafka.predictions_topic,
-        "PORTFOLIO_DLQ_TOPIC": settings.kafka.dlq_topic,
-        "PORTFOLIO_MONGODB_DB": settings.mongo.db,
-        "PORTFOLIO_SINK_GROUP_ID": settings.sink.group_id,
-        "PORTFOLIO_TRAINER_GROUP_ID": settings.trainer.group_id,
+    env = service_env(settings, tmp_path / "data.log") | {
         "PORTFOLIO_TICKERS": ",".join(TICKERS),
         "PORTFOLIO_SOURCE": "synthetic",
         "PORTFOLIO_DOWNLOAD_PERIOD_S": "2",
         "PORTFOLIO_BACKFILL_MINUTES": "240",
-        "PORTFOLIO_LOG_FILE": str(tmp_path / "data.log"),
         "PORTFOLIO_CHECKPOINT_STORE": "volume",
         "PORTFOLIO_CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
         # A smaller network than the default so the test's cold start fits a busy 2-core CI machine.
@@ -86,9 +62,9 @@ def test_synthetic_market_flows_to_bars_portfolio_and_predictions_then_stops_cle
         "PORTFOLIO_TRAINER_HTTP_PORT": str(ports["trainer"]),
     }
     marker = f"PORTFOLIO_MONGODB_DB={settings.mongo.db}"
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "run", "--refresh", "2", "--log-dir", str(tmp_path / "logs")],
-        env=env,
+    runner = start_service(
+        ["run", "--refresh", "2", "--log-dir", str(tmp_path / "logs")],
+        env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -101,15 +77,22 @@ def test_synthetic_market_flows_to_bars_portfolio_and_predictions_then_stops_cle
             def every_ticker_has(collection: str, query: dict[str, object] | None = None) -> bool:
                 return set(db[collection].distinct("ticker", query or {})) >= set(TICKERS)
 
-            wait_until(lambda: every_ticker_has(BARS), 90, "bars for every ticker", runner)
-            wait_until(lambda: db[PORTFOLIO].count_documents({}) >= 200, 90, "merged portfolio rows", runner)
+            wait_until(lambda: every_ticker_has(BARS), 90, "bars for every ticker", every=1, process=runner)
+            wait_until(
+                lambda: db[PORTFOLIO].count_documents({}) >= 200,
+                90,
+                "merged portfolio rows",
+                every=1,
+                process=runner,
+            )
             # Not only the naive stand-in published before a model exists: the trained model's forecasts.
             trained = {"model_version": {"$ne": "naive-warmup"}}
             wait_until(
                 lambda: every_ticker_has(PREDICTIONS, trained),
                 240,
                 "model predictions for every ticker",
-                runner,
+                every=1,
+                process=runner,
             )
 
             # The merged portfolio holds each ticker's close under close.<TICKER>, never NaN.
@@ -147,7 +130,7 @@ def test_synthetic_market_flows_to_bars_portfolio_and_predictions_then_stops_cle
 
     report = tmp_path / "report.html"
     rendered = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "report", "--hours", "8", "--out", str(report)],
+        cli("report", "--hours", "8", "--out", str(report)),
         env=env,
         cwd=tmp_path,
         capture_output=True,

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +14,8 @@ import pytest
 from shared.kafka import make_consumer
 from shared.schemas import decode_bar
 from shared.settings import Settings
-from tests.conftest import REPO
+from testkit.services import log_text, service_env, start_service
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -26,38 +25,23 @@ def test_sigterm_flushes_everything_produced_and_exits_0(
 ) -> None:
     settings = settings_factory()
     log_file = tmp_path / "producer.log"
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": str(REPO),
+    env = service_env(settings, log_file) | {
         "PORTFOLIO_SOURCE": "synthetic",
         "PORTFOLIO_TICKERS": "AAPL,MSFT,GOOGL,AMZN",
         "PORTFOLIO_BACKFILL_MINUTES": "390",
         "PORTFOLIO_DOWNLOAD_PERIOD_S": "1",
-        "PORTFOLIO_BARS_TOPIC": settings.kafka.bars_topic,
-        "PORTFOLIO_PREDICTIONS_TOPIC": settings.kafka.predictions_topic,
-        "PORTFOLIO_DLQ_TOPIC": settings.kafka.dlq_topic,
-        "PORTFOLIO_KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-        "PORTFOLIO_LOG_FILE": str(log_file),
-        "PORTFOLIO_PRODUCER_HTTP_PORT": "0",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "producer"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    process = start_service(
+        ["producer"], env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            text = log_file.read_text() if log_file.exists() else ""
-            if text.count(" cycle tickers=4 ") >= 2:
-                break
-            assert process.poll() is None, process.communicate()
-            time.sleep(0.2)
-        else:
-            pytest.fail("no producer cycle within 60 s")
+        wait_until(
+            lambda: log_text(log_file).count(" cycle tickers=4 ") >= 2,
+            60,
+            "two producer cycles",
+            every=0.2,
+            process=process,
+        )
         process.send_signal(signal.SIGTERM)
         _out, err = process.communicate(timeout=60)
     finally:

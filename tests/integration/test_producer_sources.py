@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import urllib.request
@@ -24,14 +23,9 @@ from shared.kafka import make_consumer
 from shared.lifecycle import StopFlag
 from shared.schemas import BarV1, decode_bar
 from shared.settings import Settings
+from testkit.ports import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from services.sink.repository import SinkRepository
 from shared.mongo import database, ensure_indexes, make_client
 from shared.schemas import BarV1
 from shared.settings import Settings
-from tests.integration.sink_support import bar
+from testkit.bars import bar
 
 pytestmark = pytest.mark.integration
 

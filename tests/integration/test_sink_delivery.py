@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -11,12 +10,16 @@ from typing import Any
 import pytest
 
 from services.scoring.stored import load_closes
-from shared.kafka import commit_stored, make_consumer, store_offsets, subscribe
 from shared.layout import open_items, portfolio_rows
 from shared.mongo import BARS, PREDICTIONS, database, make_client
-from shared.schemas import BarV1, PredictionV1, encode
+from shared.schemas import BarV1, encode
 from shared.settings import Settings
-from tests.integration.sink_support import T0, bar, bar_messages, log_text, produce, sink_process, wait_until
+from testkit.bars import T0, bar, prediction
+from testkit.kafka import consume
+from testkit.poison import poison, without
+from testkit.services import log_text, service_process
+from testkit.waiting import wait_until
+from tests.integration.sink_support import bar_messages, produce
 
 pytestmark = pytest.mark.integration
 
@@ -31,23 +34,6 @@ def rows_of(db: Any) -> dict[Any, dict[str, float]]:
 
 def stored_predictions(db: Any) -> list[dict[str, Any]]:
     return list(db[PREDICTIONS].find({}, {"_id": 0})) + list(open_items(db, PREDICTIONS))
-
-
-def read_dlq(settings: Settings, expected: int, timeout: float = 30.0) -> list:
-    consumer = make_consumer(settings, f"{settings.kafka.dlq_topic}-reader", client_id="test-dlq")
-    subscribe(consumer, [settings.kafka.dlq_topic])
-    got: list = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(got) < expected and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is not None and not msg.error():
-                got.append(msg)
-                store_offsets(consumer, [msg])
-        commit_stored(consumer)
-    finally:
-        consumer.close()
-    return got
 
 
 def test_latest_revision_wins_stale_is_ignored_and_the_portfolio_is_an_outer_merge(
@@ -67,7 +53,7 @@ def test_latest_revision_wins_stale_is_ignored_and_the_portfolio_is_an_outer_mer
     ]
     produce(settings, bar_messages(bars))
     log_file = tmp_path / "sink.log"
-    with make_client(settings) as client, sink_process(settings, log_file):
+    with make_client(settings) as client, service_process("sink", settings, log_file):
         db = database(client, settings)
         # Rows fill in `latest` while their minute is recent; readers get them through one helper.
         wait_until(lambda: len(rows_of(db)) == 3, 60, "three portfolio rows")
@@ -111,63 +97,57 @@ def test_every_kind_of_poison_lands_in_the_dlq_while_good_bars_around_it_are_wri
     integration_settings: Settings, tmp_path: Path
 ) -> None:
     settings = integration_settings
-    good = bar("AAPL", 0).model_dump(mode="json")
-
-    def variant(**changes: object) -> bytes:
-        return json.dumps(good | changes).encode()
-
-    poison = {
+    good = bar("AAPL", 0)
+    poisons = {
         "not_json": b"{not json",
-        "unknown_version": variant(v=2),
-        "missing_field": json.dumps({k: v for k, v in good.items() if k != "close"}).encode(),
-        "wrong_type": variant(volume="many"),
-        "nan_price": variant(close=float("nan")),
-        "infinite_price": variant(high=float("inf")),
-        "negative_price": variant(low=-1.0),
-        "low_above_high": variant(low=200.0, high=150.0),
-        "ts_not_on_minute": variant(ts="2024-03-04T14:30:17Z"),
-        "too_large": variant(source="x" * 20_000),
+        "unknown_version": poison(good, v=2),
+        "missing_field": without(good, "close"),
+        "wrong_type": poison(good, volume="many"),
+        "nan_price": poison(good, close=float("nan")),
+        "infinite_price": poison(good, high=float("inf")),
+        "negative_price": poison(good, low=-1.0),
+        "low_above_high": poison(good, low=200.0, high=150.0),
+        "ts_not_on_minute": poison(good, ts="2024-03-04T14:30:17Z"),
+        "too_large": poison(good, source="x" * 20_000),
     }
-    expected_reason = {name: "invalid" for name in poison} | {
+    expected_reason = {name: "invalid" for name in poisons} | {
         "not_json": "not_json",
         "unknown_version": "unknown_version",
         "too_large": "too_large",
     }
     messages: list[tuple[str | None, bytes]] = []
-    for minute, (name, value) in enumerate(poison.items()):
+    for minute, (name, value) in enumerate(poisons.items()):
         messages.append(("AAPL", encode(final(bar("AAPL", minute)))))
         messages.append((name, value))
-    messages.append(("AAPL", encode(final(bar("AAPL", len(poison))))))
+    messages.append(("AAPL", encode(final(bar("AAPL", len(poisons))))))
     produce(settings, messages)
 
-    prediction = PredictionV1(
-        ticker="AAPL",
-        ts=T0 + timedelta(minutes=1),
-        yhat=101.5,
-        horizon_min=1,
-        based_on_ts=T0,
-        model_version="lstm-1",
-        trained_at=T0,
-        target="return",
-    )
-    newer = prediction.model_copy(update={"yhat": 102.0, "trained_at": T0 + timedelta(minutes=5)})
-    older = prediction.model_copy(update={"yhat": 99.0})
+    first = prediction("AAPL", yhat=101.5, model_version="lstm-1")
+    newer = first.model_copy(update={"yhat": 102.0, "trained_at": T0 + timedelta(minutes=5)})
+    older = first.model_copy(update={"yhat": 99.0})
     produce(
         settings,
-        [("AAPL", encode(prediction)), ("AAPL", encode(newer)), ("AAPL", encode(older)), ("AAPL", b"[]")],
+        [("AAPL", encode(first)), ("AAPL", encode(newer)), ("AAPL", encode(older)), ("AAPL", b"[]")],
         topic=settings.kafka.predictions_topic,
     )
 
-    with make_client(settings) as client, sink_process(settings, tmp_path / "sink.log"):
+    with make_client(settings) as client, service_process("sink", settings, tmp_path / "sink.log"):
         db = database(client, settings)
-        dead = read_dlq(settings, len(poison) + 1, timeout=60)
-        wait_until(lambda: db[BARS].count_documents({}) == len(poison) + 1, 30, "every good bar")
+        dead = consume(
+            settings,
+            settings.kafka.dlq_topic,
+            len(poisons) + 1,
+            f"{settings.kafka.dlq_topic}-reader",
+            60,
+            "test-dlq",
+        )
+        wait_until(lambda: db[BARS].count_documents({}) == len(poisons) + 1, 30, "every good bar")
         # The only prediction for its ticker stays in progress (in `latest`) until a later minute's comes.
         wait_until(lambda: len(stored_predictions(db)) == 1, 30, "the prediction")
 
         by_key = {m.key(): m for m in dead}
-        assert len(dead) == len(poison) + 1
-        for name, value in poison.items():
+        assert len(dead) == len(poisons) + 1
+        for name, value in poisons.items():
             msg = by_key[name.encode()]
             headers = dict(msg.headers())
             assert msg.value() == value, name

@@ -5,26 +5,25 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
-import socket
-import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from pymongo import MongoClient
 
 from shared.layout import item_id, minute_id, portfolio_rows
 from shared.mongo import BARS, PORTFOLIO, database, make_client
 from shared.settings import Settings
-from tests.integration.sink_support import T0, bar, bar_messages, log_text, produce, sink_process, wait_until
+from testkit.bars import T0, bar
+from testkit.ports import free_port
+from testkit.services import log_text, service_process
+from testkit.stack import FERRETDB, own_ferretdb
+from testkit.waiting import wait_until
+from tests.integration.sink_support import bar_messages, produce
 
 pytestmark = pytest.mark.integration
 
 END = T0 + timedelta(days=1)
-FERRETDB = Path.home() / ".cache/portfolio/ferretdb-v1.24.2/ferretdb"
 
 
 def stream(tickers: int, minutes: int, revised_every: int = 5) -> list:
@@ -85,58 +84,16 @@ def test_kill_9_mid_stream_then_restart_writes_every_bar_exactly_once(
     produce(settings, bar_messages(bars))
     with make_client(settings) as client:
         db = database(client, settings)
-        with sink_process(settings, tmp_path / "first.log") as first:
+        with service_process("sink", settings, tmp_path / "first.log") as first:
             wait_until(lambda: db[BARS].count_documents({}) >= 300, 60, "the first batches")
             first.send_signal(signal.SIGKILL)
             first.wait(10)
         assert db[BARS].count_documents({}) < tickers * minutes, "killed too late to test a replay"
-        with sink_process(settings, tmp_path / "second.log"):
+        with service_process("sink", settings, tmp_path / "second.log"):
             wait_until(lambda: db[BARS].count_documents({}) == tickers * minutes, 90, "every bar")
             wait_until(lambda: "wrote batch" in log_text(tmp_path / "second.log"), 10, "a batch")
             time.sleep(1)  # a late duplicate write would show up now
             assert_exactly_latest(db, bars, tickers, minutes)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def own_ferretdb(data_dir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """A FerretDB of this test's own (never the shared one on 27017), stoppable mid-stream."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        [
-            str(FERRETDB),
-            "--handler=sqlite",
-            f"--sqlite-url=file:{data_dir}/",
-            f"--state-dir={data_dir}",
-            f"--listen-addr=127.0.0.1:{port}",
-            "--debug-addr=-",
-            "--telemetry=disable",
-            "--log-level=error",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        with MongoClient(f"mongodb://127.0.0.1:{port}", serverSelectionTimeoutMS=500) as probe:
-            wait_until(lambda: _pings(probe), 30, "our FerretDB")
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(15)
-
-
-def _pings(client: MongoClient) -> bool:  # type: ignore[type-arg]
-    try:
-        client.admin.command("ping")
-        return True
-    except Exception:
-        return False
 
 
 @pytest.mark.skipif(not FERRETDB.exists(), reason="the local FerretDB binary is installed by make stack-up")
@@ -153,12 +110,11 @@ def test_database_stopped_mid_stream_then_back_loses_nothing(
     half = len(bars) // 2
     data_dir = tmp_path / "ferretdb"
     log_file = tmp_path / "sink.log"
-    with own_ferretdb(data_dir, port) as ferret, sink_process(settings, log_file):
+    with own_ferretdb(data_dir, port) as ferret, service_process("sink", settings, log_file):
         produce(settings, bar_messages(bars[:half]))
         with make_client(settings) as client:
             wait_until(lambda: database(client, settings)[BARS].count_documents({}) >= 50, 60, "first bars")
-        ferret.terminate()
-        ferret.wait(15)
+        ferret.stop()
         produce(settings, bar_messages(bars[half:]))
         wait_until(lambda: "database write failed" in log_text(log_file), 60, "the sink to notice the outage")
         time.sleep(2)  # the sink keeps retrying (and must not commit) while the database is away
@@ -180,7 +136,11 @@ def test_two_sinks_in_one_group_split_the_partitions_and_write_every_bar_once(
     bars = stream(tickers, minutes)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     produce(settings, bar_messages(bars[:10]))  # creates the topics before both sinks subscribe
-    with make_client(settings) as client, sink_process(settings, logs[0]), sink_process(settings, logs[1]):
+    with (
+        make_client(settings) as client,
+        service_process("sink", settings, logs[0]),
+        service_process("sink", settings, logs[1]),
+    ):
         wait_until(
             lambda: all("partitions assigned" in log_text(f) for f in logs),
             60,

@@ -23,6 +23,8 @@ from shared.lifecycle import StopFlag
 from shared.mongo import BARS, METRICS, database, make_client
 from shared.schemas import BarV1, PredictionV1, decode_prediction, encode
 from shared.settings import Settings
+from testkit.bars import synthetic_bar
+from testkit.waiting import poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -47,11 +49,8 @@ def make_bars(tickers: list[str], first: int, count: int) -> list[BarV1]:
         minutes = np.arange(first, first + count)
         closes = (50 + 10 * j) * np.exp(0.002 * np.sin(minutes * 2 * np.pi / 12 + j))
         for m, c in zip(minutes, closes, strict=True):
-            c = round(float(c), 4)
-            out.append(
-                BarV1(ticker=ticker, ts=START + timedelta(minutes=int(m)), open=c, high=c, low=c, close=c,
-                      volume=100, source="synthetic", final=True)
-            )  # fmt: skip
+            ts = START + timedelta(minutes=int(m))
+            out.append(synthetic_bar(ticker, ts, round(float(c), 4), spread=0.0, volume=100, final=True))
     return out
 
 
@@ -82,12 +81,7 @@ class Predictions:
             self.items.append((member, decode_prediction(msg.value())))
 
     def wait_for(self, condition: Callable[[list[tuple[str, PredictionV1]]], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition(list(self.items)):
-                return True
-            time.sleep(0.2)
-        return False
+        return poll_until(lambda: condition(list(self.items)), timeout, every=0.2) is not None
 
     def close(self) -> None:
         self._stop.set()
@@ -149,9 +143,7 @@ def test_predicts_every_ticker_scores_against_naive_and_resumes_from_checkpoint(
         with make_client(settings) as client:
             db = database(client, settings)
             query = {"kind": "walk_forward", "ticker": "*", "n": {"$gte": 3}}
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not db[METRICS].count_documents(query):
-                time.sleep(0.3)
+            poll_until(lambda: db[METRICS].count_documents(query), 30)
             pooled = db[METRICS].find_one({"kind": "walk_forward", "ticker": "*"})
             assert pooled is not None and pooled["n"] >= 3 and pooled["mse_ratio"] is not None
             assert db[METRICS].count_documents({"kind": "holdout", "ticker": "*"}) == 1
@@ -232,9 +224,7 @@ def test_two_trainers_in_one_group_predict_disjoint_tickers_covering_the_portfol
     reader = Predictions(settings)
     first, second = Trainer(settings, "first"), Trainer(settings, "second")
     try:
-        deadline = time.monotonic() + 45
-        while time.monotonic() < deadline and _members_with_partitions(settings) < 2:
-            time.sleep(0.5)
+        poll_until(lambda: _members_with_partitions(settings) >= 2, 45, every=0.5)
         assert _members_with_partitions(settings) == 2
         produce(settings, make_bars(tickers, 0, 3))
         assert reader.wait_for(lambda items: {p.ticker for _, p in items} == set(tickers), 30)

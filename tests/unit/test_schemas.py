@@ -6,25 +6,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from shared.schemas import BarV1, MessageError, PredictionV1, decode_bar, decode_prediction, encode
+from testkit.bars import bar_message as bar
+from testkit.poison import poison, without
 
 TS = datetime(2026, 11, 25, 14, 31, tzinfo=UTC)
-
-
-def bar(**overrides: object) -> dict[str, object]:
-    values: dict[str, object] = {
-        "v": 1,
-        "ticker": "AAPL",
-        "ts": "2026-11-25T14:31:00Z",
-        "open": 100.0,
-        "high": 101.0,
-        "low": 99.5,
-        "close": 100.5,
-        "volume": 1200,
-        "source": "synthetic",
-        "rev": 0,
-        "final": False,
-    }
-    return values | overrides
 
 
 def test_bar_round_trips_in_the_documented_shape() -> None:
@@ -48,10 +33,10 @@ def test_timestamps_are_written_in_utc_with_z() -> None:
         (b"\xff\xfe", "not_json"),
         (None, "not_json"),
         (b"[1, 2]", "invalid"),
-        (json.dumps(bar(v=2)).encode(), "unknown_version"),
-        (json.dumps({k: v for k, v in bar().items() if k != "v"}).encode(), "unknown_version"),
-        (json.dumps({k: v for k, v in bar().items() if k != "close"}).encode(), "invalid"),
-        (json.dumps(bar(close="high")).encode(), "invalid"),
+        (poison(bar(), v=2), "unknown_version"),
+        (without(bar(), "v"), "unknown_version"),
+        (without(bar(), "close"), "invalid"),
+        (poison(bar(), close="high"), "invalid"),
         (
             b'{"v":1,"ticker":"AAPL","ts":"2026-11-25T14:31:00Z","open":NaN,"high":1,"low":1,"close":1,'
             b'"volume":1,"source":"s"}',
@@ -62,15 +47,15 @@ def test_timestamps_are_written_in_utc_with_z() -> None:
             b'"volume":1,"source":"s"}',
             "invalid",
         ),
-        (json.dumps(bar(low=-1.0)).encode(), "invalid"),
-        (json.dumps(bar(low=102.0)).encode(), "invalid"),
-        (json.dumps(bar(close=105.0)).encode(), "invalid"),
-        (json.dumps(bar(volume=-1)).encode(), "invalid"),
-        (json.dumps(bar(ts="2026-11-25T14:31:17Z")).encode(), "invalid"),
-        (json.dumps(bar(ts="2026-11-25T14:31:00")).encode(), "invalid"),
-        (json.dumps(bar(ticker="BRK.B")).encode(), "invalid"),
-        (json.dumps(bar(surprise=1)).encode(), "invalid"),
-        (json.dumps(bar(source="x" * 5000)).encode(), "too_large"),
+        (poison(bar(), low=-1.0), "invalid"),
+        (poison(bar(), low=102.0), "invalid"),
+        (poison(bar(), close=105.0), "invalid"),
+        (poison(bar(), volume=-1), "invalid"),
+        (poison(bar(), ts="2026-11-25T14:31:17Z"), "invalid"),
+        (poison(bar(), ts="2026-11-25T14:31:00"), "invalid"),
+        (poison(bar(), ticker="BRK.B"), "invalid"),
+        (poison(bar(), surprise=1), "invalid"),
+        (poison(bar(), source="x" * 5000), "too_large"),
     ],
 )
 def test_bad_bars_are_rejected_with_a_reason(raw: bytes | None, reason: str) -> None:
@@ -168,7 +153,7 @@ def test_nothing_is_coerced_and_values_stay_within_what_the_database_stores(
     overrides: dict[str, object], reason: str
 ) -> None:
     with pytest.raises(MessageError) as error:
-        decode_bar(json.dumps(bar(**overrides)).encode())
+        decode_bar(poison(bar(), **overrides))
     assert error.value.reason == reason
 
 
@@ -184,7 +169,7 @@ def test_a_bar_a_day_ahead_is_accepted_and_beyond_it_refused() -> None:
     later = soon + timedelta(hours=2)
     assert decode_bar(json.dumps(bar(ts=soon.strftime("%Y-%m-%dT%H:%M:%SZ"))).encode()).ts == soon
     with pytest.raises(MessageError):
-        decode_bar(json.dumps(bar(ts=later.strftime("%Y-%m-%dT%H:%M:%SZ"))).encode())
+        decode_bar(poison(bar(), ts=later.strftime("%Y-%m-%dT%H:%M:%SZ")))
 
 
 @pytest.mark.parametrize("raw", [b"[" * 100_000, b'{"a":' * 50_000])

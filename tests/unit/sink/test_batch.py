@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from services.sink.batch import decode_batch
 from services.sink.dlq import dlq_headers, dlq_value
 from shared.schemas import encode
-from tests.integration.sink_support import bar
+from testkit.bars import bar
 
 
 @dataclass

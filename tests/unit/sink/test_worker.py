@@ -15,7 +15,7 @@ from services.sink.portfolio import encode_close
 from services.sink.repository import check_storable
 from services.sink.worker import sub_batch
 from shared.schemas import BarV1, encode
-from tests.integration.sink_support import bar
+from testkit.bars import bar
 from tests.unit.sink.test_batch import Record
 
 TS = datetime(2026, 11, 25, 14, 31, tzinfo=UTC)

@@ -14,7 +14,7 @@ from services.sink.writes import (
 )
 from shared.layout import item_id, minute_id
 from shared.schemas import PredictionV1
-from tests.integration.sink_support import T0, bar
+from testkit.bars import T0, bar, prediction
 
 
 def test_highest_revision_per_minute_is_kept_and_older_ones_counted() -> None:
@@ -26,19 +26,10 @@ def test_highest_revision_per_minute_is_kept_and_older_ones_counted() -> None:
 
 
 def test_newest_trained_prediction_per_minute_is_kept() -> None:
-    def prediction(minutes: int) -> PredictionV1:
-        return PredictionV1(
-            ticker="A",
-            ts=T0 + timedelta(minutes=1),
-            yhat=1.0 + minutes,
-            horizon_min=1,
-            based_on_ts=T0,
-            model_version="m",
-            trained_at=T0 + timedelta(minutes=minutes),
-            target="return",
-        )
+    def trained(minutes: int) -> PredictionV1:
+        return prediction("A", yhat=1.0 + minutes, trained_at=T0 + timedelta(minutes=minutes))
 
-    latest = latest_predictions([prediction(3), prediction(5), prediction(4)])
+    latest = latest_predictions([trained(3), trained(5), trained(4)])
     assert [p.yhat for p in latest.items] == [6.0] and latest.superseded == 2
 
 
@@ -99,16 +90,7 @@ def test_a_provisional_bar_followed_only_by_final_ones_still_settles() -> None:
 
 
 def test_prediction_document_holds_the_interval_or_null_and_keeps_it_through_latest() -> None:
-    plain = PredictionV1(
-        ticker="A",
-        ts=T0 + timedelta(minutes=1),
-        yhat=100.0,
-        horizon_min=1,
-        based_on_ts=T0,
-        model_version="m",
-        trained_at=T0,
-        target="return",
-    )
+    plain = prediction("A", yhat=100.0)
     with_interval = plain.model_copy(update={"q10": 99.5, "q90": 100.4})
     doc = prediction_document(with_interval, T0)
     assert (doc["q10"], doc["q90"], doc["yhat"]) == (99.5, 100.4, 100.0)

@@ -9,42 +9,25 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+from testkit.ports import free_port
+from testkit.services import stop_service
+from testkit.waiting import wait_until
 
 CACHE = Path(os.environ.get("PORTFOLIO_CACHE_DIR", Path.home() / ".cache/portfolio"))
 KAFKA_HOME = CACHE / "kafka-4.1.1"
 FERRETDB = CACHE / "ferretdb-v1.24.2/ferretdb"
-
-
-def free_port() -> int:
-    """A port free now, whose next port is free too (Kafka's controller listens there)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
-
-
-def _wait(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.2)
 
 
 class OwnProcess:
@@ -65,7 +48,7 @@ class OwnProcess:
         raise NotImplementedError
 
     def kill(self) -> None:
-        """kill -9: no shutdown, no flush."""
+        """Kill -9: no shutdown, no flush."""
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(10)
@@ -79,22 +62,18 @@ class OwnProcess:
         self.process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
+        """SIGTERM (resumed first, should it be paused); kill -9 if it is not gone in 20 s."""
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(signal.SIGCONT)
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        stop_service(self.process, 20)
 
 
 class OwnKafka(OwnProcess):
     """A single-node KRaft broker, configured like the local stack's."""
 
     def __init__(self, directory: Path, port: int | None = None) -> None:
-        self.port = port or free_port()
+        self.port = port or free_port(with_next=True)
         self.bootstrap = f"127.0.0.1:{self.port}"
         directory.mkdir(parents=True, exist_ok=True)
         config = directory / "server.properties"
@@ -155,13 +134,15 @@ class OwnKafka(OwnProcess):
         def answers() -> bool:
             try:
                 return bool(admin.list_topics(timeout=2).brokers)
-            except Exception:
+            except KafkaException:
                 return False
 
-        _wait(answers, timeout, f"our Kafka on {self.bootstrap}")
+        wait_until(answers, timeout, f"our Kafka on {self.bootstrap}", every=0.2)
 
 
 class OwnFerretDB(OwnProcess):
+    """A FerretDB on SQLite files in ``directory``, like the local stack's."""
+
     def __init__(self, directory: Path, port: int | None = None) -> None:
         self.port = port or free_port()
         self.uri = f"mongodb://127.0.0.1:{self.port}"
@@ -182,20 +163,22 @@ class OwnFerretDB(OwnProcess):
         )
 
     def wait_ready(self, timeout: float) -> None:
+        probe: MongoClient[dict[str, Any]]
         with MongoClient(self.uri, serverSelectionTimeoutMS=500) as probe:
 
             def pings() -> bool:
                 try:
                     probe.admin.command("ping")
                     return True
-                except Exception:
+                except PyMongoError:
                     return False
 
-            _wait(pings, timeout, f"our FerretDB on {self.uri}")
+            wait_until(pings, timeout, f"our FerretDB on {self.uri}", every=0.2)
 
 
 @contextmanager
 def own_kafka(directory: Path) -> Iterator[OwnKafka]:
+    """A Kafka broker on ``directory`` and free ports, stopped on the way out."""
     kafka = OwnKafka(directory)
     try:
         kafka.start()
@@ -205,8 +188,10 @@ def own_kafka(directory: Path) -> Iterator[OwnKafka]:
 
 
 @contextmanager
-def own_ferretdb(directory: Path) -> Iterator[OwnFerretDB]:
-    ferret = OwnFerretDB(directory)
+def own_ferretdb(directory: Path, port: int | None = None) -> Iterator[OwnFerretDB]:
+    """A FerretDB on ``directory`` (on ``port``, or a free one), stopped on the way out; started again on
+    the same directory and port, it serves what it stored before."""
+    ferret = OwnFerretDB(directory, port)
     try:
         ferret.start()
         yield ferret
