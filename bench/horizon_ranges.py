@@ -1,6 +1,6 @@
 """Research: the range model against both baselines on a recording, per horizon, without the LSTM.
 
-    python -m bench.horizon_ranges ../shared/data/real-1m-2024-02-26_2024-03-22.csv.gz
+python -m bench.horizon_ranges ../shared/data/real-1m-2024-02-26_2024-03-22.csv.gz
 """
 
 from __future__ import annotations
@@ -31,9 +31,14 @@ def main(path: str, cold_fraction: float = 0.25) -> None:
     model = RangeModel.fit(r[train], p[train], m[train], HORIZONS)
     ewma = EwmaProfileBaseline.fit(r[train], m[train], HORIZONS)
     garch = McsGarchBaseline.fit(r[train], m[train], HORIZONS)
-    print(f"fitted in {time.perf_counter() - started:.1f} s; EWMA decay {ewma.decay}, GARCH a+b {garch.persistence:.4f}")
+    fitted = time.perf_counter() - started
+    print(f"fitted in {fitted:.1f} s; EWMA decay {ewma.decay}, GARCH a+b {garch.persistence:.4f}")
     for h in HORIZONS:
-        print(h, dict(zip(COMPONENTS, np.round(model.weights[h], 4))), np.round(model.quantiles[h], 3))
+        print(
+            h,
+            dict(zip(COMPONENTS, np.round(model.weights[h], 4), strict=True)),
+            np.round(model.quantiles[h], 3),
+        )
         actual = grid.ahead(h)
         ranges = {
             "model": model.predict_interval(grid.close, r, p, m, h),
@@ -42,12 +47,22 @@ def main(path: str, cold_fraction: float = 0.25) -> None:
         }
         test = slice(split, None)
         low, high = ranges.pop("model")
-        score = score_ranges(h, grid.minutes[test] + h, grid.close[test], low[test], high[test], actual[test],
-                             grid.tickers, {k: (lo[test], hi[test]) for k, (lo, hi) in ranges.items()})
+        score = score_ranges(
+            h,
+            grid.minutes[test] + h,
+            grid.close[test],
+            low[test],
+            high[test],
+            actual[test],
+            grid.tickers,
+            {k: (lo[test], hi[test]) for k, (lo, hi) in ranges.items()},
+        )
         c = score.coverage[POOLED]
-        line = f"h={h:2d} n={c.n} cover {c.inside / c.n:.4f} kupiec p {score.kupiec[POOLED][1]:.3f} spaced {score.kupiec_spaced[POOLED][1]:.3f}"
+        line = f"h={h:2d} n={c.n} cover {c.inside / c.n:.4f} kupiec p {score.kupiec[POOLED][1]:.3f}"
         for name, (lo, hi) in ranges.items():
-            inside = ((actual[test] >= lo[test]) & (actual[test] <= hi[test]))[np.isfinite(actual[test] + lo[test])]
+            inside = ((actual[test] >= lo[test]) & (actual[test] <= hi[test]))[
+                np.isfinite(actual[test] + lo[test])
+            ]
             line += f" {name} cover {inside.mean():.4f}"
         for name, v in score.versus.items():
             ratio = v["interval_score"]

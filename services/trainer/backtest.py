@@ -117,7 +117,7 @@ def run_backtest(
     started = time.perf_counter()
     history = [b for b in bars if b.minute < boundary]
     for bar in history:
-        forecaster.ingest(bar.ticker, bar.minute, bar.close, bar.rev, bar.final)
+        forecaster.ingest(bar.ticker, bar.minute, bar.close, bar.rev, bar.final, bar.high, bar.low)
     report = forecaster.train_cycle()
     checkpoint = forecaster.state()
     cold_seconds = time.perf_counter() - started

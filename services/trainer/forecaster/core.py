@@ -11,6 +11,7 @@ nor the consumer's poll. Learning (``learning.py``), the mode's strategy (``per_
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,12 +22,15 @@ import torch
 
 from services.scoring.walk_forward import Pending, WalkForward
 from services.trainer.forecaster import checkpoint_state
+from services.trainer.forecaster.horizons import with_horizons
 from services.trainer.forecaster.learning import Learner
 from services.trainer.forecaster.per_stock import PerStockStrategy
 from services.trainer.forecaster.portfolio import PortfolioStrategy
 from services.trainer.forecaster.records import NAIVE_VERSION, BarIn, Config, CycleReport, Forecast
 from services.trainer.forecaster.strategy import ModelForecast, Strategy
 from services.trainer.intervals.calibration import Calibration
+from services.trainer.intervals.horizon_ranges import parkinson_bar
+from services.trainer.intervals.range_state import RangeState
 from services.trainer.intervals.running_sigma import RunningSigma
 from services.trainer.model.ar_baseline import LinearAR
 from services.trainer.model.network import ForecastLSTM
@@ -88,6 +92,11 @@ class Forecaster:
             PortfolioStrategy(self) if config.mode == "portfolio" else PerStockStrategy(self)
         )
         self.learner = Learner(self)
+        # The range model (forecaster/horizons.py): fitted after each cold start (derived, not checkpointed),
+        # and each ticker's recent bars' Parkinson variances it reads (bars that carry a high and a low).
+        self.range_state: RangeState | None = None
+        self.ranges_for = ""
+        self.variances: dict[str, dict[int, float]] = {}
 
     @property
     def has_model(self) -> bool:
@@ -128,21 +137,34 @@ class Forecaster:
             if self.running_sigma is not None:
                 self.running_sigma.forget(tickers)
 
-    def ingest(self, ticker: str, minute: int, close: float, rev: int = 0, final: bool = True) -> bool:
+    def ingest(
+        self,
+        ticker: str,
+        minute: int,
+        close: float,
+        rev: int = 0,
+        final: bool = True,
+        high: float = math.nan,
+        low: float = math.nan,
+    ) -> bool:
         """Record a bar, and score the forecasts its arrival settles. Return whether the bar changed
         anything (False: a stale revision)."""
         with self.lock:
-            changed = self._record(ticker, minute, close, rev, final)
+            changed = self._record(ticker, minute, close, rev, final, parkinson_bar(high, low))
             self.score_settled()
             return changed
 
-    def _record(self, ticker: str, minute: int, close: float, rev: int, final: bool) -> bool:
+    def _record(
+        self, ticker: str, minute: int, close: float, rev: int, final: bool, variance: float = math.nan
+    ) -> bool:
         """Record a bar and queue the forecasts it settles for :meth:`score_settled` (lock held)."""
         series = self.series.get(ticker)
         if series is None:
             series = self.series[ticker] = TickerSeries(self.config.history)
         if not series.add(minute, close, rev):
             return False
+        if final:
+            self._fold_range(ticker, minute, close, variance)
         self.newest_minute = max(self.newest_minute, minute)
         if minute == series.last_minute:
             self.final[ticker] = final
@@ -157,6 +179,16 @@ class Forecaster:
                 if actual is not None:
                     self.settled.append((ticker, pending, actual, target))
         return True
+
+    def _fold_range(self, ticker: str, minute: int, close: float, variance: float) -> None:
+        if math.isfinite(variance):
+            known = self.variances.setdefault(ticker, {})
+            known[minute] = variance
+            if len(known) > 2 * self.config.history:  # keep about the minutes the series holds
+                for m in sorted(known)[: len(known) - self.config.history]:
+                    del known[m]
+        if self.range_state is not None:
+            self.range_state.fold(ticker, minute, close, variance)
 
     def score_settled(self) -> None:
         """Score the forecasts settled by the bars recorded so far, in the order they were settled."""
@@ -181,7 +213,8 @@ class Forecaster:
                 if bar.ticker in fresh:
                     out.extend(self.forecast(list(fresh)))
                     fresh.clear()
-                if self._record(bar.ticker, bar.minute, bar.close, bar.rev, bar.final):
+                variance = parkinson_bar(bar.high, bar.low)
+                if self._record(bar.ticker, bar.minute, bar.close, bar.rev, bar.final, variance):
                     fresh[bar.ticker] = None
             out.extend(self.forecast(list(fresh)))
             if score:
@@ -189,9 +222,10 @@ class Forecaster:
         return out
 
     def forecast(self, tickers: list[str]) -> list[Forecast]:
-        """One forecast of the next minute per ticker, from its newest bar. A ticker the model cannot serve
-        yet (no model, too little history since a cut, not trained on yet) gets the naive forecast,
-        labelled as such (and counted against the model's coverage, never scored as its forecast)."""
+        """One forecast of the next minute per ticker, from its newest bar, each followed by its longer
+        horizons (``horizons.py``; only the next minute's is scored walk-forward). A ticker the model
+        cannot serve yet (no model, too little history since a cut, not trained on yet) gets the naive
+        forecast, labelled as such (counted against the model's coverage, never scored as its forecast)."""
         with self.lock:
             now_version = self.model_version
             trained_at = self.trained_at or datetime.now(UTC)
@@ -227,7 +261,7 @@ class Forecaster:
                     waiting[fc.minute] = Pending(last, yhat, self.lineage, version, base, standin)
                     while len(waiting) > _MAX_PENDING:
                         del waiting[min(waiting)]
-            return out
+            return with_horizons(self, out)
 
     def baseline_prices(self, windows: np.ndarray, last: np.ndarray, scalers: list[Scaler]) -> np.ndarray:
         if self.baseline is None:

@@ -20,6 +20,7 @@ import torch
 
 from services.scoring.panel import MinutePanel
 from services.scoring.score import Score, add_to_panel, pool
+from services.trainer.forecaster.horizons import fit_ranges
 from services.trainer.forecaster.records import CycleReport, HoldoutResult
 from services.trainer.model.chunks import predict_windows
 from services.trainer.model.network import ForecastLSTM
@@ -44,6 +45,8 @@ class Learner:
         started = datetime.now(UTC)
         report = CycleReport()
         report.cold_start = self.f.strategy.cold_start(self._retrain_due(), should_stop)
+        if report.cold_start is not None and not report.cold_start.joined:
+            fit_ranges(self.f)
         if report.cold_start is None and self.f.model is not None:
             report.updated_tickers, report.loss = self._warm_update()
         report.seconds = (datetime.now(UTC) - started).total_seconds()

@@ -44,11 +44,14 @@ class Config:
     # The first cold start waits until every ticker with bars has enough history, or until this many
     # minutes of data time have passed since the first one had (a ticker that never will must not block).
     cold_start_wait: int = 30
+    # Minutes ahead forecast for each bar (the next minute's always: it is the one scored walk-forward).
+    horizons: tuple[int, ...] = (1, 5, 15, 30)
 
     @classmethod
     def from_settings(cls, trainer: TrainerSettings) -> Config:
         """The model's part of the trainer's settings (same names); the others keep their defaults."""
-        return cls(**trainer.model_dump(include={f.name for f in fields(cls)}))
+        values = trainer.model_dump(include={f.name for f in fields(cls)})
+        return cls(**{**values, "horizons": tuple(sorted({1, *trainer.horizons}))})
 
     @property
     def needed(self) -> int:
@@ -61,7 +64,7 @@ class Config:
 class Forecast(NamedTuple):
     ticker: str
     based_on: int  # minute of the last bar used
-    minute: int  # the minute forecast (based_on + 1)
+    minute: int  # the minute forecast (based_on + its horizon)
     yhat: float
     last_close: float
     model_version: str

@@ -1,5 +1,5 @@
-"""The trainer's range model: the 80% range of the close 1, 5, 15, 30 ... minutes ahead. numpy and pandas only.
-No I/O.
+"""The trainer's range model: the 80% range of the close 1, 5, 15, 30 ... minutes ahead. numpy and pandas
+only. No I/O.
 
 A HAR-style mix of de-seasonalized variance components (Corsi 2009; the intraday profile divided out as in
 Andersen & Bollerslev 1997), pooled across tickers:
@@ -23,6 +23,7 @@ trainer carries the same components per ticker (``range_state.py``) and calls :m
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -51,6 +52,14 @@ def parkinson(high: np.ndarray, low: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.log(np.asarray(high, np.float64) / np.asarray(low, np.float64))
     return np.where(np.isfinite(ratio) & (ratio >= 0), ratio * ratio * _PARKINSON, np.nan)
+
+
+def parkinson_bar(high: float, low: float) -> float:
+    """:func:`parkinson` of one bar, without numpy (the live path calls it for every bar)."""
+    if not (high > 0 and low > 0 and high >= low) or math.isinf(high):
+        return math.nan
+    ratio = math.log(high / low)
+    return ratio * ratio * _PARKINSON
 
 
 def ewma(values: np.ndarray, decay: float) -> np.ndarray:
@@ -113,7 +122,8 @@ class RangeModel:
         (conventions: :mod:`seasonal`)."""
         r = np.asarray(returns, np.float64)
         p = np.asarray(ranges, np.float64)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a ticker without returns: scale 1 below
             scale = np.sqrt(np.nanmean(np.square(r), axis=0)) if np.isfinite(r).any() else np.ones(r.shape[1])
             range_scale = np.nanmean(p, axis=0) if np.isfinite(p).any() else np.ones(p.shape[1])
         scale = np.where(np.isfinite(scale) & (scale > _MIN), scale, 1.0)

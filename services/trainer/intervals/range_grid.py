@@ -59,9 +59,11 @@ def grid_of(bars: pd.DataFrame) -> Grid:
     def pivot(column: str) -> pd.DataFrame:
         if column not in frame.columns:
             return pd.DataFrame(np.nan, index=close.index, columns=close.columns)
-        return frame.pivot(index="minute", columns="ticker", values=column).reindex_like(close)
+        return frame.pivot_table(
+            index="minute", columns="ticker", values=column, aggfunc="last"
+        ).reindex_like(close)
 
-    close = frame.pivot(index="minute", columns="ticker", values="close").sort_index()
+    close = frame.pivot_table(index="minute", columns="ticker", values="close", aggfunc="last").sort_index()
     minutes = close.index.to_numpy(np.int64)
     session = session_minutes(minutes)
     values = close.to_numpy(np.float64)
@@ -79,7 +81,7 @@ def portfolio_closes(bars: pd.DataFrame, weights: Mapping[str, float] | None = N
     first close (equal weights by default), closes forward-filled on the grid within a session; a minute
     before every weighted ticker has traded has no value. High and low are left out (unknown)."""
     grid = grid_of(bars)
-    w = pd.Series(weights or {t: 1.0 for t in grid.tickers}, dtype=np.float64)
+    w = pd.Series(weights or dict.fromkeys(grid.tickers, 1.0), dtype=np.float64)
     w = w[w.index.isin(grid.tickers)]
     if w.empty or w.sum() <= 0:
         raise ValueError("no weighted ticker in the bars")
@@ -103,5 +105,5 @@ def _pivot(bars: pd.DataFrame, column: str, grid: Grid) -> pd.DataFrame:
     if column not in bars.columns:
         return pd.DataFrame(grid.close, columns=grid.tickers)
     frame = bars.assign(minute=epoch_minutes(bars["ts"])).drop_duplicates(["ticker", "minute"], keep="last")
-    wide = frame.pivot(index="minute", columns="ticker", values=column)
+    wide = frame.pivot_table(index="minute", columns="ticker", values=column, aggfunc="last")
     return wide.reindex(index=grid.minutes, columns=grid.tickers).reset_index(drop=True)

@@ -1,0 +1,143 @@
+"""The range model live: fitted on the cold start's training part, its components carried per ticker from
+final bar to final bar, the ranges of every horizon for many tickers at once. No I/O.
+
+Each final bar folds into its ticker's row of the component arrays (a handful of float operations: the
+recursions of :meth:`RangeModel.components`, one step); a provisional bar is not folded, so a revision is
+never counted twice. A minute's ranges for all its fresh tickers and horizons are one matrix product.
+Tickers the model was not fitted on get no range (until the next cold start).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.trainer.intervals.horizon_ranges import FAST, LONG, RANGE, RANGE_SLOW, SLOW, RangeModel
+from services.trainer.intervals.seasonal import profile_at
+from shared.session import SESSION_MINUTES, SESSION_OPEN_MINUTE, session_minutes, utc_offset_minutes
+
+# Components carried: fast, slow, long, range, slow range (EWMAs), previous session's mean d².
+_DECAYS = np.array([FAST, SLOW, LONG])
+_RANGE_DECAYS = np.array([RANGE, RANGE_SLOW])
+# Of the cold start's history: the share the range model is fitted on (the trainer's 8:2 split).
+TRAIN_SHARE = 0.8
+
+
+def session_minute(minute: int) -> int:
+    return (minute + utc_offset_minutes(minute)) % 1440 - SESSION_OPEN_MINUTE
+
+
+@dataclass
+class RangeState:
+    model: RangeModel
+    column: dict[str, int]  # ticker -> its column of the model's per-ticker scales
+    ewmas: np.ndarray = field(init=False)  # [tickers, 3]
+    ranges: np.ndarray = field(init=False)  # [tickers, 2]
+    previous: np.ndarray = field(init=False)  # [tickers]
+    session_sum: np.ndarray = field(init=False)
+    session_count: np.ndarray = field(init=False)
+    last_minute: np.ndarray = field(init=False)
+    last_session: np.ndarray = field(init=False)
+    last_close: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.column)
+        self.ewmas, self.ranges = np.ones((n, 3)), np.ones((n, 2))
+        self.previous, self.session_sum, self.session_count = np.ones(n), np.zeros(n), np.zeros(n)
+        self.last_minute = np.full(n, -(10**9), np.int64)
+        self.last_session, self.last_close = np.zeros(n, np.int64), np.full(n, np.nan)
+
+    def fold(self, ticker: str, minute: int, close: float, variance: float = math.nan) -> None:
+        """Fold a final bar and its Parkinson ``variance`` (NaN: unknown); a bar not after the ticker's
+        last folded one is ignored."""
+        i = self.column.get(ticker)
+        if i is None or minute <= self.last_minute[i]:
+            return
+        m = session_minute(minute)
+        new_session = minute - self.last_minute[i] > SESSION_MINUTES or m <= self.last_session[i]
+        if new_session and self.session_count[i] > 0:
+            self.previous[i] = self.session_sum[i] / self.session_count[i]
+            self.session_sum[i] = self.session_count[i] = 0.0
+        if minute == self.last_minute[i] + 1 and 0 < m < SESSION_MINUTES and close > 0:
+            r = math.log(close / self.last_close[i])
+            season = self.model.profile[m]
+            d2 = (r / self.model.scale[i]) ** 2 / season
+            if math.isfinite(d2):
+                self.ewmas[i] = _DECAYS * self.ewmas[i] + (1 - _DECAYS) * d2
+                self.session_sum[i] += d2
+                self.session_count[i] += 1
+        if 0 <= m < SESSION_MINUTES:
+            pr = variance / self.model.range_scale[i] / self.model.range_profile[m]
+            if math.isfinite(pr):
+                self.ranges[i] = _RANGE_DECAYS * self.ranges[i] + (1 - _RANGE_DECAYS) * pr
+        self.last_minute[i], self.last_session[i], self.last_close[i] = minute, m, close
+
+    def bounds(
+        self,
+        tickers: Sequence[str],
+        last: np.ndarray,
+        centre: np.ndarray,
+        minute: np.ndarray,
+        horizons: Iterable[int],
+    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Per horizon, (q10, q90) of the close h minutes after ``minute[i]`` around ``centre[i]`` (the
+        point forecast) for each ticker; NaN where there is none (no model column, past the close)."""
+        rows = np.array([self.column.get(t, -1) for t in tickers], np.int64)
+        at = np.maximum(rows, 0)
+        ones = np.ones(len(rows))
+        x = np.column_stack([ones, self.ewmas[at], self.ranges[at], self.previous[at]])
+        session = np.array([session_minute(int(m)) for m in minute], np.int64)
+        scale = self.model.scale[at]
+        out = {}
+        for h in horizons:
+            if h not in self.model.weights:
+                continue
+            level = np.maximum(x @ self.model.weights[h], 1e-12)
+            ahead = sum(profile_at(self.model.profile, session + k) for k in range(1, h + 1))
+            sigma = np.sqrt(level * ahead) * scale
+            sigma = np.where((rows >= 0) & (session + h < SESSION_MINUTES) & (session >= 0), sigma, np.nan)
+            q = self.model.quantiles[h]
+            out[h] = (centre * np.exp(q[0] * sigma), centre * np.exp(q[-1] * sigma))
+        return out
+
+
+def fit_state(
+    series: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    ranges: Mapping[str, Mapping[int, float]],
+    horizons: Sequence[int],
+) -> RangeState | None:
+    """The range model fitted on the first :data:`TRAIN_SHARE` of the tickers' grid (``series``: each
+    ticker's minutes and closes), its state folded through every bar (a bar's Parkinson variance from
+    ``ranges[ticker][minute]`` where known)."""
+    tickers = sorted(series)
+    arrays = {t: series[t] for t in tickers}
+    minutes = np.unique(np.concatenate([m for m, _ in arrays.values()])) if tickers else np.zeros(0)
+    if len(minutes) < 2 * SESSION_MINUTES // 4:
+        return None
+    close = np.full((len(minutes), len(tickers)), np.nan)
+    pk = np.full(close.shape, np.nan)
+    for j, t in enumerate(tickers):
+        m, c = arrays[t]
+        at = np.searchsorted(minutes, m)
+        close[at, j] = c
+        known = ranges.get(t, {})
+        pk[at, j] = [known.get(int(k), math.nan) for k in m]
+    session = session_minutes(minutes)
+    returns = np.full(close.shape, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        returns[1:] = np.log(close[1:] / close[:-1])
+    returns[~np.concatenate([[False], (np.diff(minutes) == 1) & (session[1:] > 0)])] = np.nan
+    split = int(len(minutes) * TRAIN_SHARE)
+    try:
+        model = RangeModel.fit(returns[:split], pk[:split], session[:split], tuple(horizons))
+    except (ValueError, np.linalg.LinAlgError):
+        return None
+    state = RangeState(model, {t: j for j, t in enumerate(tickers)})
+    for t in tickers:
+        known = ranges.get(t, {})
+        for m, c in zip(*arrays[t], strict=True):
+            state.fold(t, int(m), float(c), known.get(int(m), math.nan))
+    return state
