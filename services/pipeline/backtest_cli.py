@@ -38,9 +38,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_SETTINGS
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # torch comes with the trainer's modules: imported only once the arguments are known to be good.
+    import pandas as pd
+
     from services.scoring.tables import rows_from_frames, table
-    from services.trainer.backtest import load_bars, run_backtest, write_predictions
+    from services.trainer.backtest import load_bars, normalized, run_backtest, write_predictions
     from services.trainer.forecaster.records import Config
+    from services.trainer.intervals.range_grid import PORTFOLIO, portfolio_closes
+    from services.trainer.intervals.range_state import TRAIN_SHARE
+    from services.trainer.intervals.range_table import format_table, horizon_table
     from services.trainer.model.network import set_threads
 
     set_threads(settings.trainer.torch_threads)
@@ -50,20 +55,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         print(f"portfolio backtest: {error}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
-    result = run_backtest(bars, Config.from_settings(settings.trainer), args.cold_fraction, seed=args.seed)
-    rows = rows_from_frames(result.closes, result.predictions, every_lineage=True)
+    try:
+        portfolio = portfolio_closes(bars, settings.trainer.weights or None)
+    except ValueError as error:
+        print(f"portfolio backtest: PORTFOLIO_WEIGHTS: {error}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    bars = normalized(pd.concat([bars, portfolio.assign(final=True, rev=0)], ignore_index=True))
+    config = Config.from_settings(settings.trainer)
+    result = run_backtest(bars, config, args.cold_fraction, seed=args.seed)
+    # The next minute's forecasts of the tickers: the walk-forward table and the report, as before.
+    one = result.predictions[
+        (result.predictions["horizon_min"] == 1) & (result.predictions["ticker"] != PORTFOLIO)
+    ]
+    closes = result.closes[result.closes["ticker"] != PORTFOLIO]
+    rows = rows_from_frames(closes, one, every_lineage=True)
     print(
         f"{bars['ticker'].nunique()} tickers, {len(bars):,} bars; "
         f"cold start on {result.cold_start_bars:,} bars "
         f"in {result.cold_seconds:.1f} s, walk-forward over the rest in {result.walk_seconds:.1f} s\n"
     )
     print(table(rows))
+    print(f"\n80% ranges per horizon (baselines fitted on the cold start's first {TRAIN_SHARE:.0%}; "
+          f"{PORTFOLIO}: the portfolio's value)")  # fmt: skip
+    print(format_table(horizon_table(bars, result.predictions, result.boundary, config.horizons)))
     if args.predictions:
         write_predictions(result.predictions, args.predictions)
         print(f"\nwrote {args.predictions} ({len(result.predictions):,} forecasts)")
     if args.out:
         from services.report.page import write_report
 
-        write_report(args.out, result.closes, result.predictions, title=f"backtest of {args.file.name}")
+        write_report(args.out, closes, one, title=f"backtest of {args.file.name}")
         print(f"wrote {args.out}")
     return 0

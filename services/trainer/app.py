@@ -89,8 +89,8 @@ def load_history(
     db: Database[dict[str, Any]], forecaster: Forecaster, tickers: list[str], minutes: int
 ) -> int:
     count = 0
-    for ticker, ts, close, rev in recent_bars(db, tickers, minutes):
-        forecaster.ingest(ticker, to_minute(ts), close, rev, final=True)
+    for ticker, ts, close, rev, high, low in recent_bars(db, tickers, minutes):
+        forecaster.ingest(ticker, to_minute(ts), close, rev, final=True, high=high, low=low)
         count += 1
     return count
 

@@ -26,7 +26,9 @@ from services.trainer.model.series import from_minute
 logger = logging.getLogger(__name__)
 
 BAR_COLUMNS = ["ticker", "ts", "open", "high", "low", "close", "volume"]
-PREDICTION_COLUMNS = ["ticker", "ts", "based_on_ts", "yhat", "model_version", "ar_yhat", "q10", "q90"]
+PREDICTION_COLUMNS = [
+    "ticker", "ts", "based_on_ts", "yhat", "model_version", "ar_yhat", "q10", "q90", "horizon_min",
+]  # fmt: skip
 
 
 def load_bars(path: Path, tickers: list[str] | None = None) -> pd.DataFrame:
@@ -81,6 +83,8 @@ class BacktestResult:
     cold_seconds: float
     walk_seconds: float
     cold_start_bars: int
+    # The first minute after the cold start's history (the range baselines are fitted before it).
+    boundary: int
     # The trainer's state right after the cold start: a live trainer resumed from it, fed the same bars,
     # must forecast the same (tests/integration/test_trainer_service.py).
     checkpoint: dict[str, Any] | None
@@ -97,11 +101,12 @@ def predictions_frame(forecasts: list[Forecast]) -> pd.DataFrame:
             "ar_yhat": [f.baseline for f in forecasts],
             "q10": [f.q10 for f in forecasts],
             "q90": [f.q90 for f in forecasts],
+            "horizon_min": [f.minute - f.based_on for f in forecasts],
         },
         columns=PREDICTION_COLUMNS,
     )
-    # A later forecast of the same minute replaces the earlier one, as the sink's upsert does.
-    return frame.drop_duplicates(["ticker", "ts"], keep="last").reset_index(drop=True)
+    # A later forecast of the same minute and horizon replaces the earlier one, as the sink's upsert does.
+    return frame.drop_duplicates(["ticker", "ts", "horizon_min"], keep="last").reset_index(drop=True)
 
 
 def run_backtest(
@@ -143,6 +148,7 @@ def run_backtest(
         cold_seconds,
         time.perf_counter() - started,
         len(history),
+        boundary,
         checkpoint,
     )
 

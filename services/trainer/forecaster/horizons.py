@@ -51,6 +51,8 @@ def with_horizons(forecaster: Forecaster, base: list[Forecast]) -> list[Forecast
     """``base`` (one-minute forecasts, lock held) with their ranges, each followed by its longer horizons."""
     if forecaster.lineage and forecaster.ranges_for != forecaster.lineage:
         fit_ranges(forecaster)  # a restored trainer: the range model is derived from the history
+    # The close's bar: the next minute is not the session's (a series off the session's clock keeps it).
+    base = [fc for fc in base if session_minute(fc.based_on) != SESSION_MINUTES - 1]
     state: RangeState | None = forecaster.range_state
     if state is None or not base:
         return base
@@ -62,10 +64,10 @@ def with_horizons(forecaster: Forecaster, base: list[Forecast]) -> list[Forecast
     highs = {h: hi.tolist() for h, (_, hi) in ranges.items()}
     out: list[Forecast] = []
     for i, fc in enumerate(base):
+        session = session_minute(fc.based_on)
         if 1 in lows and _ok(lows[1][i], highs[1][i]):
             fc = fc._replace(q10=lows[1][i], q90=highs[1][i])  # noqa: PLW2901, SLF001 (NamedTuple API)
         out.append(fc)
-        session = session_minute(fc.based_on)
         for h in horizons:
             if h == 1 or not 0 <= session < SESSION_MINUTES - h or not _ok(lows[h][i], highs[h][i]):
                 continue

@@ -87,8 +87,7 @@ class RangeState:
         point forecast) for each ticker; NaN where there is none (no model column, past the close)."""
         rows = np.array([self.column.get(t, -1) for t in tickers], np.int64)
         at = np.maximum(rows, 0)
-        ones = np.ones(len(rows))
-        x = np.column_stack([ones, self.ewmas[at], self.ranges[at], self.previous[at]])
+        x = np.column_stack([self.ewmas[at], self.ranges[at], self.previous[at]])
         session = np.array([session_minute(int(m)) for m in minute], np.int64)
         scale = self.model.scale[at]
         out = {}

@@ -7,6 +7,7 @@ collection, so the number of queries, not their width, decides how long a start-
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -48,8 +49,9 @@ def newest_settled(db: Database[dict[str, Any]], tickers: list[str]) -> datetime
 
 def recent_bars(
     db: Database[dict[str, Any]], tickers: list[str], minutes: int
-) -> Iterator[tuple[str, datetime, float, int]]:
-    """``(ticker, ts, close, rev)`` of the last ``minutes`` minutes before the newest stored bar of
+) -> Iterator[tuple[str, datetime, float, int, float, float]]:
+    """``(ticker, ts, close, rev, high, low)`` (NaN for a missing high or low: the range model reads
+    them) of the last ``minutes`` minutes before the newest stored bar of
     ``tickers``, oldest first. Relative to the newest bar, not to now: a replayed or weekend history is
     still recent."""
     if not tickers:
@@ -59,14 +61,21 @@ def recent_bars(
     if newest_ts is None:
         return
     since = newest_ts - timedelta(minutes=minutes)
-    fields = {"_id": 0, "ticker": 1, "ts": 1, "close": 1, "rev": 1}
+    fields = {"_id": 0, "ticker": 1, "ts": 1, "close": 1, "rev": 1, "high": 1, "low": 1}
     rows = []
     # Sorted here, not by the server: FerretDB sorts a whole result in memory on its side too.
     for doc in db[BARS].find(wanted | {"ts": {"$gt": since}}, fields, batch_size=BATCH):
         ts = _as_datetime(doc.get("ts"))
         close = doc.get("close")
         if ts is not None and isinstance(close, int | float):
-            rows.append((ts, doc["ticker"], float(close), int(doc.get("rev", 0) or 0)))
+            high, low = (doc.get(k) for k in ("high", "low"))
+            rows.append(
+                (ts, doc["ticker"], float(close), int(doc.get("rev", 0) or 0), _number(high), _number(low))
+            )
     rows.sort()
-    for ts, ticker, close, rev in rows:
-        yield ticker, ts, close, rev
+    for ts, ticker, close, rev, high, low in rows:
+        yield ticker, ts, close, rev, high, low
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else math.nan
