@@ -267,22 +267,31 @@ def test_live_catch_up_forecasts_every_bar_as_the_backtest_does(
         db = database(client, settings)
         db[BARS].insert_many([b.model_dump() | {"ts": b.ts} for b in bars if b.ts < boundary])
     produce(settings, [b for b in sorted(bars, key=lambda b: (b.ts, b.ticker)) if b.ts >= boundary])
-    expected = {(r.ticker, r.ts.to_pydatetime()): r.yhat for r in result.predictions.itertuples()}
-    assert len(expected) == 2 * 120 and not result.predictions["model_version"].str.startswith("naive").any()
+    expected = {
+        (r.ticker, r.ts.to_pydatetime(), r.horizon_min): r.yhat for r in result.predictions.itertuples()
+    }
+    assert sum(k[2] == 1 for k in expected) == 2 * 120
+    assert {k[2] for k in expected} == {1, 5, 15, 30}  # issue 18: every horizon, live as in the backtest
+    assert not result.predictions["model_version"].str.startswith("naive").any()
     reader = Predictions(settings)
     trainer = Trainer(settings, "catch-up")
     try:
-        assert reader.wait_for(lambda items: len({(p.ticker, p.ts) for _, p in items}) >= len(expected), 90)
+        assert reader.wait_for(
+            lambda items: len({(p.ticker, p.ts, p.horizon_min) for _, p in items}) >= len(expected), 90
+        )
     finally:
         trainer.shutdown()
         reader.close()
-    live = {(p.ticker, p.ts): p for _, p in reader.items}
+    live = {(p.ticker, p.ts, p.horizon_min): p for _, p in reader.items}
     assert set(live) == set(expected)
     version = result.predictions["model_version"].iloc[0]
     wrong = [(k, live[k].model_version, live[k].yhat, y) for k, y in expected.items()
              if live[k].model_version != version or live[k].yhat != pytest.approx(y, rel=1e-6)]  # fmt: skip
     assert not wrong, wrong[:5]
     # The same intervals too (issue 13: the live pipeline publishes the backtest's model and intervals).
-    bounds = {(r.ticker, r.ts.to_pydatetime()): (r.q10, r.q90) for r in result.predictions.itertuples()}
+    bounds = {
+        (r.ticker, r.ts.to_pydatetime(), r.horizon_min): (r.q10, r.q90)
+        for r in result.predictions.itertuples()
+    }
     assert all(q[0] is not None and q[0] < q[1] for q in bounds.values())
     assert all((live[k].q10, live[k].q90) == pytest.approx(q, rel=1e-6) for k, q in bounds.items())

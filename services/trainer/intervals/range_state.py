@@ -114,7 +114,7 @@ def fit_state(
     tickers = sorted(series)
     arrays = {t: series[t] for t in tickers}
     minutes = np.unique(np.concatenate([m for m, _ in arrays.values()])) if tickers else np.zeros(0)
-    if len(minutes) < 2 * SESSION_MINUTES // 4:
+    if len(minutes) < 4 * max(horizons):  # too short to see the longest horizon's returns
         return None
     close = np.full((len(minutes), len(tickers)), np.nan)
     pk = np.full(close.shape, np.nan)
