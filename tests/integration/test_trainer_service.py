@@ -24,6 +24,7 @@ from shared.mongo import BARS, METRICS, database, make_client
 from shared.schemas import BarV1, PredictionV1, decode_prediction, encode
 from shared.settings import Settings
 from testkit.bars import synthetic_bar
+from testkit.kafka import headers_of, value_of
 from testkit.waiting import poll_until
 
 pytestmark = pytest.mark.integration
@@ -77,8 +78,8 @@ class Predictions:
             msg = self._consumer.poll(0.2)
             if msg is None or msg.error():
                 continue
-            member = dict(msg.headers() or []).get("trainer", b"").decode()
-            self.items.append((member, decode_prediction(msg.value())))
+            member = headers_of(msg).get("trainer", b"").decode()
+            self.items.append((member, decode_prediction(value_of(msg))))
 
     def wait_for(self, condition: Callable[[list[tuple[str, PredictionV1]]], bool], timeout: float) -> bool:
         return poll_until(lambda: condition(list(self.items)), timeout, every=0.2) is not None
