@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -217,7 +217,7 @@ class FaultCase:
     folder: Path
     started: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def settings(self, **overrides: Any) -> Settings:
+    def settings(self, **overrides: Mapping[str, Any]) -> Settings:
         """Settings on the test's own topics and database; ``overrides`` may point them at a Kafka or
         FerretDB of the test's own."""
         return self.make_settings(**overrides)

@@ -48,15 +48,12 @@ def test_database_killed_mid_write_then_frozen_under_a_stopping_sink(
     with own_ferretdb(tmp_path / "ferretdb") as ferret:
         port = free_port()
         settings = fault.settings(
-            mongodb_uri=ferret.uri,
-            sink_batch_max=300,
-            sink_batch_ms=200,
-            kafka_max_poll_interval_ms=10_000,
-            kafka_session_timeout_ms=6_000,  # the outage below lasts longer: the sink must keep polling
-            mongodb_timeout_s=2,
-            mongodb_socket_timeout_s=60,  # longer than the stop bound, which must still hold
-            sink_write_stall_s=3,
-            stop_timeout_s=10,
+            # The socket timeout is longer than the stop bound, which must still hold.
+            mongo={"uri": ferret.uri, "timeout_s": 2, "socket_timeout_s": 60},
+            sink={"batch_max": 300, "batch_ms": 200, "write_stall_s": 3},
+            # The outage below lasts longer than the session timeout: the sink must keep polling.
+            kafka={"max_poll_interval_ms": 10_000, "session_timeout_ms": 6_000},
+            common={"stop_timeout_s": 10},
         )
         first, second = bars(30, range(100)), bars(30, range(100, 130))
         log_file = fault.log("sink")

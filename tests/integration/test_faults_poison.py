@@ -54,7 +54,7 @@ def poison_kinds() -> dict[str, bytes | None]:
 
 
 def test_every_poison_is_dead_lettered_once_and_every_good_bar_written(fault: FaultCase) -> None:
-    settings = fault.settings(sink_batch_max=20, sink_batch_ms=100)
+    settings = fault.settings(sink={"batch_max": 20, "batch_ms": 100})
     poison = poison_kinds()
     good: list[BarV1] = []
     messages: list[tuple[str, bytes | None]] = []
@@ -122,7 +122,7 @@ def test_a_message_the_database_refuses_is_found_by_splitting_the_batch(
     nan = BarV1.model_construct(**(bar("BAD2", 0).model_dump() | {"close": float("nan")}))
     batch = [*good[:20], overflow, *good[20:45], nan, *good[45:]]
     with own_ferretdb(tmp_path / "ferretdb") as ferret:
-        settings = fault.settings(mongodb_uri=ferret.uri)
+        settings = fault.settings(mongo={"uri": ferret.uri})
         with fault.database(settings) as db:
             ensure_indexes(db)
             closes: list[bytes] = []
