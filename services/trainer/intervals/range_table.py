@@ -38,6 +38,9 @@ class HorizonRow:
     interval_score: float | None
     # Per baseline: interval-score ratio and its DM p; pinball ratios at q10 and q90 (model rows only).
     versus: dict[str, tuple[float | None, float | None, float | None, float | None]]
+    # The lowest and highest share inside over the tickers and over the 30-minute buckets of the session.
+    tickers: tuple[float, float] | None = None
+    buckets: tuple[float, float] | None = None
     mse_ratio: float | None = None
     clark_west_p: float | None = None
 
@@ -70,10 +73,16 @@ def _rows(score: RangeScore, series: str, forecaster: str, horizon: int) -> Hori
         )
         for name, r in score.versus.items()
     }
+    shares = [c.share for t, c in score.coverage.items() if t != POOLED and c.share is not None]
+    buckets = [c.share for c in score.buckets.values() if c.share is not None]
     return HorizonRow(
         horizon, series, forecaster, score.coverage[key], kupiec[key][1], markov[key][1],
-        score.interval_score, versus,
+        score.interval_score, versus, _span(shares), _span(buckets),
     )  # fmt: skip
+
+
+def _span(values: list[float]) -> tuple[float, float] | None:
+    return (min(values), max(values)) if values else None
 
 
 def horizon_table(
@@ -144,8 +153,16 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None or not np.isfinite(value) else format(value, spec)
 
 
+def _spread(span: tuple[float, float] | None) -> str:
+    return "-" if span is None else f"{span[0]:.1%}-{span[1]:.1%}"
+
+
 def format_table(rows: Sequence[HorizonRow]) -> str:
-    """One line per (horizon, series, forecaster)."""
+    """One line per (horizon, series, forecaster): n, share inside with its Wilson interval, the lowest and
+    highest share over the tickers and over the 30-minute buckets, Kupiec and Christoffersen p (on ranges
+    h minutes apart for h > 1), the mean interval score in basis points of the last close, per baseline
+    the ratios of interval score (with DM p) and pinball loss at q10 and q90, the point forecast's MSE
+    ratio to naive and its Clark-West p."""
     frame = pd.DataFrame(
         [
             {
@@ -155,6 +172,8 @@ def format_table(rows: Sequence[HorizonRow]) -> str:
                 "n": row.coverage.n,
                 "in 80%": _fmt(row.coverage.share, ".1%"),
                 "95% CI": "-" if not row.coverage.n else "{:.1%}-{:.1%}".format(*row.coverage.interval95),
+                "tickers": _spread(row.tickers),
+                "buckets": _spread(row.buckets),
                 "Kupiec p": _fmt(row.kupiec_p, ".3g"),
                 "Chr. p": _fmt(row.christoffersen_p, ".3g"),
                 "IS bp": _fmt(None if row.interval_score is None else row.interval_score * 1e4, ".2f"),

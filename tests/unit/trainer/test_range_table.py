@@ -80,6 +80,8 @@ def test_backtest_forecasts_every_horizon_and_tables_them_against_both_baselines
     ratio, p, _, _ = model.versus["EWMA"]
     assert ratio is not None and 0.8 < ratio < 1.2 and p is not None
     assert model.mse_ratio is not None and model.clark_west_p is not None
+    assert model.tickers is not None and model.tickers[0] <= (model.coverage.share or 0) <= model.tickers[1]
+    assert model.buckets is not None and model.buckets[0] <= model.buckets[1]
     assert "_PORTFOLIO" in format_table(rows)
     # The grid holds every series the table scored.
     assert set(grid_of(data).tickers) == {"T0", "T1", "T2", PORTFOLIO}
