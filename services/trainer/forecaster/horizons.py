@@ -36,13 +36,13 @@ def fit_ranges(forecaster: Forecaster) -> None:
     state = fit_state(arrays, variances, forecaster.config.horizons)
     with forecaster.lock:
         if state is not None:  # what arrived since the snapshot
-            for t, i in state.column.items():
+            for t in state.column:
                 series = forecaster.series.get(t)
                 if series is None or not series.minutes:
                     continue
                 minutes, closes = series.arrays()
                 known = forecaster.variances.get(t, {})
-                for k in range(int(np.searchsorted(minutes, state.last_minute[i], "right")), len(minutes)):
+                for k in range(int(np.searchsorted(minutes, state.last_folded(t), "right")), len(minutes)):
                     state.fold(t, int(minutes[k]), float(closes[k]), known.get(int(minutes[k]), math.nan))
         forecaster.range_state, forecaster.ranges_for = state, lineage
 

@@ -19,9 +19,6 @@ from services.trainer.intervals.horizon_ranges import FAST, LONG, RANGE, RANGE_S
 from services.trainer.intervals.seasonal import profile_at
 from shared.session import SESSION_MINUTES, SESSION_OPEN_MINUTE, session_minutes, utc_offset_minutes
 
-# Components carried: fast, slow, long, range, slow range (EWMAs), previous session's mean d².
-_DECAYS = np.array([FAST, SLOW, LONG])
-_RANGE_DECAYS = np.array([RANGE, RANGE_SLOW])
 # Of the cold start's history: the share the range model is fitted on (the trainer's 8:2 split).
 TRAIN_SHARE = 0.8
 
@@ -30,50 +27,60 @@ def session_minute(minute: int) -> int:
     return (minute + utc_offset_minutes(minute)) % 1440 - SESSION_OPEN_MINUTE
 
 
+# A ticker's carried row: the components (as COMPONENTS orders them), then the session's running sum and
+# count of d², the minute, session minute and close of the last folded bar.
+_FAST, _SLOW, _LONG, _RANGE, _RANGE_SLOW, _PREVIOUS, _SUM, _COUNT, _MINUTE, _SESSION, _CLOSE = range(11)
+_EMPTY = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, -1e18, 0.0, math.nan)
+
+
 @dataclass
 class RangeState:
+    """Per ticker a row of Python floats: a fold is a few scalar operations (numpy's per-call overhead on
+    rows of three made it 12 us a bar), and a minute's ranges one array built from the rows."""
+
     model: RangeModel
     column: dict[str, int]  # ticker -> its column of the model's per-ticker scales
-    ewmas: np.ndarray = field(init=False)  # [tickers, 3]
-    ranges: np.ndarray = field(init=False)  # [tickers, 2]
-    previous: np.ndarray = field(init=False)  # [tickers]
-    session_sum: np.ndarray = field(init=False)
-    session_count: np.ndarray = field(init=False)
-    last_minute: np.ndarray = field(init=False)
-    last_session: np.ndarray = field(init=False)
-    last_close: np.ndarray = field(init=False)
+    rows: list[list[float]] = field(init=False)
 
     def __post_init__(self) -> None:
-        n = len(self.column)
-        self.ewmas, self.ranges = np.ones((n, 3)), np.ones((n, 2))
-        self.previous, self.session_sum, self.session_count = np.ones(n), np.zeros(n), np.zeros(n)
-        self.last_minute = np.full(n, -(10**9), np.int64)
-        self.last_session, self.last_close = np.zeros(n, np.int64), np.full(n, np.nan)
+        self.rows = [list(_EMPTY) for _ in self.column]
+        self._scale = self.model.scale.tolist()
+        self._range_scale = self.model.range_scale.tolist()
+        self._profile = self.model.profile.tolist()
+        self._range_profile = self.model.range_profile.tolist()
+
+    def last_folded(self, ticker: str) -> float:
+        """The minute of the ticker's last folded bar (-1e18 before any)."""
+        i = self.column.get(ticker)
+        return -1e18 if i is None else self.rows[i][_MINUTE]
 
     def fold(self, ticker: str, minute: int, close: float, variance: float = math.nan) -> None:
         """Fold a final bar and its Parkinson ``variance`` (NaN: unknown); a bar not after the ticker's
         last folded one is ignored."""
         i = self.column.get(ticker)
-        if i is None or minute <= self.last_minute[i]:
+        if i is None:
+            return
+        row = self.rows[i]
+        if minute <= row[_MINUTE]:
             return
         m = session_minute(minute)
-        new_session = minute - self.last_minute[i] > SESSION_MINUTES or m <= self.last_session[i]
-        if new_session and self.session_count[i] > 0:
-            self.previous[i] = self.session_sum[i] / self.session_count[i]
-            self.session_sum[i] = self.session_count[i] = 0.0
-        if minute == self.last_minute[i] + 1 and 0 < m < SESSION_MINUTES and close > 0:
-            r = math.log(close / self.last_close[i])
-            season = self.model.profile[m]
-            d2 = (r / self.model.scale[i]) ** 2 / season
+        if (minute - row[_MINUTE] > SESSION_MINUTES or m <= row[_SESSION]) and row[_COUNT] > 0:
+            row[_PREVIOUS] = row[_SUM] / row[_COUNT]
+            row[_SUM] = row[_COUNT] = 0.0
+        if minute == row[_MINUTE] + 1 and 0 < m < SESSION_MINUTES and close > 0:
+            r = math.log(close / row[_CLOSE]) / self._scale[i]
+            d2 = r * r / self._profile[m]
             if math.isfinite(d2):
-                self.ewmas[i] = _DECAYS * self.ewmas[i] + (1 - _DECAYS) * d2
-                self.session_sum[i] += d2
-                self.session_count[i] += 1
+                for k, decay in ((_FAST, FAST), (_SLOW, SLOW), (_LONG, LONG)):
+                    row[k] = decay * row[k] + (1 - decay) * d2
+                row[_SUM] += d2
+                row[_COUNT] += 1
         if 0 <= m < SESSION_MINUTES:
-            pr = variance / self.model.range_scale[i] / self.model.range_profile[m]
+            pr = variance / self._range_scale[i] / self._range_profile[m]
             if math.isfinite(pr):
-                self.ranges[i] = _RANGE_DECAYS * self.ranges[i] + (1 - _RANGE_DECAYS) * pr
-        self.last_minute[i], self.last_session[i], self.last_close[i] = minute, m, close
+                row[_RANGE] = RANGE * row[_RANGE] + (1 - RANGE) * pr
+                row[_RANGE_SLOW] = RANGE_SLOW * row[_RANGE_SLOW] + (1 - RANGE_SLOW) * pr
+        row[_MINUTE], row[_SESSION], row[_CLOSE] = minute, m, close
 
     def bounds(
         self,
@@ -87,7 +94,7 @@ class RangeState:
         point forecast) for each ticker; NaN where there is none (no model column, past the close)."""
         rows = np.array([self.column.get(t, -1) for t in tickers], np.int64)
         at = np.maximum(rows, 0)
-        x = np.column_stack([self.ewmas[at], self.ranges[at], self.previous[at]])
+        x = np.array([self.rows[i][:_SUM] for i in at.tolist()]).reshape(len(at), _SUM)
         session = np.array([session_minute(int(m)) for m in minute], np.int64)
         scale = self.model.scale[at]
         out = {}
