@@ -51,27 +51,43 @@ def with_horizons(forecaster: Forecaster, base: list[Forecast]) -> list[Forecast
     """``base`` (one-minute forecasts, lock held) with their ranges, each followed by its longer horizons."""
     if forecaster.lineage and forecaster.ranges_for != forecaster.lineage:
         fit_ranges(forecaster)  # a restored trainer: the range model is derived from the history
+    sessions = {m: session_minute(m) for m in {fc.based_on for fc in base}}
     # The close's bar: the next minute is not the session's (a series off the session's clock keeps it).
-    base = [fc for fc in base if session_minute(fc.based_on) != SESSION_MINUTES - 1]
+    base = [fc for fc in base if sessions[fc.based_on] != SESSION_MINUTES - 1]
     state: RangeState | None = forecaster.range_state
     if state is None or not base:
         return base
     horizons = forecaster.config.horizons
     last = np.array([fc.last_close for fc in base])
-    minute = np.array([fc.based_on for fc in base], np.int64)
-    ranges = state.bounds([fc.ticker for fc in base], last, last, minute, horizons)
+    session = [sessions[fc.based_on] for fc in base]
+    ranges = state.bounds([fc.ticker for fc in base], last, np.array(session, np.int64), horizons)
     lows = {h: lo.tolist() for h, (lo, _) in ranges.items()}
     highs = {h: hi.tolist() for h, (_, hi) in ranges.items()}
     out: list[Forecast] = []
     for i, fc in enumerate(base):
-        session = session_minute(fc.based_on)
+        ticker, based_on, _, yhat, last_close, version, trained_at, ar, q10, q90 = fc
         if 1 in lows and _ok(lows[1][i], highs[1][i]):
-            fc = fc._replace(q10=lows[1][i], q90=highs[1][i])  # noqa: PLW2901, SLF001 (NamedTuple API)
-        out.append(fc)
+            q10, q90 = lows[1][i], highs[1][i]
+        out.append(
+            Forecast(ticker, based_on, based_on + 1, yhat, last_close, version, trained_at, ar, q10, q90)
+        )
         for h in horizons:
-            if h == 1 or not 0 <= session < SESSION_MINUTES - h or not _ok(lows[h][i], highs[h][i]):
+            if h == 1 or not 0 <= session[i] < SESSION_MINUTES - h or not _ok(lows[h][i], highs[h][i]):
                 continue
-            out.append(fc._replace(minute=fc.based_on + h, q10=lows[h][i], q90=highs[h][i]))  # noqa: SLF001 (as above)
+            out.append(
+                Forecast(
+                    ticker,
+                    based_on,
+                    based_on + h,
+                    yhat,
+                    last_close,
+                    version,
+                    trained_at,
+                    ar,
+                    lows[h][i],
+                    highs[h][i],
+                )
+            )
     return out
 
 

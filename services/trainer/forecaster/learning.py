@@ -98,6 +98,9 @@ class Learner:
             if new_lineage:
                 self.f.lineage_minute = self.f.newest_minute
                 self.f.lineage, self.f.updates = uuid.uuid4().hex[:8], 0
+                # This thread fits the new lineage's range model next (train_cycle): the polling thread
+                # must not (horizons.with_horizons fits one only for a restored lineage).
+                self.f.ranges_for = self.f.lineage
             else:
                 self.f.updates += 1
             self.f.trained_at = datetime.now(UTC)

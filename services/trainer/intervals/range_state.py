@@ -12,11 +12,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 
 from services.trainer.intervals.horizon_ranges import FAST, LONG, RANGE, RANGE_SLOW, SLOW, RangeModel
-from services.trainer.intervals.seasonal import profile_at
 from shared.session import SESSION_MINUTES, SESSION_OPEN_MINUTE, session_minutes, utc_offset_minutes
 
 # Of the cold start's history: the share the range model is fitted on (the trainer's 8:2 split).
@@ -85,26 +85,31 @@ class RangeState:
     def bounds(
         self,
         tickers: Sequence[str],
-        last: np.ndarray,
         centre: np.ndarray,
-        minute: np.ndarray,
+        session: np.ndarray,
         horizons: Iterable[int],
     ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """Per horizon, (q10, q90) of the close h minutes after ``minute[i]`` around ``centre[i]`` (the
-        point forecast) for each ticker; NaN where there is none (no model column, past the close)."""
+        """Per horizon, (q10, q90) of the close h minutes after a bar at minute ``session[i]`` of the
+        session, around ``centre[i]`` for each ticker; NaN where there is none (no model column, past the
+        close)."""
         rows = np.array([self.column.get(t, -1) for t in tickers], np.int64)
-        at = np.maximum(rows, 0)
-        x = np.array([self.rows[i][:_SUM] for i in at.tolist()]).reshape(len(at), _SUM)
-        session = np.array([session_minute(int(m)) for m in minute], np.int64)
+        at = np.maximum(rows, 0).tolist()
+        x = np.fromiter(chain.from_iterable(self.rows[i][:_SUM] for i in at), np.float64, len(at) * _SUM)
+        x = x.reshape(len(at), _SUM)
+        session = np.asarray(session, np.int64)
         scale = self.model.scale[at]
+        # Σ_{k=1..h} profile(m + k) = cum[m + h + 1] - cum[m + 1] (indices clipped; those rows are masked).
+        cum = np.concatenate([[0.0], np.cumsum(self.model.profile)])
         out = {}
         for h in horizons:
             if h not in self.model.weights:
                 continue
             level = np.maximum(x @ self.model.weights[h], 1e-12)
-            ahead = sum(profile_at(self.model.profile, session + k) for k in range(1, h + 1))
-            sigma = np.sqrt(level * ahead) * scale
-            sigma = np.where((rows >= 0) & (session + h < SESSION_MINUTES) & (session >= 0), sigma, np.nan)
+            ahead = (
+                cum[np.clip(session + h + 1, 0, len(cum) - 1)] - cum[np.clip(session + 1, 0, len(cum) - 1)]
+            )
+            valid = (rows >= 0) & (session + h < SESSION_MINUTES) & (session >= 0)
+            sigma = np.where(valid, np.sqrt(np.where(valid, level * ahead, 1.0)) * scale, np.nan)
             q = self.model.quantiles[h]
             out[h] = (centre * np.exp(q[0] * sigma), centre * np.exp(q[-1] * sigma))
         return out

@@ -107,7 +107,7 @@ def test_carried_ranges_equal_the_range_models_array_form() -> None:
         for j, t in enumerate("ABC"):
             state.fold(t, epoch, float(close[row, j]), float(variance[row, j]))
         if row % 97 == 0 and row:
-            got = state.bounds(["A", "B", "C"], close[row], close[row], np.full(3, epoch), HORIZONS)
+            got = state.bounds(["A", "B", "C"], close[row], np.full(3, minute[row]), HORIZONS)
             for h in HORIZONS:
                 want = np.array(expected[h])[:, row]
                 np.testing.assert_allclose(np.array(got[h]), want, rtol=1e-9)
