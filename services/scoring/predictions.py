@@ -18,10 +18,15 @@ INTERVAL_COLUMNS = ["q10", "q90"]
 
 
 def score_predictions(closes: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
-    """Join predictions (ticker, ts, yhat, based_on_ts, model_version) with closes (ticker, ts, close,
+    """Join the next minute's predictions (ticker, ts, yhat, based_on_ts, model_version, optionally
+    horizon_min) with closes (ticker, ts, close,
     final): one row per prediction whose minute has a *final* bar, with ``actual`` (that close) and
     ``naive`` (the close of ``based_on_ts``), ordered by ticker and time. Naive stand-ins are kept (they
     count towards coverage) and told apart by :func:`is_standin`."""
+    if "horizon_min" in predictions.columns:
+        # The next minute's forecasts (a stored prediction of the earlier form has none: it is one);
+        # the longer horizons' ranges are scored by range_score.score_ranges.
+        predictions = predictions[pd.to_numeric(predictions["horizon_min"]).fillna(1) == 1]
     if closes.empty or predictions.empty:
         return pd.DataFrame(columns=SCORED_COLUMNS)
     final = closes.loc[closes["final"].astype(bool), ["ticker", "ts", "close"]]

@@ -31,11 +31,15 @@ def _with_open(
 ) -> list[dict[str, Any]]:
     """History rows of the range, and the in-progress ones of ``latest`` for keys history lacks."""
     query = _time_filter(since, until) | ({"ticker": {"$in": tickers}} if tickers else {})
+    # A prediction is one of a (ticker, ts) per horizon (issue 18; a document of the earlier form is the
+    # next minute's); a bar has no horizon.
     rows = {
-        (d["ticker"], d["ts"]): d for d in db[collection].find(query, dict.fromkeys(fields, 1) | {"_id": 0})
+        (d["ticker"], d["ts"], d.get("horizon_min") or 1): d
+        for d in db[collection].find(query, dict.fromkeys(fields, 1) | {"_id": 0})
     }
     for doc in in_range(open_items(db, collection), since, until, tickers):
-        rows.setdefault((doc["ticker"], doc["ts"]), {k: doc.get(k) for k in fields})
+        key = (doc["ticker"], doc["ts"], doc.get("horizon_min") or 1)
+        rows.setdefault(key, {k: doc.get(k) for k in fields})
     return list(rows.values())
 
 
@@ -52,7 +56,7 @@ def load_closes(
 def load_predictions(
     db: Database[dict[str, Any]], tickers: list[str] | None, since: datetime, until: datetime
 ) -> pd.DataFrame:
-    columns = ["ticker", "ts", "yhat", "based_on_ts", "model_version", "target", "q10", "q90"]
+    columns = ["ticker", "ts", "yhat", "based_on_ts", "model_version", "target", "q10", "q90", "horizon_min"]
     frame = pd.DataFrame(_with_open(db, PREDICTIONS, tickers, since, until, columns), columns=columns)
     for column in ("ts", "based_on_ts"):
         frame[column] = pd.to_datetime(frame[column], utc=True)

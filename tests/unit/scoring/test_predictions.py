@@ -102,3 +102,15 @@ def test_every_lineage_scores_a_retraining_model_as_one_with_its_stand_ins() -> 
     # before the first model forecast do not.
     assert pooled["n"] == 8 and pooled["standins"] == 1
     assert pooled["n"] == sum(split[(lin, "model")]["n"] for lin in ("aaaa1111", "bbbb2222"))
+
+
+def test_only_the_next_minutes_predictions_are_scored_as_point_forecasts() -> None:
+    bars = closes("AAPL", [100.0, 101.0, 103.0, 104.0], final_upto=4)
+    one = predictions("AAPL", {1: 100.5, 2: 102.0})
+    # A 2-minute forecast of minute 2 made at minute 0, and a stored prediction of the earlier form.
+    longer = pd.DataFrame({"ticker": "AAPL", "ts": [minute(2)], "yhat": [90.0], "based_on_ts": [minute(0)],
+                           "model_version": "v1", "horizon_min": [2]})  # fmt: skip
+    mixed = pd.concat([one.assign(horizon_min=[1, None]), longer], ignore_index=True)
+    scored = score_predictions(bars, mixed)
+    assert list(scored["yhat"]) == [100.5, 102.0]
+    assert list(scored["naive"]) == [100.0, 101.0]
