@@ -128,6 +128,9 @@ class SinkSettings(Group):
     http_port: int = http_port_field(9102, "PORTFOLIO_SINK_HTTP_PORT")
 
 
+SESSION_LENGTH_MIN = 390  # shared.session.SESSION_MINUTES (settings import nothing numeric)
+
+
 class TrainerSettings(Group):
     """The forecaster, its network and training, and where its checkpoints go.
 
@@ -173,3 +176,40 @@ class TrainerSettings(Group):
     # on 2 shared cores the backtest took 30 s on one thread and 380 s on two (bench/bench_backtest.py).
     torch_threads: int = Field(1, ge=0, validation_alias="PORTFOLIO_TORCH_THREADS")
     http_port: int = http_port_field(9103, "PORTFOLIO_TRAINER_HTTP_PORT")
+    # Minutes ahead forecast for every final bar (one prediction each; none past the session's close).
+    horizons: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [1, 5, 15, 30], validation_alias="PORTFOLIO_HORIZONS_MIN"
+    )
+    # The portfolio's weights ("AAPL=0.3,MSFT=0.7"); empty: equal weights over the tickers.
+    weights: Annotated[dict[str, float], NoDecode] = Field(
+        default_factory=dict, validation_alias="PORTFOLIO_WEIGHTS"
+    )
+
+    @field_validator("horizons", mode="before")
+    @classmethod
+    def _split_horizons(cls, value: Any) -> Any:
+        return comma_list(value)
+
+    @field_validator("horizons")
+    @classmethod
+    def _check_horizons(cls, value: list[int]) -> list[int]:
+        if not value or any(h < 1 or h >= SESSION_LENGTH_MIN for h in value):
+            raise ValueError(f"horizons are 1 to {SESSION_LENGTH_MIN - 1} minutes, at least one")
+        return sorted(set(value))
+
+    @field_validator("weights", mode="before")
+    @classmethod
+    def _parse_weights(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        pairs = [item.split("=", 1) for item in comma_list(value)]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError("weights are TICKER=WEIGHT pairs, comma-separated")
+        return {t.strip().upper(): w.strip() for t, w in pairs}
+
+    @field_validator("weights")
+    @classmethod
+    def _check_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(w < 0 for w in value.values()) or (value and sum(value.values()) <= 0):
+            raise ValueError("weights are not negative and some weight is positive")
+        return value
