@@ -63,4 +63,4 @@ def main(path: str, cold_fraction: float = 0.25) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    main(sys.argv[1])
