@@ -16,7 +16,7 @@ setup: $(STAMP) ## create .venv and install the project with its pinned dependen
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[trainer,report,dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[trainer,report,dashboard,dev]'
 	@touch $@
 
 stack-up: setup ## start the local Kafka and FerretDB (no Docker), wait until both answer

@@ -8,7 +8,6 @@ field drops what its group already says (``settings.kafka.bootstrap_servers``, `
 
 Build a :class:`Settings` once at start with :func:`load_settings` and pass it down; there is no module-level
 instance, so tests build their own (overrides by group: ``load_settings(producer={"source": "replay"})``).
-The coming dashboard adds its own group here; today it has no settings of its own.
 """
 
 from __future__ import annotations
@@ -346,7 +345,21 @@ class TrainerSettings(Group):
     http_port: int = _http_port(9103, "PORTFOLIO_TRAINER_HTTP_PORT")
 
 
-# In the order they are built, checked and listed. The dashboard's group joins when it has settings.
+class DashboardSettings(Group):
+    """Where the dashboard (the web page and its read API) listens."""
+
+    group: ClassVar[str] = "dashboard"
+
+    # Loopback by default: the page and API have no login, so reaching them from elsewhere is a choice.
+    host: str = Field("127.0.0.1", min_length=1, validation_alias="PORTFOLIO_DASHBOARD_HOST")
+    # 0: any free port, logged at start (tests, several pipelines on one machine).
+    port: int = Field(8050, ge=0, le=65535, validation_alias="PORTFOLIO_DASHBOARD_PORT")
+    group_id: str = Field(
+        "portfolio-dashboard", min_length=1, validation_alias="PORTFOLIO_DASHBOARD_GROUP_ID"
+    )
+
+
+# In the order they are built, checked and listed.
 GROUPS: tuple[type[Group], ...] = (
     CommonSettings,
     KafkaSettings,
@@ -354,6 +367,7 @@ GROUPS: tuple[type[Group], ...] = (
     ProducerSettings,
     SinkSettings,
     TrainerSettings,
+    DashboardSettings,
 )
 
 
@@ -372,6 +386,7 @@ class Settings(BaseModel):
     producer: ProducerSettings = Field(default_factory=ProducerSettings)
     sink: SinkSettings = Field(default_factory=SinkSettings)
     trainer: TrainerSettings = Field(default_factory=TrainerSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     # --- Derived values ----------------------------------------------------------------------------
     def shard_tickers(self) -> list[str]:
