@@ -135,6 +135,12 @@ class Panel {
     if (!this.chart) {
       this.chart = new uPlot(this.options(), data, this.chartBox);
       this.root.setAttribute("data-chart", "drawn");
+      // The grid sets the panel's width after the first layout, and again when the window is resized.
+      this.resizer = new ResizeObserver(() => {
+        const width = this.chartBox.clientWidth;
+        if (width && Math.abs(width - this.chart.width) > 2) this.chart.setSize({ width, height: 230 });
+      });
+      this.resizer.observe(this.chartBox);
     } else {
       this.chart.setData(data);
     }
@@ -168,6 +174,7 @@ class Panel {
   }
 
   destroy() {
+    if (this.resizer) this.resizer.disconnect();
     if (this.chart) this.chart.destroy();
     this.root.remove();
   }
