@@ -1,5 +1,5 @@
-"""``/api/health`` (each service's /healthz and lag, and the dashboard's own), ``/api/scores`` (the one
-scorer's table) and ``/api/stream`` (server-sent events of new bars and forecasts).
+"""``/healthz``, ``/api/health`` (each service's /healthz and lag, and the dashboard's own), ``/api/scores``
+(the one scorer's table) and ``/api/stream`` (server-sent events of new bars and forecasts).
 
 Health and scores are computed at most every few seconds whatever the number of browsers polling them,
 in a worker thread: probes wait on sockets, the scores read the metrics collection.
@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from services.dashboard.api_data import JSON, context_of
@@ -98,6 +98,15 @@ async def scores(request: Request) -> Response:
     return Response(body.model_dump_json(), media_type=JSON)
 
 
+async def healthz(request: Request) -> Response:
+    """The same /healthz as every service (``shared.ops``): 200 once the feed holds its partitions, else 503;
+    what ``portfolio run``'s view and the compose healthcheck ask."""
+    context = context_of(request)
+    ready = context.feed.connected
+    body = {"ready": ready, "checks": {"kafka": ready}, "lag": context.feed.lag}
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
 async def stream(request: Request) -> Response:
     return StreamingResponse(
         context_of(request).broadcaster.stream(),
@@ -111,4 +120,5 @@ ROUTES = [
     Route("/api/health", health),
     Route("/api/scores", scores),
     Route("/api/stream", stream),
+    Route("/healthz", healthz),
 ]

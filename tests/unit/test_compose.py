@@ -68,4 +68,4 @@ def test_the_dashboard_listens_where_its_settings_say_and_is_published_on_loopba
     assert dashboard["build"]["args"] == {"SERVICE": "dashboard", "EXTRAS": "dashboard"}
     assert dashboard["environment"]["PORTFOLIO_DASHBOARD_PORT"] == port
     assert dashboard["ports"] == [f"127.0.0.1:{port}:{port}"]
-    assert f":{port}/api/health" in " ".join(dashboard["healthcheck"]["test"])
+    assert f":{port}/healthz" in " ".join(dashboard["healthcheck"]["test"])
