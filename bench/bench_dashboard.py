@@ -167,8 +167,7 @@ def event_latency(port: int, settings: Settings, count: int) -> dict[str, float]
     reader = threading.Thread(target=read)
     reader.start()
     time.sleep(0.5)
-    no_linger: dict[str, Any] = {"linger.ms": 0}
-    producer = ReliableProducer(settings, client_id="bench-probe", **no_linger)
+    producer = ReliableProducer(settings, client_id="bench-probe", config={"linger.ms": 0})
     for n in range(count):
         version = f"probe-{n}.0"
         sent[version] = time.perf_counter()
@@ -242,7 +241,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = time.monotonic()
     store(settings, args.tickers, minutes, forecast_minutes=SPAN if not args.quick else 60)
     stored_s = time.monotonic() - started
-    log = Path(f"/tmp/bench-dashboard-{unique}.log")  # noqa: S108 (a scratch log outside the repository)
+    log = Path(f"/tmp/bench-dashboard-{unique}.log")
     stop = threading.Event()
     try:
         with service_process("dashboard", settings, log) as process:

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             t_ms, t_out = _ms(run_tail)
         ours.append(o_ms)
         tail.append(t_ms)
-        gap = max(gap, max(abs(o[1] / t[1] - 1) for o, t in zip(o_out, t_out, strict=True) if o and t))
+        gap = max(gap, *(abs(o[1] / t[1] - 1) for o, t in zip(o_out, t_out, strict=True) if o and t))
     advance()  # a bar the running state is told is provisional: stepped, not stored
     provisional_ms, _ = _ms(lambda: run_running([False] * tickers))
     running = RunningSigma(cal, FFILL)  # a new calibration (a cold start, a restore): all rebuilt

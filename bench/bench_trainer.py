@@ -139,7 +139,12 @@ def forecast_cost(tickers: int, rounds: int) -> tuple[list[float], list[float]]:
         forecaster.step(bars)
         carried.append(time.perf_counter() - started)
         started = time.perf_counter()
-        windows = [scale(forecaster.series[t].tail(61, 5)[:, None], [forecaster.scalers[t]]) for t in names]
+        tails = [forecaster.series[t].tail(61, 5) for t in names]
+        windows = [
+            scale(tail[:, None], [forecaster.scalers[t]])
+            for t, tail in zip(names, tails, strict=True)
+            if tail is not None
+        ]
         predict(model, np.stack(windows))
         full.append(time.perf_counter() - started)
     return carried, full
@@ -194,14 +199,15 @@ def latency(tickers: int, rounds: int, window: int, threads: int = 0) -> dict[st
     from shared.schemas import encode
     from shared.settings import load_settings, variables
     from testkit.bars import synthetic_bar
+    from testkit.kafka import value_of
     from testkit.services import start_service, stop_service
 
     tag = uuid.uuid4().hex[:8]
     run_dir = f"/tmp/bench-{tag}"
-    trainer_settings: dict[str, Any] = dict(
-        group_id=f"bench-{tag}", http_port=0, max_epochs=1, window=window,
-        checkpoint_store="volume", checkpoint_dir=run_dir,
-    )  # fmt: skip
+    trainer_settings: dict[str, Any] = {
+        "group_id": f"bench-{tag}", "http_port": 0, "max_epochs": 1, "window": window,
+        "checkpoint_store": "volume", "checkpoint_dir": run_dir,
+    }  # fmt: skip
     if threads:
         trainer_settings["torch_threads"] = threads
     overrides: dict[str, dict[str, Any]] = {
@@ -259,7 +265,7 @@ def latency(tickers: int, rounds: int, window: int, threads: int = 0) -> dict[st
                 if msg.error():
                     continue
                 kind, ts_ms = msg.timestamp()
-                p = json.loads(msg.value())
+                p = json.loads(value_of(msg))
                 if msg.topic() == settings.kafka.bars_topic and kind == TIMESTAMP_LOG_APPEND_TIME:
                     arrived[(p["ticker"], p["ts"])] = ts_ms
                 elif kind == TIMESTAMP_CREATE_TIME and not p["model_version"].startswith("naive"):

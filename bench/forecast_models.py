@@ -68,7 +68,8 @@ def pairs(d: Data, part: str, window: int, horizon: int = 0) -> tuple[np.ndarray
     """(row, ticker) of every forecast in a part: a target exists and a full window fits."""
     ok = d.parts[part][:, None] & np.isfinite(d.y[:, :, horizon]) & np.isfinite(d.close)
     ok[: window - 1] = False
-    return np.nonzero(ok)
+    rows, tickers = np.nonzero(ok)
+    return rows, tickers
 
 
 # ---- linear models (closed-form ridge, pooled over tickers) ----
@@ -95,15 +96,16 @@ def ridge_variant(
     groups = [[j] for j in range(len(d.tickers))] if per_ticker else [list(range(len(d.tickers)))]
     chosen = []
     for g in groups:
-        tr, va = (tuple(a for a in pairs(d, p, 1, horizon)) for p in ("train", "valid"))
-        tr = tuple(a[np.isin(tr[1], g)] for a in tr)
-        va = tuple(a[np.isin(va[1], g)] for a in va)
-        best = min(
-            RIDGE_ALPHAS,
-            key=lambda a, tr=tr, va=va: float(
-                np.mean((ridge_apply(ridge(xs[tr], ys[tr], a), xs[va]) - ys[va]) ** 2)
-            ),
-        )
+        tr, va = (pairs(d, p, 1, horizon) for p in ("train", "valid"))
+        tr = (tr[0][np.isin(tr[1], g)], tr[1][np.isin(tr[1], g)])
+        va = (va[0][np.isin(va[1], g)], va[1][np.isin(va[1], g)])
+
+        def validation_mse(
+            alpha: float, tr: tuple[np.ndarray, np.ndarray] = tr, va: tuple[np.ndarray, np.ndarray] = va
+        ) -> float:
+            return float(np.mean((ridge_apply(ridge(xs[tr], ys[tr], alpha), xs[va]) - ys[va]) ** 2))
+
+        best = min(RIDGE_ALPHAS, key=validation_mse)
         chosen.append(best)
         out[:, g] = ridge_apply(ridge(xs[tr], ys[tr], best), xs[:, g])
         if refit_daily:

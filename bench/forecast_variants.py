@@ -22,6 +22,7 @@ import sys
 import time
 from math import nan
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,7 +39,9 @@ DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real-1m
 # ---- scoring ----
 
 
-def score(d: Data, r_hat: np.ndarray, horizon_i: int, part: str, ivl: IntervalModel | None = None) -> dict:
+def score(
+    d: Data, r_hat: np.ndarray, horizon_i: int, part: str, ivl: IntervalModel | None = None
+) -> dict[str, Any]:
     """One part's forecasts scored by the trainer's one scorer (``services.scoring.score``: relative
     errors, DM with Newey-West per ticker then pooled, Wilson direction, interval coverage); ``up`` and
     ``corr`` describe the forecasts."""
@@ -88,7 +91,7 @@ HEAD = (
 )
 
 
-def row(label: str, v: dict, s: dict, note: str, naive: bool = False) -> str:
+def row(label: str, v: dict[str, Any], s: dict[str, Any], note: str, naive: bool = False) -> str:
     """One table line: validation ratio, then the test part's scores."""
     direction = (
         f"{'–':>17}" if naive else f"{100 * s['dir']:5.1f} [{100 * s['lo']:4.1f}-{100 * s['hi']:4.1f}]"
@@ -120,7 +123,8 @@ def main() -> int:
         return 2
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    d = load(args.data, *args.split, (1, 5, 15), test_end=args.test_end)
+    train, valid = args.split
+    d = load(args.data, train, valid, (1, 5, 15), test_end=args.test_end)
     names = d.model.spec.names
     own = [i for i, n in enumerate(names) if n.startswith("ret_")]
     naive = np.zeros(d.y.shape[:2])
@@ -150,9 +154,8 @@ def main() -> int:
             if args.lstm not in label:
                 continue
             t0 = time.perf_counter()
-            seed += args.seed_offset
             r_hat, centred, note = lstm_variant(
-                d, layers, units, window, closes, args.budget, seed, args.max_epochs
+                d, layers, units, window, closes, args.budget, seed + args.seed_offset, args.max_epochs
             )
             note += f" seed {seed}"
             variants += [(label, r_hat, note), (label.replace("LSTM", "LSTM centred"), centred, note)]

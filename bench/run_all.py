@@ -58,8 +58,10 @@ def render_markdown(summary: dict[str, Any]) -> str:
     lines = [
         "# Benchmark summary",
         "",
-        f"Run {summary['date']} on {summary['machine']['platform']}, {summary['machine']['cpus']} CPUs"
-        f"{' (quick mode)' if summary['quick'] else ''}. Reproduce with `make bench`.",
+        (
+            f"Run {summary['date']} on {summary['machine']['platform']}, {summary['machine']['cpus']} CPUs"
+            f"{' (quick mode)' if summary['quick'] else ''}. Reproduce with `make bench`."
+        ),
         "",
     ]
     for result in summary["results"]:

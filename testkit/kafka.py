@@ -35,3 +35,17 @@ def consume(
     finally:
         consumer.close()
     return got
+
+
+def value_of(msg: Message) -> bytes:
+    """The message's value as bytes (every message the pipeline writes has one)."""
+    value = msg.value()
+    assert isinstance(value, bytes), f"{msg.topic()}[{msg.partition()}]@{msg.offset()} has no bytes value"
+    return value
+
+
+def headers_of(msg: Message) -> dict[str, bytes]:
+    """The message's headers by name (the pipeline's headers are all bytes)."""
+    raw = msg.headers() or []
+    items = raw.items() if isinstance(raw, dict) else raw
+    return {name: value.encode() if isinstance(value, str) else value or b"" for name, value in items}

@@ -62,7 +62,7 @@ def run(settings: Settings, stop: StopFlag, *, source: Source | None = None) -> 
             settings,
             client_id=f"portfolio-producer-{settings.producer.shard.replace('/', 'of')}",
             on_delivered=lambda n: _on_delivered(n, metrics, health),
-            error_cb=lambda error: _on_kafka_error(error, health),
+            config={"error_cb": lambda error: _on_kafka_error(error, health)},
         )
         health.set("kafka", True)
         resources.callback(_flush, producer)

@@ -122,8 +122,8 @@ def run(settings: Settings, stop: StopFlag, *, member: str | None = None) -> Non
         store = make_store(settings, db)
         resume(settings, store, forecaster)
 
-        linger: dict[str, Any] = {"linger.ms": PREDICTION_LINGER_MS}
-        producer = ReliableProducer(settings, client_id=f"portfolio-trainer-{member}", **linger)
+        linger = {"linger.ms": PREDICTION_LINGER_MS}
+        producer = ReliableProducer(settings, client_id=f"portfolio-trainer-{member}", config=linger)
         consumer = make_consumer(settings, settings.trainer.group_id, client_id=f"portfolio-trainer-{member}")
         # Unwound last-first: the worker ends, predictions are flushed, then offsets committed, then close.
         stack.callback(consumer.close)

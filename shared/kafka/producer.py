@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -40,9 +40,9 @@ class ReliableProducer:
         *,
         client_id: str,
         on_delivered: Callable[[int], None] | None = None,
-        **overrides: Any,
+        config: Mapping[str, Any] | None = None,
     ) -> None:
-        config = client_config(settings) | {
+        defaults = client_config(settings) | {
             "client.id": client_id,
             "enable.idempotence": True,
             "acks": "all",
@@ -51,7 +51,8 @@ class ReliableProducer:
             "compression.type": "lz4",
             "queue.buffering.max.messages": 1_000_000,
         }
-        self._producer = Producer(config | overrides)
+        # ``config`` wins: librdkafka settings (linger, limits) and callbacks (error_cb) for one use.
+        self._producer = Producer(defaults | dict(config or {}))
         self._retry: deque[_Pending] = deque()
         self._in_flight = 0
         self._on_delivered = on_delivered

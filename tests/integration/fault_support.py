@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +27,7 @@ from shared.layout import portfolio_rows as layout_portfolio_rows
 from shared.mongo import BARS, database, make_client
 from shared.schemas import BarV1
 from shared.settings import Settings
+from testkit.kafka import headers_of
 from testkit.services import service_process
 
 BarKey = tuple[str, datetime]
@@ -184,7 +185,7 @@ def dead_letter_origins(messages: Iterable[Message]) -> Counter[tuple[str, int, 
     """How many times each original (topic, partition, offset) was dead-lettered."""
     origins: Counter[tuple[str, int, int]] = Counter()
     for msg in messages:
-        headers = {k: v for k, v in (msg.headers() or [])}
+        headers = headers_of(msg)
         origins[
             (headers["dlq.topic"].decode(), int(headers["dlq.partition"]), int(headers["dlq.offset"]))
         ] += 1
@@ -203,7 +204,7 @@ def report_fault(fault: str, what: str, recovery_s: float | None, lost: int, dou
     """One row of the fault table printed at the end of the run (``tests/integration/conftest.py``)."""
     recovery = "-" if recovery_s is None else f"{recovery_s:.1f} s"
     FAULT_ROWS.append((fault, what, recovery, lost, doubled))
-    print(f"FAULT | {fault} | {what} | {recovery} | lost {lost} | doubled {doubled}")
+    print(f"FAULT | {fault} | {what} | {recovery} | lost {lost} | doubled {doubled}")  # noqa: T201 (the run's table)
 
 
 @dataclass
@@ -216,7 +217,7 @@ class FaultCase:
     folder: Path
     started: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def settings(self, **overrides: Any) -> Settings:
+    def settings(self, **overrides: Mapping[str, Any]) -> Settings:
         """Settings on the test's own topics and database; ``overrides`` may point them at a Kafka or
         FerretDB of the test's own."""
         return self.make_settings(**overrides)

@@ -56,10 +56,9 @@ def test_broker_killed_and_frozen_while_producer_and_sink_run(fault: FaultCase, 
     bars = recording(tmp_path / "bars.csv")
     with own_kafka(tmp_path / "kafka") as kafka:
         settings = fault.settings(
-            kafka_bootstrap_servers=kafka.bootstrap,
-            tickers=TICKERS,
-            sink_batch_max=200,
-            sink_batch_ms=200,
+            kafka={"bootstrap_servers": kafka.bootstrap},
+            common={"tickers": TICKERS},
+            sink={"batch_max": 200, "batch_ms": 200},
         )
         producer_env = {
             "PORTFOLIO_SOURCE": "replay",

@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,7 +38,7 @@ def get(port: int, path: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-def health(port: int) -> dict[str, object]:
+def health(port: int) -> dict[str, Any]:
     return dict(json.loads(get(port, "/healthz")[1]))
 
 
@@ -47,15 +48,12 @@ def test_database_killed_mid_write_then_frozen_under_a_stopping_sink(
     with own_ferretdb(tmp_path / "ferretdb") as ferret:
         port = free_port()
         settings = fault.settings(
-            mongodb_uri=ferret.uri,
-            sink_batch_max=300,
-            sink_batch_ms=200,
-            kafka_max_poll_interval_ms=10_000,
-            kafka_session_timeout_ms=6_000,  # the outage below lasts longer: the sink must keep polling
-            mongodb_timeout_s=2,
-            mongodb_socket_timeout_s=60,  # longer than the stop bound, which must still hold
-            sink_write_stall_s=3,
-            stop_timeout_s=10,
+            # The socket timeout is longer than the stop bound, which must still hold.
+            mongo={"uri": ferret.uri, "timeout_s": 2, "socket_timeout_s": 60},
+            sink={"batch_max": 300, "batch_ms": 200, "write_stall_s": 3},
+            # The outage below lasts longer than the session timeout: the sink must keep polling.
+            kafka={"max_poll_interval_ms": 10_000, "session_timeout_ms": 6_000},
+            common={"stop_timeout_s": 10},
         )
         first, second = bars(30, range(100)), bars(30, range(100, 130))
         log_file = fault.log("sink")
@@ -71,7 +69,7 @@ def test_database_killed_mid_write_then_frozen_under_a_stopping_sink(
             down_at = time.monotonic()
             wait_until(
                 lambda: health(port)["checks"]["mongodb"] is False, 30, "/healthz to report the database"
-            )  # type: ignore[index]
+            )
             assert get(port, "/healthz")[0] == 503
             wait_until(
                 lambda: metric(get(port, "/metrics")[1], "portfolio_consumer_lag") > 0, 15, "lag shown"
@@ -88,7 +86,7 @@ def test_database_killed_mid_write_then_frozen_under_a_stopping_sink(
             # 2. The database frozen under a write; SIGTERM must still stop the sink within its bound.
             ferret.pause()
             produce(settings, bar_messages(second))
-            wait_until(lambda: health(port)["checks"]["writes"] is False, 30, "/healthz to report the stall")  # type: ignore[index]
+            wait_until(lambda: health(port)["checks"]["writes"] is False, 30, "/healthz to report the stall")
             in_flight = metric(get(port, "/metrics")[1], "portfolio_write_in_flight_seconds")
             assert in_flight >= settings.sink.write_stall_s
             sink.send_signal(signal.SIGTERM)
@@ -117,7 +115,8 @@ def test_database_killed_mid_write_then_frozen_under_a_stopping_sink(
     fault.report(
         "database SIGSTOP under a write, then SIGTERM to the sink",
         f"/healthz 503 (writes) after {settings.sink.write_stall_s:.0f} s; "
-        f"sink exited {code} in {stop_s:.1f} s (bound {settings.common.stop_timeout_s:.0f} s), batch uncommitted; "
+        f"sink exited {code} in {stop_s:.1f} s (bound {settings.common.stop_timeout_s:.0f} s), "
+        "batch uncommitted; "
         "recovery = restarted sink caught up",
         after_freeze,
         lost,

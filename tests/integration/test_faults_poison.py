@@ -20,6 +20,7 @@ from shared.lifecycle import StopFlag
 from shared.mongo import ensure_indexes
 from shared.schemas import BarV1, encode
 from testkit.bars import bar
+from testkit.kafka import headers_of
 from testkit.poison import poison as variant
 from testkit.stack import own_ferretdb
 from testkit.waiting import wait_until
@@ -53,7 +54,7 @@ def poison_kinds() -> dict[str, bytes | None]:
 
 
 def test_every_poison_is_dead_lettered_once_and_every_good_bar_written(fault: FaultCase) -> None:
-    settings = fault.settings(sink_batch_max=20, sink_batch_ms=100)
+    settings = fault.settings(sink={"batch_max": 20, "batch_ms": 100})
     poison = poison_kinds()
     good: list[BarV1] = []
     messages: list[tuple[str, bytes | None]] = []
@@ -71,7 +72,7 @@ def test_every_poison_is_dead_lettered_once_and_every_good_bar_written(fault: Fa
     }
     ensure_topics(settings, [*settings.kafka.topics(), closes_topic(settings.kafka.bars_topic)])
     # The attacker's client accepts 2 MB; lz4 shrinks it below the broker's limit, as in the attack.
-    producer = ReliableProducer(settings, client_id="attacker", **{"message.max.bytes": 3_000_000})
+    producer = ReliableProducer(settings, client_id="attacker", config={"message.max.bytes": 3_000_000})
     for key, value in messages:
         producer.produce(settings.kafka.bars_topic, value, key=key)  # type: ignore[arg-type]
     for key, value in bad_closes.items():
@@ -86,17 +87,17 @@ def test_every_poison_is_dead_lettered_once_and_every_good_bar_written(fault: Fa
         assert sink.poll() is None, "the sink stopped"
         fault.every_bar_once(db, good)
 
-    by_key = {m.key(): m for m in dead}
+    by_key = {m.key() or b"": m for m in dead}
     names = [*poison, *bad_closes]
     assert set(by_key) == {name.encode() for name in names} - {b""}, sorted(by_key)
     assert max(dead_letter_origins(dead).values()) == 1, "a poison dead-lettered twice"
     assert len(dead) == len(names)
     for msg in dead:
         assert len(msg.value() or b"") <= 65_536, "a dead letter larger than the broker takes"
-    big = dict(by_key[b"two_megabytes"].headers())
+    big = headers_of(by_key[b"two_megabytes"])
     assert big["dlq.reason"] == b"too_large" and big["dlq.truncated"].startswith(b"value=2000")
     for name in ("ts_1970", "ts_2300", "ts_number", "v_true", "final_yes", "volume_2_64", "rev_2_63"):
-        assert dict(by_key[name.encode()].headers())["dlq.reason"] in (b"invalid", b"unknown_version"), name
+        assert headers_of(by_key[name.encode()])["dlq.reason"] in (b"invalid", b"unknown_version"), name
     fault.report(
         "poison: 18 kinds among 36 good bars, 3 malformed closes",
         "good bars written, each poison dead-lettered once",
@@ -121,7 +122,7 @@ def test_a_message_the_database_refuses_is_found_by_splitting_the_batch(
     nan = BarV1.model_construct(**(bar("BAD2", 0).model_dump() | {"close": float("nan")}))
     batch = [*good[:20], overflow, *good[20:45], nan, *good[45:]]
     with own_ferretdb(tmp_path / "ferretdb") as ferret:
-        settings = fault.settings(mongodb_uri=ferret.uri)
+        settings = fault.settings(mongo={"uri": ferret.uri})
         with fault.database(settings) as db:
             ensure_indexes(db)
             closes: list[bytes] = []

@@ -49,7 +49,7 @@ def backlog() -> tuple[list[BarV1], list[tuple[str | None, bytes | None]]]:
 def test_sink_killed_mid_backlog_restarts_and_writes_every_bar_once(fault: FaultCase) -> None:
     # Default batches (5,000). A 10 s session timeout: the killed member's partitions are handed over
     # after it instead of the default 45 s, which would otherwise dominate the recovery time measured.
-    settings = fault.settings(kafka_session_timeout_ms=10_000)
+    settings = fault.settings(kafka={"session_timeout_ms": 10_000})
     bars, messages = backlog()
     poison_count = sum(1 for key, _ in messages if key and key.startswith("P"))
     produce(settings, messages)  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ from shared.kafka import (
 from shared.mongo import BARS, database, ensure_indexes, make_client
 from shared.ops import Health, OpsServer
 from shared.settings import Settings
-from testkit.kafka import consume
+from testkit.kafka import consume, value_of
 
 pytestmark = pytest.mark.integration
 
@@ -41,12 +41,12 @@ def test_messages_round_trip_through_the_broker_with_keys_and_headers(integratio
     assert producer.delivered == 100
 
     got = consume(integration_settings, topic, 100, group=f"{topic}-g")
-    assert sorted(json.loads(m.value())["i"] for m in got) == list(range(100))
+    assert sorted(json.loads(value_of(m))["i"] for m in got) == list(range(100))
     assert {m.key() for m in got} == {f"K{i}".encode() for i in range(7)}
     # Same key, same partition: per-ticker order is what the sink and trainer rely on.
     partitions_per_key: dict[bytes, set[int]] = {}
     for m in got:
-        partitions_per_key.setdefault(m.key(), set()).add(m.partition())
+        partitions_per_key.setdefault(m.key() or b"", set()).add(m.partition() or 0)
     assert all(len(p) == 1 for p in partitions_per_key.values())
     # Offsets were committed: the same group sees nothing more.
     assert consume(integration_settings, topic, 1, group=f"{topic}-g", timeout=5) == []
@@ -56,7 +56,7 @@ def test_a_refused_delivery_is_resent_with_its_key_value_and_headers(integration
     topic = integration_settings.kafka.dlq_topic
     # The topic refuses messages over 1,000 bytes until its limit is raised: a real failed delivery.
     ensure_topics(integration_settings, [topic], partitions=1, config={"max.message.bytes": "1000"})
-    producer = ReliableProducer(integration_settings, client_id="test", **{"message.timeout.ms": 2000})
+    producer = ReliableProducer(integration_settings, client_id="test", config={"message.timeout.ms": 2000})
     value = json.dumps({"pad": base64.b64encode(os.urandom(6000)).decode()}).encode()  # lz4 cannot shrink it
     producer.produce(topic, value, key="K1", headers=[("h", b"x")])
     deadline = time.monotonic() + 30

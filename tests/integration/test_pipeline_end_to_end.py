@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -91,7 +92,7 @@ def test_synthetic_market_flows_to_bars_portfolio_and_predictions_then_stops_cle
         with make_client(settings) as client:
             db = database(client, settings)
 
-            def every_ticker_has(collection: str, query: dict[str, object] | None = None) -> bool:
+            def every_ticker_has(collection: str, query: Mapping[str, object] | None = None) -> bool:
                 return set(db[collection].distinct("ticker", query or {})) >= set(TICKERS)
 
             wait_until(lambda: every_ticker_has(BARS), 90, "bars for every ticker", every=1, process=runner)
@@ -116,7 +117,7 @@ def test_synthetic_market_flows_to_bars_portfolio_and_predictions_then_stops_cle
             row = db[PORTFOLIO].find_one(sort=[("ts", -1)])
             assert row is not None
             assert set(row["close"]) <= set(TICKERS)
-            assert all(value == value for value in row["close"].values())
+            assert not any(isinstance(v, float) and math.isnan(v) for v in row["close"].values())
 
             check_services(ports)
 

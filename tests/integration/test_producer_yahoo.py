@@ -229,7 +229,7 @@ def test_a_rate_limit_backs_off_without_a_tight_loop_and_the_producer_recovers(
     failures = [r for r in caplog.records if r.getMessage().startswith("fetch failed (rate_limit)")]
     # A cycle every second would be 8 failed cycles; the backoff doubles from the period up to 4 s.
     assert 2 <= len(failures) <= 6, [r.getMessage() for r in failures]
-    delays = [float(cast(tuple[str, float, int, str], r.args)[1]) for r in failures]
+    delays = [float(cast("tuple[str, float, int, str]", r.args)[1]) for r in failures]
     assert delays[0] <= 1.0 and max(delays) >= 2.0, delays
     for earlier, later, delay in zip(failures, failures[1:], delays, strict=False):
         assert later.created - earlier.created >= delay * 0.9  # it really waited

@@ -15,7 +15,7 @@ from shared.mongo import BARS, PREDICTIONS, database, make_client
 from shared.schemas import BarV1, encode
 from shared.settings import Settings
 from testkit.bars import T0, bar, prediction
-from testkit.kafka import consume
+from testkit.kafka import consume, headers_of
 from testkit.poison import poison, without
 from testkit.services import log_text, service_process
 from testkit.waiting import wait_until
@@ -110,7 +110,7 @@ def test_every_kind_of_poison_lands_in_the_dlq_while_good_bars_around_it_are_wri
         "ts_not_on_minute": poison(good, ts="2024-03-04T14:30:17Z"),
         "too_large": poison(good, source="x" * 20_000),
     }
-    expected_reason = {name: "invalid" for name in poisons} | {
+    expected_reason = dict.fromkeys(poisons, "invalid") | {
         "not_json": "not_json",
         "unknown_version": "unknown_version",
         "too_large": "too_large",
@@ -145,17 +145,17 @@ def test_every_kind_of_poison_lands_in_the_dlq_while_good_bars_around_it_are_wri
         # The only prediction for its ticker stays in progress (in `latest`) until a later minute's comes.
         wait_until(lambda: len(stored_predictions(db)) == 1, 30, "the prediction")
 
-        by_key = {m.key(): m for m in dead}
+        by_key = {m.key() or b"": m for m in dead}
         assert len(dead) == len(poisons) + 1
         for name, value in poisons.items():
             msg = by_key[name.encode()]
-            headers = dict(msg.headers())
+            headers = headers_of(msg)
             assert msg.value() == value, name
             assert headers["dlq.reason"].decode() == expected_reason[name], name
             assert headers["dlq.topic"].decode() == settings.kafka.bars_topic
             assert int(headers["dlq.offset"]) >= 0 and int(headers["dlq.partition"]) >= 0
             assert headers["dlq.detail"]
-        assert dict(by_key[b"AAPL"].headers())["dlq.topic"].decode() == settings.kafka.predictions_topic
+        assert headers_of(by_key[b"AAPL"])["dlq.topic"].decode() == settings.kafka.predictions_topic
 
         [stored] = stored_predictions(db)
         assert stored["yhat"] == 102.0 and stored["trained_at"] == newer.trained_at

@@ -6,13 +6,16 @@ import contextlib
 import shutil
 import signal
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pymongo.database import Database
 
 from shared.layout import item_id, minute_id, portfolio_rows
 from shared.mongo import BARS, PORTFOLIO, database, make_client
+from shared.schemas import BarV1
 from shared.settings import Settings
 from testkit.bars import T0, bar
 from testkit.ports import free_port
@@ -26,10 +29,10 @@ pytestmark = pytest.mark.integration
 END = T0 + timedelta(days=1)
 
 
-def stream(tickers: int, minutes: int, revised_every: int = 5) -> list:
+def stream(tickers: int, minutes: int, revised_every: int = 5) -> list[BarV1]:
     """Bars minute by minute, each ending final; every ``revised_every``-th is first sent in progress
     (rev 0) and closed by a revision (rev 1), so a kill can fall between a provisional and its final."""
-    bars = []
+    bars: list[BarV1] = []
     for minute in range(minutes):
         for t in range(tickers):
             if (minute * tickers + t) % revised_every == 0:
@@ -40,12 +43,14 @@ def stream(tickers: int, minutes: int, revised_every: int = 5) -> list:
     return bars
 
 
-def assert_exactly_latest(db: object, bars: list, tickers: int, minutes: int) -> None:
-    latest = {}
+def assert_exactly_latest(
+    db: Database[dict[str, Any]], bars: list[BarV1], tickers: int, minutes: int
+) -> None:
+    latest: dict[tuple[str, datetime], BarV1] = {}
     for b in bars:
         if b.rev >= latest.get((b.ticker, b.ts), b).rev:
             latest[(b.ticker, b.ts)] = b
-    docs = list(db[BARS].find({}, {"ticker": 1, "ts": 1, "rev": 1, "close": 1}))  # type: ignore[index]
+    docs = list(db[BARS].find({}, {"ticker": 1, "ts": 1, "rev": 1, "close": 1}))
     assert len(docs) == len(latest)
     for doc in docs:
         expected = latest[(doc["ticker"], doc["ts"])]
@@ -62,13 +67,13 @@ def assert_exactly_latest(db: object, bars: list, tickers: int, minutes: int) ->
         wait_until(
             lambda: (
                 {r["ts"]: r["close"] for r in db[PORTFOLIO].find({}, {"ts": 1, "close": 1})} == expected_rows
-            ),  # type: ignore[index]
+            ),
             30,
             "every portfolio row",
         )
-    inserted = list(db[PORTFOLIO].find({}))  # type: ignore[index]
+    inserted = list(db[PORTFOLIO].find({}))
     assert all(row["_id"] == minute_id(row["ts"]) for row in inserted)
-    rows = portfolio_rows(db, T0, END)  # type: ignore[arg-type]
+    rows = portfolio_rows(db, T0, END)
     assert len(rows) == minutes
     for row in rows:
         minute = round((row["ts"] - T0) / timedelta(minutes=1))

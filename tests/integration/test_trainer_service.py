@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,23 +24,25 @@ from shared.mongo import BARS, METRICS, database, make_client
 from shared.schemas import BarV1, PredictionV1, decode_prediction, encode
 from shared.settings import Settings
 from testkit.bars import synthetic_bar
+from testkit.kafka import headers_of, value_of
 from testkit.waiting import poll_until
 
 pytestmark = pytest.mark.integration
 
 START = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
-TINY = {
-    "lstm_layers": 1,
-    "lstm_units": 8,
-    "window_min": 10,
+# A tiny network trained fast; warm updates on (off by default), so the service's learning is exercised.
+TINY_TRAINER: dict[str, Any] = {
+    "layers": 1,
+    "units": 8,
+    "window": 10,
     "max_epochs": 5,
     "batch_size": 64,
-    "download_period_s": 0.5,
     "checkpoint_interval_s": 1.0,
-    "history_minutes": 500,
+    "history": 500,
     "torch_threads": 1,
-    "update_steps": 2,  # warm updates on (off by default), so the service's learning is exercised
+    "update_steps": 2,
 }
+TINY: dict[str, Mapping[str, Any]] = {"trainer": TINY_TRAINER, "common": {"download_period_s": 0.5}}
 
 
 def make_bars(tickers: list[str], first: int, count: int) -> list[BarV1]:
@@ -77,8 +79,8 @@ class Predictions:
             msg = self._consumer.poll(0.2)
             if msg is None or msg.error():
                 continue
-            member = dict(msg.headers() or []).get("trainer", b"").decode()
-            self.items.append((member, decode_prediction(msg.value())))
+            member = headers_of(msg).get("trainer", b"").decode()
+            self.items.append((member, decode_prediction(value_of(msg))))
 
     def wait_for(self, condition: Callable[[list[tuple[str, PredictionV1]]], bool], timeout: float) -> bool:
         return poll_until(lambda: condition(list(self.items)), timeout, every=0.2) is not None
@@ -252,8 +254,9 @@ def test_live_catch_up_forecasts_every_bar_as_the_backtest_does(
     from services.trainer.stores.checkpoints import DirectoryStore, checkpoint_name
 
     settings = settings_factory(
-        trainer={"checkpoint_store": "volume", "checkpoint_dir": tmp_path / "ckpt"},
-        **TINY | {"update_steps": 0},
+        trainer=TINY_TRAINER
+        | {"update_steps": 0, "checkpoint_store": "volume", "checkpoint_dir": tmp_path / "ckpt"},
+        common=TINY["common"],
     )
     ensure_topics(settings, [settings.kafka.bars_topic, settings.kafka.predictions_topic])
     tickers = ["AAA", "BBB"]

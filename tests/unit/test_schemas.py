@@ -38,13 +38,17 @@ def test_timestamps_are_written_in_utc_with_z() -> None:
         (without(bar(), "close"), "invalid"),
         (poison(bar(), close="high"), "invalid"),
         (
-            b'{"v":1,"ticker":"AAPL","ts":"2026-11-25T14:31:00Z","open":NaN,"high":1,"low":1,"close":1,'
-            b'"volume":1,"source":"s"}',
+            (
+                b'{"v":1,"ticker":"AAPL","ts":"2026-11-25T14:31:00Z","open":NaN,"high":1,"low":1,"close":1,'
+                b'"volume":1,"source":"s"}'
+            ),
             "invalid",
         ),
         (
-            b'{"v":1,"ticker":"AAPL","ts":"2026-11-25T14:31:00Z","open":1,"high":Infinity,"low":1,"close":1,'
-            b'"volume":1,"source":"s"}',
+            (
+                b'{"v":1,"ticker":"AAPL","ts":"2026-11-25T14:31:00Z","open":1,"high":Infinity,"low":1,"close":1,'
+                b'"volume":1,"source":"s"}'
+            ),
             "invalid",
         ),
         (poison(bar(), low=-1.0), "invalid"),

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from shared.settings import DEFAULT_TICKERS, SettingsError, load_settings
@@ -27,7 +29,7 @@ def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings.kafka.bars_topic == "my.bars"
 
 
-def test_dotenv_file_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dotenv_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text("PORTFOLIO_MONGODB_DB=from_dotenv\n")
     assert load_settings().mongo.db == "from_dotenv"

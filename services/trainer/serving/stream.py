@@ -7,7 +7,7 @@ start, and the network reads from the one that leaves between ``window`` and ``2
 the context stays bounded while a second ("shadow") state, started at the next anchor, is carried beside
 the main one and takes over when it has read ``window`` returns. Both are stepped together, so no bar
 ever pays for a pass over the window, and every forecast equals one full pass of the installed network over
-the returns from its anchor (:func:`full_pass`, tested).
+the returns from its anchor (tested against that full pass, ``tests/unit/trainer/oracles.py``).
 
 * A final bar steps the state (with the forward-filled minutes before it, if any) and stores it.
 * A provisional bar is forecast from the stored state without storing: a revision is never stepped twice.
@@ -70,13 +70,6 @@ class Request(NamedTuple):
     minute: int  # minute of the last input
     close: float  # its close
     store: bool  # a final bar: keep the new state
-
-
-@torch.no_grad()
-def full_pass(model: ForecastLSTM, inputs: np.ndarray) -> np.ndarray:
-    """The reference: the network from zero over ``inputs`` [n, steps, features]; outputs [n, columns]."""
-    model.eval()
-    return model(torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))).numpy()
 
 
 class StateTable(MutableMapping[str, Carried]):

@@ -54,7 +54,7 @@ def test_backfill_across_midnight_is_continuous_in_time() -> None:
 
 def test_returns_are_correlated_across_tickers() -> None:
     bars = pd.concat(f.bars for f in SyntheticSource(TICKERS[:10], seed=3).backfill(600, NOW))
-    closes = bars.pivot(index="ts", columns="ticker", values="close")
+    closes = bars.pivot_table(index="ts", columns="ticker", values="close")
     returns = np.log(closes).diff().dropna()
     corr = returns.corr().to_numpy()
     off_diagonal = corr[~np.eye(len(corr), dtype=bool)]

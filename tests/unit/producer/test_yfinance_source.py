@@ -88,7 +88,7 @@ def test_several_tickers_multiindex_in_new_york_time_become_utc_rows_without_nan
 
     bars = frame_to_bars(frame, ["AAPL", "MSFT"])
 
-    assert bars[["ticker", "close"]].values.tolist() == [
+    assert bars[["ticker", "close"]].to_numpy().tolist() == [
         ["AAPL", 10.0],
         ["AAPL", 11.0],
         ["AAPL", 12.0],

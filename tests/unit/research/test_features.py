@@ -174,7 +174,7 @@ def test_windows_end_at_the_given_rows() -> None:
     out = windows(values, [2, 9], 3)
     assert out.shape == (2, 3, 2)
     np.testing.assert_array_equal(out[1, :, 0], [14.0, 16.0, 18.0])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="needs ends >= 2"):
         windows(values, [1], 3)
 
 

@@ -57,7 +57,7 @@ def test_coverage_counts_naive_stand_ins_which_are_never_scored_as_the_models() 
 
 def test_nothing_scored_reads_not_yet_and_an_old_checkpoint_score_loads() -> None:
     assert Score().summary()["mse_ratio"] is None and Score().verdict() == "not yet"
-    old = {
+    old: dict[str, object] = {
         "n": 2,
         "sse_model": 1.0,
         "sse_naive": 2.0,

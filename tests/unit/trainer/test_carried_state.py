@@ -12,7 +12,8 @@ import torch
 from services.trainer.forecaster.core import Forecaster
 from services.trainer.forecaster.records import NAIVE_VERSION, BarIn
 from services.trainer.model.windows import scale, to_price
-from services.trainer.serving.stream import anchor_of, full_pass
+from services.trainer.serving.stream import anchor_of
+from tests.unit.trainer.oracles import full_pass
 from tests.unit.trainer.synthetic import sine_closes
 
 from .test_forecasting import START, trained

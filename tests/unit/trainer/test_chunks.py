@@ -10,7 +10,8 @@ import torch
 from services.trainer.model.chunks import chunk, chunk_loss, predict_windows
 from services.trainer.model.network import ForecastLSTM
 from services.trainer.model.windows import Examples, prepare, scale
-from services.trainer.serving.stream import anchor_of, full_pass
+from services.trainer.serving.stream import anchor_of
+from tests.unit.trainer.oracles import full_pass
 from tests.unit.trainer.synthetic import sine_closes
 
 WINDOW = 10

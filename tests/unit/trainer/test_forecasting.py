@@ -11,6 +11,7 @@ from services.trainer.forecaster.core import Forecaster
 from services.trainer.forecaster.records import NAIVE_VERSION
 from services.trainer.messages import prediction_message
 from services.trainer.model.series import to_minute
+from services.trainer.model.windows import Target
 from services.trainer.stores.checkpoints import DirectoryStore
 from shared.schemas import decode_prediction, encode
 from tests.unit.trainer.synthetic import sine_closes, tiny_config
@@ -35,7 +36,7 @@ def test_a_ticker_without_a_model_gets_a_labelled_naive_forecast() -> None:
 
 
 @pytest.mark.parametrize("target", ["return", "price"])
-def test_prediction_message_is_valid_v1_and_forecasts_the_next_minute(target: str) -> None:
+def test_prediction_message_is_valid_v1_and_forecasts_the_next_minute(target: Target) -> None:
     forecaster = trained()
     [forecast] = forecaster.forecast(["SINE"])
     message = decode_prediction(encode(prediction_message(forecast, target)))
@@ -110,7 +111,8 @@ def test_warm_updates_follow_update_every_and_retrains_follow_retrain_every() ->
 def test_a_resumed_trainer_counts_its_retrain_period_from_the_resume() -> None:
     forecaster = trained("SINE", 600, retrain_every=30)
     resumed = Forecaster(forecaster.config)
-    assert resumed.restore(forecaster.state())
+    state = forecaster.state()
+    assert state is not None and resumed.restore(state)
     closes = sine_closes(620)
     for i in range(600, 620):
         resumed.ingest("SINE", START + i, float(closes[i]))

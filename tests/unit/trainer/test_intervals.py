@@ -113,7 +113,7 @@ def test_close_bounds_bracket_the_last_close_times_the_forecast() -> None:
     out = model.close_bounds(np.array([100.0, 10.0]), np.array([0.001, 0.0]), np.array([0.002, 0.001]))
     np.testing.assert_allclose(out[0], 100 * np.exp([0.001 - 0.0024, 0.001 + 0.0026]))
     np.testing.assert_allclose(out[1], 10 * np.exp([-0.0012, 0.0013]))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no residuals"):
         IntervalModel.fit(np.full((3, 1), np.nan), np.ones((3, 1)))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from services.trainer.model.scaling import PriceScaler, ReturnScaler
+from services.trainer.model.scaling import PriceScaler, ReturnScaler, Scaler
 from services.trainer.model.series import TickerSeries
 from services.trainer.model.windows import log_returns, prepare
 
@@ -75,11 +75,13 @@ def test_row_wise_scaling_and_prices_match_the_per_ticker_functions_exactly() ->
 
     rng = np.random.default_rng(3)
     closes = 50 * np.exp(np.cumsum(0.002 * rng.standard_normal((7, 6)), axis=1))
-    for scalers in (
+    mixed: list[Scaler] = [ReturnScaler(0.002), PriceScaler(40.0, 60.0)]
+    cases: list[list[Scaler]] = [
         [ReturnScaler(0.001 * (i + 1)) for i in range(7)],
         [PriceScaler(40.0 + i, 60.0 + i) for i in range(7)],
-        [ReturnScaler(0.002), PriceScaler(40.0, 60.0)] * 3 + [ReturnScaler(0.003)],
-    ):
+        [*mixed * 3, ReturnScaler(0.003)],
+    ]
+    for scalers in cases:
         if len({type(s) for s in scalers}) == 1:  # one target per model: never mixed in one call
             rows = scale_rows(closes, scalers)
             one_by_one = [scale(c[:, None], [s])[:, 0] for c, s in zip(closes, scalers, strict=True)]

@@ -5,6 +5,7 @@ publishes intervals from it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 
 from services.trainer.forecaster.records import BarIn
 from services.trainer.intervals.calibration import Calibration, standardized_returns
-from services.trainer.intervals.interval_rows import close_bounds
+from services.trainer.intervals.interval_rows import EwSums, close_bounds
 from services.trainer.intervals.running_sigma import RunningSigma
 from services.trainer.model.series import TickerSeries, regularize, to_minute
 from shared.session import session_minutes
@@ -30,7 +31,7 @@ class Counted(RunningSigma):
 
     rebuilt = 0
 
-    def _rebuild(self, series, scales):  # type: ignore[no-untyped-def]
+    def _rebuild(self, series: Sequence[TickerSeries], scales: np.ndarray) -> EwSums:
         self.rebuilt += len(series)
         return super()._rebuild(series, scales)
 

@@ -62,7 +62,7 @@ def test_rolling_history_keeps_the_newest_minutes() -> None:
 
 def test_portfolio_grid_has_no_nan_and_only_common_minutes() -> None:
     a, b = TickerSeries(100), TickerSeries(100)
-    for minute in range(0, 30):
+    for minute in range(30):
         a.add(minute, 10.0 + minute)
     for minute in range(5, 40):
         if minute not in (12, 13):  # a short hole: forward-filled

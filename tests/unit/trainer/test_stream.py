@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from services.trainer.model.network import ForecastLSTM
-from services.trainer.serving.stream import CarriedStates, Primer, Request, anchor_of, full_pass
+from services.trainer.serving.stream import CarriedStates, Primer, Request, anchor_of
+from tests.unit.trainer.oracles import full_pass
 
 WINDOW = 10
 
