@@ -5,6 +5,8 @@
 
 const PAGE_SIZE = 12;
 const MINUTES = 390;
+// minutes= is data time: five calendar days hold the last 390 trading minutes across a night or a weekend.
+const FETCH_MINUTES = 5 * 1440;
 const PORTFOLIO = "portfolio";
 const REDRAW_MS = 250;
 
@@ -65,10 +67,11 @@ class Panel {
 
   async load() {
     const q = encodeURIComponent(this.ticker);
-    const [bars, preds] = await Promise.all([
-      getJSON(`/api/bars?ticker=${q}&minutes=${MINUTES}`),
-      getJSON(`/api/predictions?ticker=${q}&minutes=${MINUTES}`),
-    ]);
+    const bars = await getJSON(`/api/bars?ticker=${q}&minutes=${FETCH_MINUTES}`);
+    bars.bars = bars.bars.slice(-MINUTES);
+    const oldest = bars.bars.length ? bars.bars[0].ts : null;
+    const span = oldest ? `since=${encodeURIComponent(oldest)}` : `minutes=${MINUTES}`;
+    const preds = await getJSON(`/api/predictions?ticker=${q}&${span}`);
     // What the stream brought while these were read is newer: kept.
     for (const bar of bars.bars) if (!this.bars.has(bar.ts)) this.addBar(bar);
     for (const p of preds.predictions) if (!this.preds.has(`${p.ts}|${p.horizon_min}`)) this.addPrediction(p);
@@ -119,7 +122,10 @@ class Panel {
       q10[n - 1 + k] = p.q10 ?? p.yhat;
       q90[n - 1 + k] = p.q90 ?? p.yhat;
     }
-    this.labels = keys.map((ts) => ts.slice(11, 16));
+    // A session's first minute carries its date: sessions sit side by side on the axis.
+    this.labels = keys.map((ts, i) =>
+      i && keys[i - 1].slice(0, 10) === ts.slice(0, 10) ? ts.slice(11, 16) : `${ts.slice(5, 10)} ${ts.slice(11, 16)}`,
+    );
     this.newest = newest || "";
     this.horizonShown = wanted;
     return [x, close, behind.concat(new Array(reach).fill(null)), yhat, q10, q90];
@@ -165,9 +171,10 @@ class Panel {
         {},
         { label: "close", stroke: "#1f77b4", width: 1.5 },
         { label: `forecast h=${this.horizonShown ?? 1}`, stroke: "#ff7f0e", width: 1, points: { show: false } },
-        { label: "ahead", stroke: "#d62728", width: 1.5, dash: [4, 3] },
-        { label: "q10", stroke: "rgba(214,39,40,0.35)", width: 1 },
-        { label: "q90", stroke: "rgba(214,39,40,0.35)", width: 1 },
+        // Ahead, the horizons are a few minutes apart (1, 5, 15, 30): joined across the minutes between.
+        { label: "ahead", stroke: "#d62728", width: 1.5, dash: [4, 3], spanGaps: true, points: { show: true, size: 4 } },
+        { label: "q10", stroke: "rgba(214,39,40,0.35)", width: 1, spanGaps: true },
+        { label: "q90", stroke: "rgba(214,39,40,0.35)", width: 1, spanGaps: true },
       ],
       bands: [{ series: [5, 4], fill: "rgba(214,39,40,0.15)" }],
     };
