@@ -105,17 +105,16 @@ def live_load(settings: Settings, tickers: int, start: int, stop: threading.Even
 
 
 def timed(call: Any, repeat: int) -> list[float]:
-    times = []
-    for _ in range(repeat):
+    def once() -> float:
         started = time.perf_counter()
         call()
-        times.append((time.perf_counter() - started) * 1000)
-    return times
+        return (time.perf_counter() - started) * 1000
+
+    return [once() for _ in range(repeat)]
 
 
 def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+    return round(sorted(values)[min(len(values) - 1, int(q * len(values)))], 2)
 
 
 def api_latency(base: str, settings: Settings, newest: datetime, repeat: int) -> dict[str, float]:
@@ -189,17 +188,15 @@ def event_latency(port: int, settings: Settings, count: int) -> dict[str, float]
     }
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
+def rss_mib(pid: int | str) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return round(int(status.split("VmRSS:")[1].split()[0]) / 1024, 1)
 
 
 def window_memory(tickers: int, minutes: int) -> dict[str, float]:
     """The window alone, in this process: resident growth and the bytes its columns hold."""
     gc.collect()
-    before = rss_mib(int(Path("/proc/self/stat").read_text().split()[0]))
+    before = rss_mib("self")
     window = Window(minutes)
     ohlc: dict[str, Any] = dict.fromkeys(("open", "high", "low", "close"), 1.0)
     forecast: dict[str, Any] = {"yhat": 1.0, "horizon_min": 1, "q10": 0.9, "q90": 1.1, "model_version": "m.0"}
@@ -210,7 +207,7 @@ def window_memory(tickers: int, minutes: int) -> dict[str, float]:
             window.add_bar(BarV1.model_construct(**values, **ohlc, volume=1, rev=0, final=True))
             window.add_prediction(PredictionV1.model_construct(**values, **forecast))
     gc.collect()
-    after = rss_mib(int(Path("/proc/self/stat").read_text().split()[0]))
+    after = rss_mib("self")
     counts = window.counts()
     return {
         "window_bars": counts["bars"],
