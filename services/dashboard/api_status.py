@@ -38,12 +38,9 @@ def _service_health(context: Context) -> dict[str, Any]:
             # The service chose its port at start (logged there); there is nothing to ask here.
             services[name] = {"ready": None, "lag": None, "url": None}
             continue
-        ready, lag = probe(port)
-        services[name] = {
-            "ready": ready,
-            "lag": lag,
-            "url": f"http://{settings.common.http_host}:{port}/healthz",
-        }
+        host = settings.dashboard.service_hosts.get(name, "127.0.0.1")
+        ready, lag = probe(port, host)
+        services[name] = {"ready": ready, "lag": lag, "url": f"http://{host}:{port}/healthz"}
     return services
 
 

@@ -9,7 +9,9 @@ import time
 from datetime import timedelta
 
 import pytest
+from prometheus_client import CollectorRegistry, Gauge
 
+from shared.ops import Health, OpsServer
 from shared.schemas import format_ts
 from testkit.bars import T0, bar_at, forecast
 from testkit.waiting import wait_until
@@ -161,3 +163,20 @@ def test_the_stream_sends_new_bars_and_forecasts_to_every_client(dashboard: Dash
         }  # fmt: skip
         assert events
         sock.close()
+
+
+def test_health_asks_each_service_where_it_answers(dashboard: DashboardCase) -> None:
+    registry, health = CollectorRegistry(), Health("kafka")
+    health.set("kafka", True)
+    Gauge("portfolio_consumer_lag", "lag", registry=registry).set(7)
+    with OpsServer("127.0.0.1", 0, registry, health) as sink:
+        dashboard.start(
+            PORTFOLIO_SINK_HTTP_PORT=str(sink.port), PORTFOLIO_DASHBOARD_SERVICE_HOSTS="sink=localhost"
+        )
+        status, body = dashboard.get("/api/health")
+    assert status == 200
+    assert body["services"]["sink"] == {
+        "ready": True, "lag": 7, "url": f"http://localhost:{sink.port}/healthz"
+    }  # fmt: skip
+    # The others were started on ports chosen at start: nothing to ask.
+    assert body["services"]["producer"] == {"ready": None, "lag": None, "url": None}
