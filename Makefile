@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup stack-up stack-down stack-status run test test-unit lint format bench clean
+.PHONY: help setup browser stack-up stack-down stack-status run test test-unit lint format bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -16,8 +16,11 @@ setup: $(STAMP) ## create .venv and install the project with its pinned dependen
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[trainer,report,dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[trainer,report,dashboard,dev]'
 	@touch $@
+
+browser: ## install headless Chromium for the page test where apt can (else the test is skipped, saying why)
+	@bash infra/local/browser.sh
 
 stack-up: setup ## start the local Kafka and FerretDB (no Docker), wait until both answer
 	@bash infra/local/stack.sh up
@@ -28,10 +31,10 @@ stack-down: ## stop the local Kafka and FerretDB started by stack-up
 stack-status: ## say whether the local stack runs
 	@bash infra/local/stack.sh status
 
-run: stack-up ## run producer, sink and trainer locally with a live view (Ctrl-C stops all)
+run: stack-up ## run producer, sink, trainer and the dashboard locally with a live view (Ctrl-C stops all)
 	@$(VENV)/bin/portfolio run
 
-test: stack-up ## run every test (unit and integration, against the real local stack)
+test: stack-up browser ## run every test (unit, integration against the real local stack, the page in Chromium)
 	$(PY) -m pytest
 
 test-unit: setup ## run the unit tests only (no servers needed)

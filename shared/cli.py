@@ -24,7 +24,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("services.scoring.cli:main", "print the walk-forward scores against naive"),
     "report": ("services.report.cli:main", "render actual closes, predictions and errors as HTML"),
     "backtest": ("services.pipeline.backtest_cli:main", "walk-forward backtest of a recorded bars file"),
-    "run": ("services.pipeline.cli:main", "run producer, sink and trainer locally with a live view"),
+    "dashboard": ("services.dashboard.cli:main", "serve the live web page and the JSON read API"),
+    "run": ("services.pipeline.cli:main", "run producer, sink, trainer and dashboard with a live view"),
 }
 
 EXIT_BAD_SETTINGS = 2

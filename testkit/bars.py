@@ -84,3 +84,25 @@ def prediction(
         trained_at=trained_at,
         target="return",
     )
+
+
+def bar_at(ticker: str, minute: int, *, final: bool = True, rev: int = 0) -> BarV1:
+    """``ticker``'s bar of minute ``minute`` after ``T0``, closing at 100 + minute / 10."""
+    return synthetic_bar(ticker, T0 + timedelta(minutes=minute), 100.0 + minute / 10, final=final, rev=rev)
+
+
+def forecast(ticker: str, based_on: int, horizon: int, yhat: float = 101.0) -> PredictionV1:
+    """A ``horizon``-minute forecast made at minute ``based_on`` after ``T0``, with an 80% range of +-1."""
+    based_on_ts = T0 + timedelta(minutes=based_on)
+    return PredictionV1(
+        ticker=ticker,
+        ts=based_on_ts + timedelta(minutes=horizon),
+        yhat=yhat,
+        horizon_min=horizon,
+        based_on_ts=based_on_ts,
+        model_version="per_stock-return-ab12cd34.0",
+        trained_at=T0,
+        target="return",
+        q10=yhat - 1,
+        q90=yhat + 1,
+    )

@@ -46,6 +46,8 @@ def service_env(settings: Settings, log_file: Path | None, **extra: str) -> dict
         "PORTFOLIO_PRODUCER_HTTP_PORT": "0",
         "PORTFOLIO_SINK_HTTP_PORT": "0",
         "PORTFOLIO_TRAINER_HTTP_PORT": "0",
+        "PORTFOLIO_DASHBOARD_GROUP_ID": settings.dashboard.group_id,
+        "PORTFOLIO_DASHBOARD_PORT": str(settings.dashboard.port),
         "PORTFOLIO_LOG_FILE": "" if log_file is None else str(log_file),
         "PYTHONPATH": str(REPO),
     }

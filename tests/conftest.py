@@ -33,6 +33,7 @@ def make_settings(**overrides: Mapping[str, Any]) -> Settings:
         "producer": {"http_port": 0},
         "sink": {"http_port": 0},
         "trainer": {"http_port": 0},
+        "dashboard": {"port": 0},
     }
     return load_settings(**merge(values, overrides))
 
@@ -70,6 +71,7 @@ def settings_factory(stack: None, unique: str) -> Iterator[Callable[..., Setting
             "mongo": {"db": f"test_{unique}"},
             "sink": {"group_id": f"test-{unique}-sink"},
             "trainer": {"group_id": f"test-{unique}-trainer"},
+            "dashboard": {"group_id": f"test-{unique}-dashboard"},
         }
         settings = make_settings(**merge(values, overrides))
         made.append(settings)

@@ -1,4 +1,4 @@
-"""``portfolio run``: producer, sink and trainer as separate processes, a live view, a clean Ctrl-C."""
+"""``portfolio run``: producer, sink, trainer and dashboard as processes, a live view, a clean Ctrl-C."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from shared.cli import EXIT_BAD_SETTINGS, settings_for
 from shared.kafka import ensure_topics, wait_for_kafka
 from shared.lifecycle import StopFlag
 from shared.mongo import database, make_client, wait_for_mongodb
+from shared.settings import Settings
 
 logger = logging.getLogger("pipeline")
 
@@ -64,8 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         "producer": settings.producer.http_port,
         "sink": settings.sink.http_port,
         "trainer": settings.trainer.http_port,
+        "dashboard": settings.dashboard.port,
     }
     children = {name: supervisor.start(name, env, args.log_dir) for name in supervisor.START_ORDER}
+    print(dashboard_url(settings, args.log_dir), flush=True)
     db = database(client, settings)
     refresh = args.refresh or min(2.0, settings.common.download_period_s)
     deadline = time.monotonic() + args.duration if args.duration else None
@@ -86,11 +89,23 @@ def main(argv: list[str] | None = None) -> int:
                 if deadline is not None and time.monotonic() >= deadline:
                     break
     finally:
-        print("stopping: producer, then trainer, then sink (each flushes and commits)...", file=sys.stderr)
+        print(
+            "stopping: dashboard, producer, then trainer, then sink (each flushes and commits)...",
+            file=sys.stderr,
+        )
         codes = supervisor.stop_all(children)
         client.close()
     print("stopped: " + ", ".join(f"{name} exit {code}" for name, code in codes.items()), file=sys.stderr)
     return 1 if crashed or any(codes.values()) else 0
+
+
+def dashboard_url(settings: Settings, log_dir: Path) -> str:
+    """The line that tells where the page is (a port chosen at start is in the dashboard's log)."""
+    host, port = settings.dashboard.host, settings.dashboard.port
+    if port == 0:
+        return f"dashboard: a free port is chosen at start; its URL is in {log_dir / 'dashboard.log'}"
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 (compared, not bound)
+    return f"dashboard: http://{shown}:{port}/"
 
 
 class _NoLive:

@@ -1,8 +1,9 @@
-"""Start the three services as child processes and stop them in an order that loses nothing.
+"""Start the services as child processes and stop them in an order that loses nothing.
 
 Children run in their own sessions so a Ctrl-C in the terminal reaches only the supervisor, which then
-stops them one by one: the producer first (nothing new enters), then the trainer (its last predictions
-are flushed to Kafka), then the sink (it writes and commits everything, predictions included).
+stops them one by one: the dashboard first (it only reads), the producer (nothing new enters), then the
+trainer (its last predictions are flushed to Kafka), then the sink (it writes and commits everything,
+predictions included).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-START_ORDER = ("sink", "trainer", "producer")
-STOP_ORDER = ("producer", "trainer", "sink")
+START_ORDER = ("sink", "trainer", "dashboard", "producer")
+STOP_ORDER = ("dashboard", "producer", "trainer", "sink")
 _PR_SET_PDEATHSIG = 1
 
 

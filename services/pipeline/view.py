@@ -63,9 +63,9 @@ class Snapshot:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _probe(port: int) -> tuple[bool | None, int | None]:
+def probe(port: int, host: str = "127.0.0.1") -> tuple[bool | None, int | None]:
     """(ready, consumer lag) from a service's /healthz and /metrics; None where it does not answer."""
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://{host}:{port}"
     try:
         # A loopback http URL built here from a port number: no scheme comes from outside.
         with urllib.request.urlopen(f"{base}/healthz", timeout=0.5) as response:  # noqa: S310
@@ -92,7 +92,7 @@ def _service_rows(children: dict[str, Child], ports: dict[str, int]) -> list[Ser
         if code is not None:
             rows.append(ServiceRow(name, f"exited ({code})", last_log=last_line(child.log_path)))
             continue
-        ready, lag = _probe(ports[name])
+        ready, lag = probe(ports[name])
         state = {True: "ready", False: "starting", None: "starting"}[ready]
         rows.append(ServiceRow(name, state, lag, last_line(child.log_path)))
     return rows

@@ -137,7 +137,8 @@ def rows_from_predictions(db: Database[dict[str, Any]], lineage: str | None) -> 
     return rows_from_frames(load_closes(db, None, since, until), predictions, lineage)
 
 
-def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
+def cell(row: dict[str, Any], key: str, fmt: str) -> str:
+    """One cell of the table as `portfolio evaluate` prints it (the dashboard shows the same text)."""
     value = row.get(key)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -151,7 +152,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         return "no scores yet"
     columns = [c for c in COLUMNS if c[0] != "lineage" or any(r.get("lineage") for r in rows)]
     cells = [[title for _, title, _ in columns]]
-    cells += [[_cell(row, key, fmt) for key, _, fmt in columns] for row in rows]
+    cells += [[cell(row, key, fmt) for key, _, fmt in columns] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
     return "\n".join([*lines, "", NOTE])

@@ -8,7 +8,6 @@ field drops what its group already says (``settings.kafka.bootstrap_servers``, `
 
 Build a :class:`Settings` once at start with :func:`load_settings` and pass it down; there is no module-level
 instance, so tests build their own (overrides by group: ``load_settings(producer={"source": "replay"})``).
-The coming dashboard adds its own group here; today it has no settings of its own.
 """
 
 from __future__ import annotations
@@ -20,12 +19,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.settings.base import DEFAULT_TICKERS, PREFIX, TICKER_PATTERN, Group, SettingsError
 from shared.settings.connections import KafkaSettings, MongoSettings
-from shared.settings.services import CommonSettings, ProducerSettings, SinkSettings, TrainerSettings
+from shared.settings.services import (
+    CommonSettings,
+    DashboardSettings,
+    ProducerSettings,
+    SinkSettings,
+    TrainerSettings,
+)
 
 __all__ = [
     "DEFAULT_TICKERS",
     "TICKER_PATTERN",
     "CommonSettings",
+    "DashboardSettings",
     "KafkaSettings",
     "MongoSettings",
     "ProducerSettings",
@@ -37,7 +43,7 @@ __all__ = [
     "variables",
 ]
 
-# In the order they are built, checked and listed. The dashboard's group joins when it has settings.
+# In the order they are built, checked and listed.
 GROUPS: tuple[type[Group], ...] = (
     CommonSettings,
     KafkaSettings,
@@ -45,6 +51,7 @@ GROUPS: tuple[type[Group], ...] = (
     ProducerSettings,
     SinkSettings,
     TrainerSettings,
+    DashboardSettings,
 )
 
 
@@ -63,6 +70,7 @@ class Settings(BaseModel):
     producer: ProducerSettings = Field(default_factory=ProducerSettings)
     sink: SinkSettings = Field(default_factory=SinkSettings)
     trainer: TrainerSettings = Field(default_factory=TrainerSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     # --- Derived values ----------------------------------------------------------------------------
     def shard_tickers(self) -> list[str]:

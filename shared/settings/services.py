@@ -213,3 +213,40 @@ class TrainerSettings(Group):
         if any(w < 0 for w in value.values()) or (value and sum(value.values()) <= 0):
             raise ValueError("weights are not negative and some weight is positive")
         return value
+
+
+class DashboardSettings(Group):
+    """Where the dashboard (the web page and its read API) listens, and its consumer group."""
+
+    group: ClassVar[str] = "dashboard"
+
+    # Loopback by default: the page and API have no login, so reaching them from elsewhere is a choice.
+    host: str = Field("127.0.0.1", min_length=1, validation_alias="PORTFOLIO_DASHBOARD_HOST")
+    # 0: any free port, logged at start (tests, several pipelines on one machine).
+    port: int = Field(8050, ge=0, le=65535, validation_alias="PORTFOLIO_DASHBOARD_PORT")
+    group_id: str = Field(
+        "portfolio-dashboard", min_length=1, validation_alias="PORTFOLIO_DASHBOARD_GROUP_ID"
+    )
+    # Where the health header finds each service's /healthz: "sink=sink,trainer=trainer" in compose, where
+    # every service is its own host; a service not named is asked on 127.0.0.1 (make run).
+    service_hosts: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, validation_alias="PORTFOLIO_DASHBOARD_SERVICE_HOSTS"
+    )
+
+    @field_validator("service_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        pairs = [item.split("=", 1) for item in comma_list(value)]
+        if any(len(pair) != 2 or not pair[1].strip() for pair in pairs):
+            raise ValueError("service=host pairs separated by commas, e.g. sink=sink,trainer=trainer")
+        return {name.strip(): host.strip() for name, host in pairs}
+
+    @field_validator("service_hosts")
+    @classmethod
+    def _known_services(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - {"producer", "sink", "trainer"})
+        if unknown:
+            raise ValueError(f"no such service: {', '.join(unknown)} (producer, sink, trainer)")
+        return value

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.dashboard_support import DashboardCase, dashboard_case
 from tests.integration.fault_support import FAULT_ROWS, FaultCase, SettingsFactory
 
 
@@ -30,3 +31,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_line("| --- | --- | --- | --- | --- |")
     for fault, what, recovery, lost, doubled in FAULT_ROWS:
         terminalreporter.write_line(f"| {fault} | {what} | {recovery} | {lost} | {doubled} |")
+
+
+@pytest.fixture
+def dashboard(settings_factory: SettingsFactory, tmp_path: Path) -> Iterator[DashboardCase]:
+    """A dashboard on this test's topics and database, started by the test (after it stored what it needs)."""
+    yield from dashboard_case(settings_factory, tmp_path)

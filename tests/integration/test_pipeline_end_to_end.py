@@ -41,10 +41,26 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
+def check_services(ports: dict[str, int]) -> None:
+    """Every service is ready with its metrics, and the dashboard answers with every ticker and forecasts."""
+    for name, port in ports.items():
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            assert json.loads(response.read())["ready"] is True, name
+        if name != "dashboard":
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                assert "portfolio_" in response.read().decode(), name
+    dashboard = ports["dashboard"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{dashboard}/api/tickers", timeout=5) as response:
+        assert {t["ticker"] for t in json.loads(response.read())} == set(TICKERS)
+    url = f"http://127.0.0.1:{dashboard}/api/predictions?ticker=AAPL"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        assert json.loads(response.read())["predictions"]
+
+
 def test_synthetic_market_flows_to_bars_portfolio_and_predictions_then_stops_cleanly(
     settings_factory: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    ports = {name: free_port() for name in ("producer", "sink", "trainer")}
+    ports = {name: free_port() for name in ("producer", "sink", "trainer", "dashboard")}
     settings = settings_factory()
     env = service_env(settings, tmp_path / "data.log") | {
         "PORTFOLIO_TICKERS": ",".join(TICKERS),
@@ -61,6 +77,7 @@ def test_synthetic_market_flows_to_bars_portfolio_and_predictions_then_stops_cle
         "PORTFOLIO_PRODUCER_HTTP_PORT": str(ports["producer"]),
         "PORTFOLIO_SINK_HTTP_PORT": str(ports["sink"]),
         "PORTFOLIO_TRAINER_HTTP_PORT": str(ports["trainer"]),
+        "PORTFOLIO_DASHBOARD_PORT": str(ports["dashboard"]),
     }
     marker = f"PORTFOLIO_MONGODB_DB={settings.mongo.db}"
     runner = start_service(
@@ -102,11 +119,7 @@ def test_synthetic_market_flows_to_bars_portfolio_and_predictions_then_stops_cle
             assert set(row["close"]) <= set(TICKERS)
             assert not any(isinstance(v, float) and math.isnan(v) for v in row["close"].values())
 
-            for name, port in ports.items():
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
-                    assert json.loads(response.read())["ready"] is True, name
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-                    assert "portfolio_" in response.read().decode(), name
+            check_services(ports)
 
             # Predictions are on the topic too, valid v1 messages for every ticker.
             consumer = make_consumer(settings, f"{settings.kafka.predictions_topic}-reader", client_id="test")
@@ -126,7 +139,8 @@ def test_synthetic_market_flows_to_bars_portfolio_and_predictions_then_stops_cle
             runner.send_signal(signal.SIGINT)
         output, _ = runner.communicate(timeout=120)
     assert runner.returncode == 0, output
-    assert "producer exit 0, trainer exit 0, sink exit 0" in output
+    assert "dashboard exit 0, producer exit 0, trainer exit 0, sink exit 0" in output
+    assert f"dashboard: http://127.0.0.1:{ports['dashboard']}/" in output
     assert processes_with(marker) == [], "a service outlived portfolio run"
 
     report = tmp_path / "report.html"

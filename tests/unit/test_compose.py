@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.settings import variables
+from shared.settings import DashboardSettings, variables
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -58,3 +58,14 @@ def test_no_credentials_are_committed(compose: dict[str, Any]) -> None:
     assert mongodb["MONGO_INITDB_ROOT_PASSWORD"].startswith("${")
     example = (REPO / ".env.example").read_text()
     assert "MONGO_ROOT_PASSWORD=change-me" in example
+
+
+def test_the_dashboard_listens_where_its_settings_say_and_is_published_on_loopback(
+    compose: dict[str, Any],
+) -> None:
+    dashboard = compose["services"]["dashboard"]
+    port = DashboardSettings.model_fields["port"].default
+    assert dashboard["build"]["args"] == {"SERVICE": "dashboard", "EXTRAS": "dashboard"}
+    assert dashboard["environment"]["PORTFOLIO_DASHBOARD_PORT"] == port
+    assert dashboard["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert f":{port}/healthz" in " ".join(dashboard["healthcheck"]["test"])

@@ -159,3 +159,12 @@ def test_an_infinite_period_stops_the_producer_at_start_with_exit_code_2(
     monkeypatch.setenv("PORTFOLIO_DOWNLOAD_PERIOD_S", "inf")
     assert main(["producer"]) == 2
     assert "PORTFOLIO_DOWNLOAD_PERIOD_S" in capsys.readouterr().err
+
+
+def test_the_dashboard_reads_where_each_service_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORTFOLIO_DASHBOARD_SERVICE_HOSTS", " sink=sink , trainer=trainer.local")
+    assert load_settings().dashboard.service_hosts == {"sink": "sink", "trainer": "trainer.local"}
+    for bad in ("sink", "sink=", "reporter=report"):
+        monkeypatch.setenv("PORTFOLIO_DASHBOARD_SERVICE_HOSTS", bad)
+        with pytest.raises(SettingsError, match="PORTFOLIO_DASHBOARD_SERVICE_HOSTS"):
+            load_settings()
