@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pymongo.database import Database
 
 from services.sink.inserts import insert_new
+from services.sink.replace import Replacement, replace_documents
 from shared.layout import dump_json, latest_id, load_json, minute_id
 from shared.mongo import LATEST, PORTFOLIO
 from shared.schemas import Count, MessageError, MinuteTs, Price, Ticker, format_ts
@@ -31,6 +32,10 @@ from shared.schemas import Count, MessageError, MinuteTs, Price, Ticker, format_
 # Later than a provisional bar settles (services.sink.open_items.SETTLE_AFTER) plus the closes' hop.
 ROW_SETTLE_AFTER = timedelta(minutes=10)
 RECENT_ROWS = 60
+# A ticker without a close for this long (data time) is no longer waited for: a row lacking only such
+# tickers is complete. Longer than ROW_SETTLE_AFTER, so a backlog drained unevenly across the bars
+# partitions still waits (up to ROW_SETTLE_AFTER) for the tickers of the slower partitions.
+TICKERS_SEEN_FOR = timedelta(minutes=60)
 Document = dict[str, Any]
 
 
@@ -75,6 +80,8 @@ class _Rows:
 
     open: dict[datetime, dict[str, tuple[float, int]]] = field(default_factory=dict)
     settled: set[datetime] = field(default_factory=set)
+    # Each ticker's newest minute with a close here: a row holding every ticker seen lately is complete.
+    tickers: dict[str, datetime] = field(default_factory=dict)
     changed: bool = False
 
     @classmethod
@@ -83,6 +90,7 @@ class _Rows:
         for row in load_json((doc or {}).get("open")):
             rows.open[row["ts"]] = {t: (c, int(row["rev"].get(t, -1))) for t, c in row["close"].items()}
         rows.settled = {r["ts"] for r in load_json((doc or {}).get("settled"))}
+        rows.tickers = {r["ticker"]: r["ts"] for r in load_json((doc or {}).get("tickers"))}
         return rows
 
     def document(self, partition: int) -> Document:
@@ -91,7 +99,13 @@ class _Rows:
             "partition": partition,
             "open": dump_json([_row(ts, closes) for ts, closes in sorted(self.open.items())]),
             "settled": dump_json([{"ts": ts} for ts in sorted(self.settled)]),
+            "tickers": dump_json([{"ticker": t, "ts": ts} for t, ts in sorted(self.tickers.items())]),
         }
+
+    def complete(self, ts: datetime, newest: datetime) -> bool:
+        """Whether the row of ``ts`` holds every ticker with a close here in the hour before ``newest``."""
+        row = self.open[ts]
+        return all(t in row for t, last in self.tickers.items() if last >= newest - TICKERS_SEEN_FOR)
 
 
 def _row(ts: datetime, closes: dict[str, tuple[float, int]]) -> Document:
@@ -104,6 +118,7 @@ class PortfolioWriter:
     come, inserted into ``portfolio`` once the partition is ``ROW_SETTLE_AFTER`` past their minute."""
 
     def __init__(self, db: Database[Document]) -> None:
+        self.db = db
         self.portfolio = db[PORTFOLIO]
         self.latest = db[LATEST]
 
@@ -140,19 +155,24 @@ class PortfolioWriter:
         ]
         if not clashing:
             return len(minutes)
-        # By ts, not _id: rows of the earlier layout have an ObjectId. Rare: replays and late closes.
-        updated = 0
-        for doc in self.portfolio.find({"ts": {"$in": clashing}}):
-            revs = doc.get("rev", {})
-            fields: dict[str, Any] = {}
+        # One find for all of them, by ts (rows of the earlier layout have an ObjectId _id), then one
+        # replacement of every changed row: rare (replays, late closes), and a constant number of commands.
+        replacements = []
+        for doc in self.portfolio.find({"ts": {"$in": clashing}}, batch_size=len(clashing) + 1):
+            revs = {t: int(r) for t, r in doc.get("rev", {}).items()}
+            closes = dict(doc.get("close", {}))
+            changed = False
             for ticker, (close, rev) in rows[doc["ts"]].items():
-                if ticker not in doc.get("close", {}) or rev > int(revs.get(ticker, -1)):
-                    fields |= {f"close.{ticker}": close, f"rev.{ticker}": rev}
-            if fields:
-                # One update command per row: FerretDB 1.24 can hang on large multi-statement batches.
-                self.portfolio.update_one({"_id": doc["_id"]}, {"$set": fields})
-                updated += 1
-        return len(minutes) - len(clashing) + updated
+                if ticker not in closes or rev > revs.get(ticker, -1):
+                    closes[ticker], revs[ticker] = close, rev
+                    changed = True
+            if changed:
+                merged = {"_id": minute_id(doc["ts"])} | _row(
+                    doc["ts"], {t: (c, revs.get(t, -1)) for t, c in closes.items()}
+                )
+                replacements.append(Replacement(PORTFOLIO, doc["_id"], merged))
+        replace_documents(self.db, replacements)
+        return len(minutes) - len(clashing) + len(replacements)
 
 
 def _merge_closes(
@@ -161,6 +181,9 @@ def _merge_closes(
     oldest_settled = min(state.settled) if state.settled else None
     for close in sorted(closes, key=lambda c: (c.ts, c.rev)):
         entry = (close.close, close.rev)
+        if close.ts > state.tickers.get(close.ticker, close.ts - ROW_SETTLE_AFTER):
+            state.tickers[close.ticker] = close.ts
+            state.changed = True
         row = state.open.get(close.ts)
         if row is None and (close.ts in state.settled or (oldest_settled and close.ts < oldest_settled)):
             late = settle.setdefault(close.ts, {})  # its row is in ``portfolio`` already: merge there
@@ -172,13 +195,20 @@ def _merge_closes(
         if close.ticker not in row or close.rev > row[close.ticker][1]:
             row[close.ticker] = entry
             state.changed = True
+    _settle_rows(state, settle)
+
+
+def _settle_rows(state: _Rows, settle: dict[datetime, dict[str, tuple[float, int]]]) -> None:
     if not state.open:
         return
     newest = max(state.open)
     for ts in sorted(state.open):
-        if ts <= newest - ROW_SETTLE_AFTER:
+        # Settled at once when complete, so a backlog's rows rarely get late closes (each a merge).
+        if ts <= newest - ROW_SETTLE_AFTER or state.complete(ts, newest):
             settle.setdefault(ts, {}).update(state.open.pop(ts))
             state.settled.add(ts)
             state.changed = True
     for ts in sorted(state.settled)[:-RECENT_ROWS]:
         state.settled.discard(ts)
+    for ticker in [t for t, last in state.tickers.items() if last < newest - TICKERS_SEEN_FOR]:
+        del state.tickers[ticker]

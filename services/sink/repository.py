@@ -28,6 +28,7 @@ from services.sink.batch import DecodedBatch
 from services.sink.inserts import WriteConflict, insert_new
 from services.sink.open_items import Item, PartitionState, Plan, plan, state_from_doc, state_to_doc
 from services.sink.portfolio import CloseV1, PortfolioWriter, encode_close
+from services.sink.replace import Replacement, finish_replacements, replace_documents
 from services.sink.writes import (
     bar_item,
     latest_bars,
@@ -126,6 +127,7 @@ class SinkRepository:
         unnoticed and fail later, when an innocent message of the same ticker settles it.
         """
         check_storable(batch)
+        finish_replacements(self.db)
         outcome = WriteOutcome()
         bars = latest_bars(batch.bars)
         predictions = latest_predictions(batch.predictions)
@@ -191,22 +193,21 @@ class SinkRepository:
         keys = {i.key for i in clashing}
         stored = {
             (doc["ticker"], doc["ts"]): doc
-            for doc in collection.find(_key_query(clashing))
+            # All in the first reply: the default first batch (101) would add a getMore per ~250 documents.
+            for doc in collection.find(_key_query(clashing), batch_size=len(clashing) + 1)
             if (doc["ticker"], doc["ts"]) in keys
         }
+        replacements = []
         for item in clashing:
             doc = stored.get(item.key)
             if doc is None:
                 raise WriteConflict(f"{kind.name} {item.key} vanished between insert and read")
             held = kind.from_stored(doc)
             if item.rank > held.rank and item.values != held.values:
-                # Rare (a revision after the item settled): one update by _id, guarded by the rank read.
-                values = {k: v for k, v in item.doc.items() if k not in ("ticker", "ts")}
-                done = collection.update_one(
-                    {"_id": doc["_id"], kind.rank_field: held.rank}, {"$set": values | {"ingested_at": now}}
-                )
-                if done.matched_count != 1:
-                    raise WriteConflict(f"{kind.name} {item.key} changed meanwhile")
+                # A revision after the item settled: replaced with the others of the batch (a constant
+                # number of commands), guarded by the rank just read: an older one never overwrites it.
+                document = {"_id": item_id(item.ticker, item.ts)} | item.doc | {"ingested_at": now}
+                replacements.append(Replacement(kind.name, doc["_id"], document))
                 result.updated += 1
                 result.current.append(item)
             elif item.rank >= held.rank:
@@ -214,6 +215,7 @@ class SinkRepository:
                 result.current.append(item)
             else:
                 result.stale += 1
+        replace_documents(self.db, replacements)
         return result
 
 
