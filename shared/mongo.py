@@ -7,7 +7,9 @@ The collections (database ``PORTFOLIO_MONGODB_DB``):
 * ``portfolio``: one document per minute (``_id`` the minute), ``close.<TICKER>`` for each ticker with a
   settled bar; unique ``ts``.
 * ``predictions``: one document per settled (ticker, predicted minute); unique index on ``(ticker, ts)``.
-* ``latest``: the items still in progress, one small document per Kafka partition (``shared.layout``).
+* ``bars_open``, ``predictions_open``, ``portfolio_open``: the items still in progress, one plain document
+  each, keyed like history (``shared.layout``); ``latest``: the sink's bookkeeping per Kafka partition;
+  ``replacing``: the sink's redo log while it replaces history documents (empty between writes).
 * ``metrics``: the trainer's walk-forward scores against the naive forecast.
 
 Only what FerretDB and MongoDB both support is used (no partial/TTL indexes, no transactions).
@@ -53,6 +55,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("ticker", ASCENDING), ("ts", ASCENDING)], unique=True, name="ticker_ts"),
     ],
     LATEST: [],
+    # Small collections, read whole by the sink and the readers: no index to keep up.
+    f"{BARS}_open": [],
+    f"{PREDICTIONS}_open": [],
+    f"{PORTFOLIO}_open": [],
     METRICS: [IndexModel([("ticker", ASCENDING), ("model_version", ASCENDING)], name="ticker_version")],
 }
 

@@ -2,7 +2,8 @@
 live view read them too), and the trainer's stored scores.
 
 Closes and predictions come from history (``bars``, ``predictions``) plus the items still in progress
-(``latest``, see ``shared.layout``): one range query each, whatever the number of tickers.
+(``bars_open``, ``predictions_open``, ``portfolio_open``, see ``shared.layout``): one range query each,
+whatever the number of tickers.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def _with_open(
     until: datetime,
     fields: list[str],
 ) -> list[dict[str, Any]]:
-    """History rows of the range, and the in-progress ones of ``latest`` for keys history lacks."""
+    """History rows of the range, and the in-progress ones (``<collection>_open``) for keys history lacks."""
     query = _time_filter(since, until) | ({"ticker": {"$in": tickers}} if tickers else {})
     rows = {
         (d["ticker"], d["ts"]): d for d in db[collection].find(query, dict.fromkeys(fields, 1) | {"_id": 0})

@@ -1,4 +1,5 @@
-"""Stored history documents replaced in a constant number of commands, whatever their count, crash-safe.
+"""Stored documents (history, items in progress) replaced in a constant number of commands, whatever their
+count, crash-safe.
 
 On FerretDB 1.24 every update by ``_id`` scans its collection (~0.3 s at 100k bars): 5,000 late revisions
 one by one would take ~25 minutes. One ``delete_many`` by ``_id`` ``$in`` and one ``insert_many`` is two
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pymongo.collection import Collection
 from pymongo.database import Database
 
 from services.sink.inserts import WriteConflict, insert_new
@@ -70,3 +72,15 @@ def _apply(db: Database[Document], entries: list[Document]) -> None:
             # stays, and the next write (a retry of this batch) applies it again.
             raise WriteConflict(f"{name}: a replaced document was written again meanwhile")
     db[REPLACING].delete_many({"_id": {"$in": [e["_id"] for e in entries]}})
+
+
+def rewrite_open(collection: Collection[Document], gone: list[Any], documents: list[Document]) -> None:
+    """Items in progress rewritten by their one writer: those gone or changed deleted (with any copy of a
+    new one, say under a partition it had before the topic grew), the current ones inserted. Two commands
+    whatever the count; a crash between them is repaired by the replay of the batch, which holds every
+    message that changed them."""
+    ids = gone + [d["_id"] for d in documents]
+    if ids:
+        collection.delete_many({"_id": {"$in": ids}})
+    if documents:
+        collection.insert_many(documents, ordered=False)
