@@ -1,6 +1,7 @@
 """The storage layout the sink writes and the readers share: document ids and the items in progress.
 
-* ``bars`` / ``predictions`` (history): one document per (ticker, minute), ``_id`` = :func:`item_id`,
+* ``bars`` / ``predictions`` (history): one document per (ticker, minute) / (ticker, minute, horizon),
+  ``_id`` = :func:`item_id` / :func:`prediction_id`,
   inserted once when the item settles (final, a few minutes behind its ticker's newest, or untouched for
   half of ``PORTFOLIO_SINK_SETTLE_S``).
 * ``portfolio``: one document per minute, ``_id`` = :func:`minute_id`, inserted once it settles.
@@ -36,6 +37,12 @@ def minute_id(ts: datetime) -> str:
 def item_id(ticker: str, ts: datetime) -> str:
     """``AAPL|2026-11-25T14:31Z``: the ``_id`` of a bar or a prediction."""
     return f"{ticker}|{minute_id(ts)}"
+
+
+def prediction_id(ticker: str, ts: datetime, horizon_min: int) -> str:
+    """``AAPL|2026-11-25T14:32Z|5m``: the ``_id`` of a prediction of ``ts`` made ``horizon_min`` minutes
+    ahead. Predictions stored before horizons came (issue 18) have :func:`item_id` and ``horizon_min`` 1."""
+    return f"{item_id(ticker, ts)}|{horizon_min}m"
 
 
 def latest_id(kind: str, partition: int) -> str:

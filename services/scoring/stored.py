@@ -29,13 +29,18 @@ def _with_open(
     since: datetime,
     until: datetime,
     fields: list[str],
+    match: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """History rows of the range, and the in-progress ones (``<collection>_open``) for keys history lacks."""
-    query = _time_filter(since, until) | ({"ticker": {"$in": tickers}} if tickers else {})
+    """History rows of the range (and of ``match``), and the in-progress ones (``<collection>_open``) for keys
+    history lacks."""
+    match = match or {}
+    query = _time_filter(since, until) | ({"ticker": {"$in": tickers}} if tickers else {}) | match
     rows = {
         (d["ticker"], d["ts"]): d for d in db[collection].find(query, dict.fromkeys(fields, 1) | {"_id": 0})
     }
     for doc in in_range(open_items(db, collection), since, until, tickers):
+        if any(doc.get(k) != v for k, v in match.items()):
+            continue
         rows.setdefault((doc["ticker"], doc["ts"]), {k: doc.get(k) for k in fields})
     return list(rows.values())
 
@@ -51,10 +56,17 @@ def load_closes(
 
 
 def load_predictions(
-    db: Database[dict[str, Any]], tickers: list[str] | None, since: datetime, until: datetime
+    db: Database[dict[str, Any]],
+    tickers: list[str] | None,
+    since: datetime,
+    until: datetime,
+    horizon_min: int = 1,
 ) -> pd.DataFrame:
+    """The predictions of one horizon (one row per ticker and minute predicted); those stored before
+    horizons came are all 1-minute ones, with ``horizon_min`` 1."""
     columns = ["ticker", "ts", "yhat", "based_on_ts", "model_version", "target", "q10", "q90"]
-    frame = pd.DataFrame(_with_open(db, PREDICTIONS, tickers, since, until, columns), columns=columns)
+    rows = _with_open(db, PREDICTIONS, tickers, since, until, columns, {"horizon_min": horizon_min})
+    frame = pd.DataFrame(rows, columns=columns)
     for column in ("ts", "based_on_ts"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame.sort_values(["ticker", "ts"]).reset_index(drop=True)

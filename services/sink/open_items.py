@@ -27,7 +27,8 @@ from shared.layout import dump_json, load_json
 SETTLE_AFTER = timedelta(minutes=3)
 RECENT_PER_TICKER = 5
 
-Key = tuple[str, datetime]
+Key = tuple[str, datetime, int]  # ticker, minute, horizon (0 for bars)
+Series = tuple[str, int]  # ticker, horizon: items of one series settle on each other
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,15 @@ class Item:
     doc: dict[str, Any]  # the history document, without _id and ingested_at
     # Wall time the sink last changed it in progress: it settles once untouched for long enough.
     seen_at: datetime | None = None
+    horizon: int = 0  # a prediction's horizon_min: predictions of each horizon are their own series
 
     @property
     def key(self) -> Key:
-        return (self.ticker, self.ts)
+        return (self.ticker, self.ts, self.horizon)
+
+    @property
+    def series(self) -> Series:
+        return (self.ticker, self.horizon)
 
 
 @dataclass
@@ -90,7 +96,7 @@ def plan(state: PartitionState, items: Iterable[Item], now: datetime | None = No
     kept in progress are stamped ``seen_at=now``."""
     result = Plan()
     items = [dataclasses.replace(i, seen_at=now) for i in items]
-    touched: set[str] = set()
+    touched: set[Series] = set()
     oldest_recent = _oldest_recent(state)
     for item in sorted(items, key=lambda i: i.ts):
         held = state.open.get(item.key)
@@ -99,7 +105,7 @@ def plan(state: PartitionState, items: Iterable[Item], now: datetime | None = No
             if item.rank > held.rank:
                 state.open[item.key] = item
                 result.changed = True
-                touched.add(item.ticker)
+                touched.add(item.series)
             elif item.rank < held.rank:
                 result.stale += 1
         elif remembered is not None:
@@ -111,14 +117,14 @@ def plan(state: PartitionState, items: Iterable[Item], now: datetime | None = No
                 result.settle.append(item)
                 state.recent[item.key] = Remembered(item.rank, fingerprint(item.values))
                 result.changed = True
-        elif item.ticker in oldest_recent and item.ts < oldest_recent[item.ticker]:
+        elif item.series in oldest_recent and item.ts < oldest_recent[item.series]:
             result.settle.append(item)  # older than what we remember: history decides
         else:
             state.open[item.key] = item
             result.changed = True
-            touched.add(item.ticker)
-    for ticker in touched | {i.ticker for i in result.settle}:
-        _settle_ticker(state, ticker, result)
+            touched.add(item.series)
+    for series in touched | {i.series for i in result.settle}:
+        _settle_series(state, series, result)
     return result
 
 
@@ -132,26 +138,26 @@ def settle_idle(state: PartitionState, untouched_since: datetime | None, result:
             result.changed = True
 
 
-def _settle_ticker(state: PartitionState, ticker: str, result: Plan) -> None:
-    mine = sorted((k for k in state.open if k[0] == ticker), key=lambda k: k[1])
+def _settle_series(state: PartitionState, series: Series, result: Plan) -> None:
+    mine = sorted((k for k in state.open if (k[0], k[2]) == series), key=lambda k: k[1])
     # Newest of what is open or settled: a provisional minute followed only by final ones still settles.
-    newest = max(k[1] for k in [*mine, *(k for k in state.recent if k[0] == ticker)])
+    newest = max(k[1] for k in [*mine, *(k for k in state.recent if (k[0], k[2]) == series)])
     for key in mine:
         item = state.open[key]
         if item.final or key[1] <= newest - SETTLE_AFTER:
             del state.open[key]
             result.settle.append(item)
             state.recent[key] = Remembered(item.rank, fingerprint(item.values))
-    kept = sorted((k for k in state.recent if k[0] == ticker), key=lambda k: k[1])
+    kept = sorted((k for k in state.recent if (k[0], k[2]) == series), key=lambda k: k[1])
     for key in kept[:-RECENT_PER_TICKER]:
         del state.recent[key]
 
 
-def _oldest_recent(state: PartitionState) -> dict[str, datetime]:
-    oldest: dict[str, datetime] = {}
-    for ticker, ts in state.recent:
-        if ticker not in oldest or ts < oldest[ticker]:
-            oldest[ticker] = ts
+def _oldest_recent(state: PartitionState) -> dict[Series, datetime]:
+    oldest: dict[Series, datetime] = {}
+    for ticker, ts, horizon in state.recent:
+        if (ticker, horizon) not in oldest or ts < oldest[(ticker, horizon)]:
+            oldest[(ticker, horizon)] = ts
     return oldest
 
 
@@ -162,8 +168,8 @@ def state_to_doc(state: PartitionState) -> dict[str, Any]:
     return {
         "recent": dump_json(
             [
-                {"ticker": ticker, "ts": ts, "rank": r.rank, "fingerprint": r.fingerprint}
-                for (ticker, ts), r in sorted(state.recent.items())
+                {"ticker": ticker, "ts": ts, "horizon": h, "rank": r.rank, "fingerprint": r.fingerprint}
+                for (ticker, ts, h), r in sorted(state.recent.items())
             ]
         ),
     }
@@ -188,7 +194,9 @@ def state_from_doc(
     for entry in load_json(doc.get("recent")):
         rank = entry["rank"]
         rank = datetime.fromisoformat(rank) if isinstance(rank, str) else rank
-        state.recent[(entry["ticker"], entry["ts"])] = Remembered(rank, entry["fingerprint"])
+        # Entries of the earlier layout have no horizon: a replay of theirs is compared with history.
+        key = (entry["ticker"], entry["ts"], int(entry.get("horizon", 0)))
+        state.recent[key] = Remembered(rank, entry["fingerprint"])
     state.recent_loaded = dict(state.recent)
     return state
 

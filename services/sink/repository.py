@@ -28,6 +28,7 @@ from services.sink.batch import DecodedBatch
 from services.sink.inserts import WriteConflict, insert_new
 from services.sink.open_items import (
     Item,
+    Key,
     PartitionState,
     Plan,
     plan,
@@ -45,7 +46,7 @@ from services.sink.writes import (
     stored_bar_item,
     stored_prediction_item,
 )
-from shared.layout import item_id, latest_id, open_collection
+from shared.layout import item_id, latest_id, open_collection, prediction_id
 from shared.mongo import BARS, LATEST, PORTFOLIO, PREDICTIONS
 from shared.schemas import BarV1, PredictionV1
 
@@ -92,10 +93,11 @@ class _Kind:
     name: str  # the history collection, and the prefix of its ``latest`` documents
     rank_field: str
     from_stored: Callable[[Any], Item]
+    id_of: Callable[[Key], str]  # the ``_id`` of an item's documents (history and in progress)
 
 
-BAR_KIND = _Kind(BARS, "rev", stored_bar_item)
-PREDICTION_KIND = _Kind(PREDICTIONS, "trained_at", stored_prediction_item)
+BAR_KIND = _Kind(BARS, "rev", stored_bar_item, lambda k: item_id(k[0], k[1]))
+PREDICTION_KIND = _Kind(PREDICTIONS, "trained_at", stored_prediction_item, lambda k: prediction_id(*k))
 
 
 def _key_query(items: Iterable[Item]) -> Document:
@@ -187,9 +189,9 @@ class SinkRepository:
         for key, state in sorted(states.items()):
             partition = int(key.split("|")[1])
             keys, written = state.open_changes()
-            gone += [item_id(ticker, ts) for ticker, ts in keys]
+            gone += [kind.id_of(key) for key in keys]
             documents += [
-                {"_id": item_id(i.ticker, i.ts)} | i.doc | {"partition": partition, "updated_at": i.seen_at}
+                {"_id": kind.id_of(i.key)} | i.doc | {"partition": partition, "updated_at": i.seen_at}
                 for i in written
             ]
         rewrite_open(self.db[open_collection(kind.name)], gone, documents)
@@ -224,7 +226,7 @@ class SinkRepository:
             return result
         now = self._now()
         collection: Collection[Document] = self.db[kind.name]
-        documents = [{"_id": item_id(i.ticker, i.ts)} | i.doc | {"ingested_at": now} for i in items]
+        documents = [{"_id": kind.id_of(i.key)} | i.doc | {"ingested_at": now} for i in items]
         conflicts = set(insert_new(collection, documents))
         result.current = [item for n, item in enumerate(items) if n not in conflicts]
         result.inserted = len(result.current)
@@ -232,12 +234,9 @@ class SinkRepository:
             return result
         clashing = [items[n] for n in sorted(conflicts)]
         keys = {i.key for i in clashing}
-        stored = {
-            (doc["ticker"], doc["ts"]): doc
-            # All in the first reply: the default first batch (101) would add a getMore per ~250 documents.
-            for doc in collection.find(_key_query(clashing), batch_size=len(clashing) + 1)
-            if (doc["ticker"], doc["ts"]) in keys
-        }
+        # All in the first reply: the default first batch (101) would add a getMore per ~250 documents.
+        found = collection.find(_key_query(clashing), batch_size=len(clashing) + 1)
+        stored = {key: doc for doc in found if (key := kind.from_stored(doc).key) in keys}
         replacements = []
         for item in clashing:
             doc = stored.get(item.key)
@@ -247,7 +246,7 @@ class SinkRepository:
             if item.rank > held.rank and item.values != held.values:
                 # A revision after the item settled: replaced with the others of the batch (a constant
                 # number of commands), guarded by the rank just read: an older one never overwrites it.
-                document = {"_id": item_id(item.ticker, item.ts)} | item.doc | {"ingested_at": now}
+                document = {"_id": kind.id_of(item.key)} | item.doc | {"ingested_at": now}
                 replacements.append(Replacement(kind.name, doc["_id"], document))
                 result.updated += 1
                 result.current.append(item)

@@ -21,7 +21,7 @@ def test_an_item_in_progress_settles_once_untouched_long_enough_and_everything_o
     plan(state, [bar_item(bar("A", 0, rev=1))], NOW + timedelta(seconds=20))
     result = Plan()
     settle_idle(state, NOW + timedelta(seconds=10), result)
-    assert [i.ticker for i in result.settle] == ["B"] and set(state.open) == {("A", bar("A", 0).ts)}
+    assert [i.ticker for i in result.settle] == ["B"] and set(state.open) == {("A", bar("A", 0).ts, 0)}
     # The stamp survives the `latest` document, so a restarted sink keeps the bound.
     open_docs = [i.doc | {"updated_at": i.seen_at} for i in state.open.values()]
     again = state_from_doc(state_to_doc(state), open_docs, stored_bar_item)
