@@ -65,7 +65,9 @@ def _apply(db: Database[Document], entries: list[Document]) -> None:
     for entry in entries:
         by_collection[entry["collection"]].append(entry)
     for name, group in sorted(by_collection.items()):
-        ids = [e["old_id"] for e in group] + [e["document"]["_id"] for e in group]
+        # Deduplicated (old and new ids are the same but for the earlier layouts): on FerretDB each id of a
+        # long $in list costs per stored document (500 more ids: ~1 s more at 100k bars, measured).
+        ids = list(dict.fromkeys([e["old_id"] for e in group] + [e["document"]["_id"] for e in group]))
         db[name].delete_many({"_id": {"$in": ids}})
         if insert_new(db[name], [e["document"] for e in group]):
             # Only a second writer of these documents gets here (partition ownership rules it out): the log
@@ -79,7 +81,7 @@ def rewrite_open(collection: Collection[Document], gone: list[Any], documents: l
     new one, say under a partition it had before the topic grew), the current ones inserted. Two commands
     whatever the count; a crash between them is repaired by the replay of the batch, which holds every
     message that changed them."""
-    ids = gone + [d["_id"] for d in documents]
+    ids = list(dict.fromkeys(gone + [d["_id"] for d in documents]))
     if ids:
         collection.delete_many({"_id": {"$in": ids}})
     if documents:
