@@ -1,14 +1,17 @@
-"""The storage layout the sink writes and the readers share: document ids and the in-progress items.
+"""The storage layout the sink writes and the readers share: document ids and the items in progress.
 
-* ``bars`` / ``predictions`` (history): one document per (ticker, minute), ``_id`` = :func:`item_id`,
-  inserted once when the item is settled (a final bar, or one a few minutes behind its ticker's newest).
-* ``latest``: one small document per Kafka partition the sink reads (``_id`` = ``"bars|3"``), holding the
-  items still in progress (``open``) and what was recently settled (``recent``). Its owner rewrites it.
-* ``portfolio``: one document per minute, ``_id`` = :func:`minute_id`, inserted once its closes stopped
-  coming; until then the row fills in the ``latest`` document of its closes partition.
+* ``bars`` / ``predictions`` (history): one document per (ticker, minute) / (ticker, minute, horizon),
+  ``_id`` = :func:`item_id` / :func:`prediction_id`,
+  inserted once when the item settles (final, a few minutes behind its ticker's newest, or untouched for
+  half of ``PORTFOLIO_SINK_SETTLE_S``).
+* ``portfolio``: one document per minute, ``_id`` = :func:`minute_id`, inserted once it settles.
+* ``bars_open`` / ``predictions_open`` / ``portfolio_open`` (:func:`open_collection`): the items still in
+  progress, one plain document per item with the fields of its history document (same ``_id``) plus
+  ``partition`` (its writer's Kafka partition) and ``updated_at`` (when a message last changed it). Small.
+* ``latest``: the sink's own bookkeeping per Kafka partition (``_id`` = ``"bars|3"``); not data.
 
-Documents written by earlier versions (ObjectId ``_id``) are read the same way: readers never rely on
-``_id``, and the sink resolves conflicts by the unique (ticker, ts) / ts keys.
+Documents written by earlier versions (ObjectId ``_id``; items in progress as JSON in ``latest``) are read
+too: readers never rely on ``_id``, and the sink resolves conflicts by the unique keys.
 See docs/architecture.md ("The sink's data model") for the whole model and why.
 """
 
@@ -36,15 +39,29 @@ def item_id(ticker: str, ts: datetime) -> str:
     return f"{ticker}|{minute_id(ts)}"
 
 
+def prediction_id(ticker: str, ts: datetime, horizon_min: int) -> str:
+    """``AAPL|2026-11-25T14:32Z|5m``: the ``_id`` of a prediction of ``ts`` made ``horizon_min`` minutes
+    ahead. Predictions stored before horizons came (issue 18) have :func:`item_id` and ``horizon_min`` 1."""
+    return f"{item_id(ticker, ts)}|{horizon_min}m"
+
+
 def latest_id(kind: str, partition: int) -> str:
     return f"{kind}|{partition}"
 
 
-DATE_FIELDS = ("ts", "based_on_ts", "trained_at")
+def open_collection(kind: str) -> str:
+    """``bars_open``: the items of ``kind`` (``bars``, ``predictions``, ``portfolio``) in progress."""
+    return f"{kind}_open"
+
+
+SINK_FIELDS = {"_id": 0, "partition": 0, "updated_at": 0}
+
+
+DATE_FIELDS = ("ts", "based_on_ts", "trained_at", "updated_at")
 
 
 def dump_json(value: Any) -> str:
-    """``latest`` keeps its lists as one JSON string each: FerretDB decodes a document field by field,
+    """``latest`` keeps its bookkeeping as one JSON string each: FerretDB decodes a document field by field,
     and a few hundred kB of small fields made every read and rewrite of ``latest`` cost ~1 s (measured)."""
     return json.dumps(value, default=_iso, separators=(",", ":"))
 
@@ -68,22 +85,24 @@ def _iso(value: Any) -> str:
 def open_items(db: Database[Document], kind: str) -> Iterator[Document]:
     """The in-progress documents of ``kind`` (``bars`` or ``predictions``), same fields as in history.
 
-    ``latest`` holds one document per partition, so this is one small read whatever the history's size.
-    """
-    for doc in db[LATEST].find({"kind": kind}, {"open": 1}):
+    One read of a small collection whatever the history's size (plus, for a database the earlier layout
+    wrote, the JSON its ``latest`` documents hold until the sink rewrites them)."""
+    yield from db[open_collection(kind)].find({}, SINK_FIELDS)
+    for doc in db[LATEST].find({"kind": kind, "open": {"$exists": True}}, {"open": 1}):
         yield from load_json(doc.get("open"))
 
 
 def portfolio_rows(db: Database[Document], since: datetime, until: datetime) -> list[Document]:
     """Portfolio rows (``ts``, ``close``) of ``[since, until]``, oldest first: those inserted into
-    ``portfolio`` and those still filling in ``latest`` (the last few minutes)."""
+    ``portfolio`` and those still filling in ``portfolio_open`` (the last minutes)."""
     window = {"ts": {"$gte": since, "$lte": until}}
     rows = {doc["ts"]: doc for doc in db[PORTFOLIO].find(window, {"_id": 0, "ts": 1, "close": 1})}
-    for doc in db[LATEST].find({"kind": PORTFOLIO}, {"open": 1}):
-        for row in load_json(doc.get("open")):
-            if since <= row["ts"] <= until:
-                held = rows.setdefault(row["ts"], {"ts": row["ts"], "close": {}})
-                held["close"] = row["close"] | held["close"]
+    filling = list(db[open_collection(PORTFOLIO)].find(window, {"_id": 0, "ts": 1, "close": 1}))
+    for doc in db[LATEST].find({"kind": PORTFOLIO, "open": {"$exists": True}}, {"open": 1}):
+        filling += [row for row in load_json(doc.get("open")) if since <= row["ts"] <= until]
+    for row in filling:
+        held = rows.setdefault(row["ts"], {"ts": row["ts"], "close": {}})
+        held["close"] = row["close"] | held["close"]
     return [rows[ts] for ts in sorted(rows)]
 
 

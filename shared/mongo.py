@@ -6,8 +6,12 @@ The collections (database ``PORTFOLIO_MONGODB_DB``):
   index on ``(ticker, ts)``.
 * ``portfolio``: one document per minute (``_id`` the minute), ``close.<TICKER>`` for each ticker with a
   settled bar; unique ``ts``.
-* ``predictions``: one document per settled (ticker, predicted minute); unique index on ``(ticker, ts)``.
-* ``latest``: the items still in progress, one small document per Kafka partition (``shared.layout``).
+* ``predictions``: one document per settled (ticker, predicted minute, horizon), ``_id``
+  ``"AAPL|2026-11-25T14:32Z|5m"`` (``"AAPL|2026-11-25T14:32Z"`` when stored before horizons, all 1-minute);
+  unique index on ``(ticker, ts, horizon_min)``.
+* ``bars_open``, ``predictions_open``, ``portfolio_open``: the items still in progress, one plain document
+  each, keyed like history (``shared.layout``); ``latest``: the sink's bookkeeping per Kafka partition;
+  ``replacing``: the sink's redo log while it replaces history documents (empty between writes).
 * ``metrics``: the trainer's walk-forward scores against the naive forecast.
 
 Only what FerretDB and MongoDB both support is used (no partial/TTL indexes, no transactions).
@@ -50,9 +54,17 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     PORTFOLIO: [IndexModel([("ts", ASCENDING)], unique=True, name="ts")],
     PREDICTIONS: [
-        IndexModel([("ticker", ASCENDING), ("ts", ASCENDING)], unique=True, name="ticker_ts"),
+        IndexModel(
+            [("ticker", ASCENDING), ("ts", ASCENDING), ("horizon_min", ASCENDING)],
+            unique=True,
+            name="ticker_ts_horizon",
+        ),
     ],
     LATEST: [],
+    # Small collections, read whole by the sink and the readers: no index to keep up.
+    f"{BARS}_open": [],
+    f"{PREDICTIONS}_open": [],
+    f"{PORTFOLIO}_open": [],
     METRICS: [IndexModel([("ticker", ASCENDING), ("model_version", ASCENDING)], name="ticker_version")],
 }
 
@@ -135,9 +147,18 @@ def database(client: MongoClient[dict[str, Any]], settings: Settings) -> Databas
     return client[settings.mongo.db]
 
 
+# Indexes of earlier versions that would refuse what is stored now: dropped by ensure_indexes. Predictions
+# were unique per (ticker, ts) before horizons came (issue 18); now per (ticker, ts, horizon_min).
+RETIRED_INDEXES: dict[str, list[str]] = {PREDICTIONS: ["ticker_ts"]}
+
+
 def ensure_indexes(db: Database[dict[str, Any]], collections: tuple[str, ...] = tuple(INDEXES)) -> None:
-    """Create the collections' indexes (idempotent: an existing identical index is left as it is)."""
+    """Create the collections' indexes (idempotent: an existing identical index is left as it is) and drop
+    the retired ones."""
     for name in collections:
+        retired = set(RETIRED_INDEXES.get(name, [])) & set(db[name].index_information())
+        for index_name in sorted(retired):
+            db[name].drop_index(index_name)
         # One index per command: FerretDB 1.24 drops the connection (a server-side panic) when a single
         # createIndexes names several indexes that all exist already.
         for index in INDEXES[name]:

@@ -2,7 +2,8 @@
 live view read them too), and the trainer's stored scores.
 
 Closes and predictions come from history (``bars``, ``predictions``) plus the items still in progress
-(``latest``, see ``shared.layout``): one range query each, whatever the number of tickers.
+(``bars_open``, ``predictions_open``, ``portfolio_open``, see ``shared.layout``): one range query each,
+whatever the number of tickers.
 """
 
 from __future__ import annotations
@@ -28,18 +29,22 @@ def _with_open(
     since: datetime,
     until: datetime,
     fields: list[str],
+    horizon_min: int | None = None,
 ) -> list[dict[str, Any]]:
-    """History rows of the range, and the in-progress ones of ``latest`` for keys history lacks."""
+    """History rows of the range (of one horizon, if given), and the in-progress ones (``<collection>_open``)
+    for keys history lacks. A prediction is one of a (ticker, ts) per horizon (issue 18; a document of the
+    earlier form is the next minute's); a bar has no horizon."""
     query = _time_filter(since, until) | ({"ticker": {"$in": tickers}} if tickers else {})
-    # A prediction is one of a (ticker, ts) per horizon (issue 18; a document of the earlier form is the
-    # next minute's); a bar has no horizon.
+    if horizon_min is not None:
+        query["horizon_min"] = horizon_min
     rows = {
         (d["ticker"], d["ts"], d.get("horizon_min") or 1): d
         for d in db[collection].find(query, dict.fromkeys(fields, 1) | {"_id": 0})
     }
     for doc in in_range(open_items(db, collection), since, until, tickers):
         key = (doc["ticker"], doc["ts"], doc.get("horizon_min") or 1)
-        rows.setdefault(key, {k: doc.get(k) for k in fields})
+        if horizon_min is None or key[2] == horizon_min:
+            rows.setdefault(key, {k: doc.get(k) for k in fields})
     return list(rows.values())
 
 
@@ -54,10 +59,17 @@ def load_closes(
 
 
 def load_predictions(
-    db: Database[dict[str, Any]], tickers: list[str] | None, since: datetime, until: datetime
+    db: Database[dict[str, Any]],
+    tickers: list[str] | None,
+    since: datetime,
+    until: datetime,
+    horizon_min: int | None = None,
 ) -> pd.DataFrame:
+    """Stored predictions, every horizon (``horizon_min``: those stored before horizons came are 1-minute
+    ones), or only those of ``horizon_min``."""
     columns = ["ticker", "ts", "yhat", "based_on_ts", "model_version", "target", "q10", "q90", "horizon_min"]
-    frame = pd.DataFrame(_with_open(db, PREDICTIONS, tickers, since, until, columns), columns=columns)
+    rows = _with_open(db, PREDICTIONS, tickers, since, until, columns, horizon_min)
+    frame = pd.DataFrame(rows, columns=columns)
     for column in ("ts", "based_on_ts"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame.sort_values(["ticker", "ts"]).reset_index(drop=True)

@@ -1,14 +1,12 @@
-"""The sink loop: poll -> validate -> write -> dead-letter and commit, one batch at a time.
+"""The sink loop: poll -> validate -> write -> dead-letter and commit, one batch at a time; a sweep of the
+owned partitions rides along regularly, and everything in progress settles at a stop (``settling.py``).
 
-A batch is written to MongoDB before its offsets are committed, so a crash at any point replays only
-messages whose writes are idempotent. While a batch is being written (on a worker thread) the loop pauses
-its partitions and keeps polling, so a slow or absent database never costs the group membership; the
-lag, ``/healthz`` and ``/metrics`` stay truthful meanwhile (the worker: ``worker.py``). Poison (refused
-by validation or by the database) goes to the dead-letter topic in one transaction with the batch's
-offsets (see ``dlq.py``). The closes of the bars a batch settles are delivered to the closes topic by
-the write itself, before it lets ``latest`` forget those bars (``close_delivery.py``), so they are
-delivered before the offsets are stored or committed. The sink reads the closes topic too: its records
-go through the same decoding and isolation as bars and predictions.
+A batch is written before its offsets are committed, so a crash replays only idempotent writes. While a
+batch is written (on a worker thread, ``worker.py``) the loop pauses its partitions and keeps polling, so a
+slow or absent database never costs the group membership, and lag, ``/healthz`` and ``/metrics`` stay
+truthful. Poison goes to the dead-letter topic in one transaction with the batch's offsets (``dlq.py``).
+The write delivers the closes of the bars it settles before ``latest`` forgets them (``close_delivery.py``),
+so before any offset is stored. The closes topic is read and decoded like bars and predictions.
 """
 
 from __future__ import annotations
@@ -32,8 +30,9 @@ from services.sink.isolation import Isolated, Stopped
 from services.sink.metrics import SinkMetrics
 from services.sink.portfolio import closes_topic
 from services.sink.repository import SinkRepository
+from services.sink.settling import SweepClock, settle_on_stop
 from services.sink.startup import connect
-from services.sink.worker import BatchWriter
+from services.sink.worker import BatchWriter, Sweep
 from shared.kafka import (
     ReliableProducer,
     authentication_error,
@@ -79,6 +78,7 @@ class SinkLoop:
         self.health = health
         self.stop = stop
         self.in_hand = InHand(settings.sink.batch_max, settings.sink.batch_ms)
+        self.sweeps = SweepClock(settings)
         self.flight: Flight | None = None
         self._stop_seen_at: float | None = None
         self._next_lag_refresh = 0.0
@@ -86,54 +86,59 @@ class SinkLoop:
     def run(self) -> None:
         while not self.stop.is_set():
             self.poll()
-            if self.in_hand.due():
+            if self.in_hand.due() or self.sweeps.due():
                 self.write_in_hand()
             self.tend()
-        logger.info("stopping: writing %d messages in hand", len(self.in_hand))
-        if self.write_in_hand():
+        logger.info("stopping: writing %d messages in hand, settling what is in progress", len(self.in_hand))
+        if settle_on_stop(self._poll_count, self.write_in_hand, self._past_stop_bound):
             self._commit()
 
-    # --- poll --------------------------------------------------------------------------------------
     def poll(self, timeout: float | None = None) -> None:
         """Take what the broker has into hand (nothing from paused partitions); serve rebalances."""
-        wait = self.in_hand.poll_timeout() if timeout is None else timeout
-        for msg in self.consumer.consume(num_messages=self.in_hand.room, timeout=wait):
+        self._poll_count(self.in_hand.poll_timeout() if timeout is None else timeout)
+
+    def _poll_count(self, timeout: float) -> int:
+        taken = 0
+        for msg in self.consumer.consume(num_messages=self.in_hand.room, timeout=timeout):
             error = msg.error()
             if error is not None:
                 self._on_kafka_error(error)
                 continue
             self.in_hand.add(msg)
+            taken += 1
             self.metrics.messages_in.labels(msg.topic() or "").inc()
             self.health.set("kafka", True)
+        return taken
 
-    # --- validate -> write -> dead-letter and commit -----------------------------------------------
-    def write_in_hand(self) -> bool:
-        """Write the batch in hand (its closes delivered); commit it with its dead letters. False if stopped
-        first."""
-        if not self.in_hand:
+    def write_in_hand(self, settle_all: bool = False) -> bool:
+        """Write the batch in hand (its closes delivered), with a sweep when one is due; commit it with its
+        dead letters. False if stopped first."""
+        sweep = self.sweeps.take(self.consumer.assignment(), settle_all)
+        if not self.in_hand and sweep is None:
             return True
         flight, items = decode_flight(self.in_hand.take(), self.settings)
-        outcome = self._write(flight, items)
+        outcome = self._write(flight, items, sweep)
         if outcome is None:
             return False
         flight.poison += [refused_poison(record, error) for (record, _message), error in outcome.poison]
         if not self._commit_written(flight):
             return False
-        record_batch(self.metrics, flight, outcome)
+        if flight.records or any(any(r.documents_written.values()) for r in outcome.results):
+            record_batch(self.metrics, flight, outcome)
         return True
 
-    def _write(self, flight: Flight, items: list[Item]) -> Isolated[Item, Written] | None:
+    def _write(
+        self, flight: Flight, items: list[Item], sweep: Sweep | None
+    ) -> Isolated[Item, Written] | None:
         """Write on a worker thread while this one keeps polling with the partitions paused."""
-        self.writer.start(flight, items)
+        self.writer.start(flight, items, sweep)
         try:
             finished = self._keep_polling_paused(flight, flight.done.is_set)
         finally:
             self.metrics.write_in_flight_seconds.set(0)
             self.health.set("writes", True)
         if not finished or isinstance(flight.error, Stopped):
-            logger.warning(
-                "stopping with a batch of %d unwritten; it will be read again", len(flight.records)
-            )
+            logger.warning("stopping with a batch of %d unwritten; it is read again", len(flight.records))
             return None
         if flight.error is not None:
             if classify_error(flight.error) is ErrorKind.AUTH:
@@ -153,13 +158,21 @@ class SinkLoop:
             f"committing a batch with {len(flight.poison)} dead letters",
             lambda: commit_batch(self.consumer, self.dead_letters, flight),
             retry_on=(KafkaException,),
-            stop=self.stop.is_set,
+            # While stopping too, within the stop bound: what a stop settles is committed.
+            stop=self._past_stop_bound,
             wait=lambda delay: self._keep_polling_paused(flight, after(delay)),
             fatal=refused,
         )
         if not committed.ok:
             logger.warning("stopping with the batch uncommitted; it will be read again")
         return committed.ok
+
+    def _past_stop_bound(self) -> bool:
+        """Stopping, and out of time to finish (``PORTFOLIO_STOP_TIMEOUT_S`` less the close margin)."""
+        if not self.stop.is_set():
+            return False
+        self._stop_seen_at = self._stop_seen_at or time.monotonic()
+        return time.monotonic() - self._stop_seen_at > self.settings.common.stop_timeout_s - CLOSE_MARGIN_S
 
     def _keep_polling_paused(self, flight: Flight, done: Callable[[], bool]) -> bool:
         """Poll with every partition paused until ``done()`` (see :meth:`_keep_polling_until`); a rebalance
@@ -177,21 +190,14 @@ class SinkLoop:
         """Poll (paused) and keep health and lag current until ``done()``; False when stopped and out of
         time (``PORTFOLIO_STOP_TIMEOUT_S``)."""
         while not done():
-            if self.stop.is_set():
-                if self._stop_seen_at is None:
-                    self._stop_seen_at = time.monotonic()
-                if (
-                    time.monotonic() - self._stop_seen_at
-                    > self.settings.common.stop_timeout_s - CLOSE_MARGIN_S
-                ):
-                    return False
+            if self._past_stop_bound():
+                return False
             self.poll(timeout=0.2)
             # Partitions assigned meanwhile arrive unpaused; pausing is idempotent.
             self.consumer.pause(self.consumer.assignment())
             self.tend()
         return True
 
-    # --- keeping the operators informed ------------------------------------------------------------
     def tend(self) -> None:
         flight = self.flight
         if flight is not None:
@@ -201,12 +207,12 @@ class SinkLoop:
         if time.monotonic() >= self._next_lag_refresh:
             unprocessed = self.in_hand.messages + (flight.records if flight else [])
             try:
-                self.metrics.consumer_lag.set(consumer_lag(self.consumer, unprocessed))
+                # Cached: a round trip per partition stalled the loop for seconds (past the settle bound).
+                self.metrics.consumer_lag.set(consumer_lag(self.consumer, unprocessed, cached=True))
             except KafkaException as exc:
                 logger.debug("lag not refreshed: %s", exc)
             self._next_lag_refresh = time.monotonic() + LAG_REFRESH_S
 
-    # --- rebalances --------------------------------------------------------------------------------
     def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Before partitions go to another member: commit what was written, give up the rest."""
         logger.info("partitions revoked: %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
@@ -258,7 +264,8 @@ class SinkLoop:
 
 
 def run(settings: Settings, stop: StopFlag) -> None:
-    """Run the sink until ``stop`` is set; on the way out write what is in hand and commit it."""
+    """Run the sink until ``stop`` is set; on the way out write what is in hand, settle what is in progress
+    and commit it."""
     metrics = SinkMetrics()
     health = Health("kafka", "mongodb", "writes")
     health.set("writes", True)
@@ -283,11 +290,9 @@ def run(settings: Settings, stop: StopFlag) -> None:
         consumer = make_consumer(settings, settings.sink.group_id, client_id=client_id)
         # close() leaves the group at once, so the partitions move to the other sinks without a timeout.
         stack.callback(consumer.close)
-        repository = SinkRepository(db, delivery.deliver)
+        repository = SinkRepository(db, delivery.deliver, settle_s=settings.sink.settle_s)
         loop = SinkLoop(settings, consumer, repository, delivery, dead_letters, metrics, health, stop)
         subscribe(consumer, topics, on_assign=loop.on_assign, on_revoke=loop.on_revoke, on_lost=loop.on_lost)
-        logger.info(
-            "consuming %s in group %s into database %s", topics, settings.sink.group_id, settings.mongo.db
-        )
+        logger.info("consuming %s in group %s into %s", topics, settings.sink.group_id, settings.mongo.db)
         loop.run()
     logger.info("sink stopped")

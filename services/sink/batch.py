@@ -43,6 +43,10 @@ class DecodedBatch:
     # ``latest`` document, which only the partition's owner writes.
     bar_partitions: dict[str, int] = field(default_factory=dict)
     prediction_partitions: dict[str, int] = field(default_factory=dict)
+    # Partitions (by kind: bars, predictions, portfolio) whose items in progress are checked for settling
+    # although the batch may hold nothing of theirs: how an item settles once its messages stop.
+    sweep: dict[str, set[int]] = field(default_factory=dict)
+    settle_all: bool = False  # settle everything in progress there (the sink is stopping)
 
 
 def decode_batch(

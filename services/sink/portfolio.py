@@ -5,10 +5,12 @@ keyed by the minute. The sink group consumes that topic too, so every minute's c
 member that owns its partition, and only that member writes the row: no two writers ever race on a row
 (FerretDB applies an update as an unlocked read-modify-write), so no repair pass is needed.
 
-A row is filled in the partition's ``latest`` document while its closes come (rows hold 500 closes: an
-update of ``portfolio`` would scan every big row on FerretDB) and inserted once, when the partition has
-seen a minute ``ROW_SETTLE_AFTER`` later. A close for a row already inserted (rare) is merged into it by
-``_id``. Rows carry ``rev.<TICKER>`` beside ``close.<TICKER>`` so a close replayed late never overwrites
+A row fills in ``portfolio_open`` (one plain document per row, rewritten by its owner) while its closes
+come (rows hold 500 closes: an update of ``portfolio`` would scan every big row on FerretDB) and is
+inserted once: when it holds every ticker the partition saw lately, when the partition has seen a minute
+``ROW_SETTLE_AFTER`` later, or when untouched for half of ``PORTFOLIO_SINK_SETTLE_S``. Closes for rows
+already inserted (rare) are merged into them per batch (``services.sink.replace``). Rows carry
+``rev.<TICKER>`` beside ``close.<TICKER>`` so a close replayed late never overwrites
 a newer one.
 """
 
@@ -24,13 +26,18 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pymongo.database import Database
 
 from services.sink.inserts import insert_new
-from shared.layout import dump_json, latest_id, load_json, minute_id
+from services.sink.replace import Replacement, replace_documents, rewrite_open
+from shared.layout import dump_json, latest_id, load_json, minute_id, open_collection
 from shared.mongo import LATEST, PORTFOLIO
 from shared.schemas import Count, MessageError, MinuteTs, Price, Ticker, format_ts
 
 # Later than a provisional bar settles (services.sink.open_items.SETTLE_AFTER) plus the closes' hop.
 ROW_SETTLE_AFTER = timedelta(minutes=10)
 RECENT_ROWS = 60
+# A ticker without a close for this long (data time) is no longer waited for: a row lacking only such
+# tickers is complete. Longer than ROW_SETTLE_AFTER, so a backlog drained unevenly across the bars
+# partitions still waits (up to ROW_SETTLE_AFTER) for the tickers of the slower partitions.
+TICKERS_SEEN_FOR = timedelta(minutes=60)
 Document = dict[str, Any]
 
 
@@ -75,23 +82,50 @@ class _Rows:
 
     open: dict[datetime, dict[str, tuple[float, int]]] = field(default_factory=dict)
     settled: set[datetime] = field(default_factory=set)
-    changed: bool = False
+    # Each ticker's newest minute with a close here: a row holding every ticker seen lately is complete.
+    tickers: dict[str, datetime] = field(default_factory=dict)
+    seen: dict[datetime, datetime | None] = field(default_factory=dict)  # wall time each row last changed
+    dirty: set[datetime] = field(default_factory=set)  # rows changed or settled: their documents rewritten
+    changed: bool = False  # the bookkeeping (``settled``, ``tickers``) changed
 
     @classmethod
-    def of(cls, doc: Document | None) -> _Rows:
+    def of(cls, doc: Document | None, open_docs: Iterable[Document]) -> _Rows:
+        """From the partition's ``latest`` document and its rows in ``portfolio_open`` (or, written by the
+        earlier layout, as JSON in ``latest``: taken over and rewritten)."""
         rows = cls()
-        for row in load_json((doc or {}).get("open")):
+        legacy = load_json((doc or {}).get("open"))
+        for row in [*open_docs, *legacy]:
             rows.open[row["ts"]] = {t: (c, int(row["rev"].get(t, -1))) for t, c in row["close"].items()}
+            rows.seen[row["ts"]] = row.get("updated_at")
+        rows.dirty = {row["ts"] for row in legacy}
+        rows.changed = bool(legacy)
         rows.settled = {r["ts"] for r in load_json((doc or {}).get("settled"))}
+        rows.tickers = {r["ticker"]: r["ts"] for r in load_json((doc or {}).get("tickers"))}
         return rows
 
     def document(self, partition: int) -> Document:
+        """The ``latest`` document: bookkeeping, as JSON (see ``services.sink.open_items.state_to_doc``)."""
         return {
             "kind": PORTFOLIO,
             "partition": partition,
-            "open": dump_json([_row(ts, closes) for ts, closes in sorted(self.open.items())]),
             "settled": dump_json([{"ts": ts} for ts in sorted(self.settled)]),
+            "tickers": dump_json([{"ticker": t, "ts": ts} for t, ts in sorted(self.tickers.items())]),
         }
+
+    def open_documents(self, partition: int) -> list[Document]:
+        """The documents of the rows in progress changed since they were read."""
+        return [
+            {"_id": minute_id(ts)}
+            | _row(ts, self.open[ts])
+            | {"partition": partition, "updated_at": self.seen[ts]}
+            for ts in sorted(self.dirty)
+            if ts in self.open
+        ]
+
+    def complete(self, ts: datetime, newest: datetime) -> bool:
+        """Whether the row of ``ts`` holds every ticker with a close here in the hour before ``newest``."""
+        row = self.open[ts]
+        return all(t in row for t, last in self.tickers.items() if last >= newest - TICKERS_SEEN_FOR)
 
 
 def _row(ts: datetime, closes: dict[str, tuple[float, int]]) -> Document:
@@ -100,27 +134,45 @@ def _row(ts: datetime, closes: dict[str, tuple[float, int]]) -> Document:
 
 
 class PortfolioWriter:
-    """Writes the rows of the closes partitions this sink owns: held in ``latest`` while closes still
-    come, inserted into ``portfolio`` once the partition is ``ROW_SETTLE_AFTER`` past their minute."""
+    """Writes the rows of the closes partitions this sink owns: in ``portfolio_open`` while closes still
+    come, inserted into ``portfolio`` once settled."""
 
     def __init__(self, db: Database[Document]) -> None:
+        self.db = db
         self.portfolio = db[PORTFOLIO]
         self.latest = db[LATEST]
 
-    def write(self, closes: Iterable[tuple[int, CloseV1]]) -> int:
-        """Merge ``(partition, close)`` pairs into their rows; return how many rows reached ``portfolio``."""
-        by_partition: dict[int, list[CloseV1]] = {}
+    def write(
+        self,
+        closes: Iterable[tuple[int, CloseV1]],
+        sweep: set[int],
+        now: datetime,
+        untouched_since: datetime | None,
+    ) -> int:
+        """Merge ``(partition, close)`` pairs into their rows and settle the rows of those partitions and of
+        ``sweep`` that are complete, far enough behind, or untouched since ``untouched_since`` (all when
+        None); return how many rows reached ``portfolio``."""
+        by_partition: dict[int, list[CloseV1]] = {p: [] for p in sweep}
         for partition, close in closes:
             by_partition.setdefault(partition, []).append(close)
         if not by_partition:
             return 0
         ids = {latest_id(PORTFOLIO, p): p for p in by_partition}
         stored = {doc["_id"]: doc for doc in self.latest.find({"_id": {"$in": sorted(ids)}})}
-        states = {p: _Rows.of(stored.get(i)) for i, p in ids.items()}
+        open_docs: dict[int, list[Document]] = {p: [] for p in by_partition}
+        for doc in self.db[open_collection(PORTFOLIO)].find({"partition": {"$in": sorted(by_partition)}}):
+            open_docs[doc["partition"]].append(doc)
+        states = {p: _Rows.of(stored.get(i), open_docs[p]) for i, p in ids.items()}
         settle: dict[datetime, dict[str, tuple[float, int]]] = {}
         for partition, group in by_partition.items():
-            _merge_closes(states[partition], group, settle)
+            _merge_closes(states[partition], group, settle, now)
+            _settle_rows(states[partition], settle, untouched_since)
         written = self._settle(settle)
+        rewrite_open(
+            self.db[open_collection(PORTFOLIO)],
+            [minute_id(ts) for state in states.values() for ts in state.dirty],
+            [doc for p, state in sorted(states.items()) for doc in state.open_documents(p)],
+        )
         for key, partition in sorted(ids.items()):
             if states[partition].changed:
                 self.latest.replace_one({"_id": key}, states[partition].document(partition), upsert=True)
@@ -140,27 +192,37 @@ class PortfolioWriter:
         ]
         if not clashing:
             return len(minutes)
-        # By ts, not _id: rows of the earlier layout have an ObjectId. Rare: replays and late closes.
-        updated = 0
-        for doc in self.portfolio.find({"ts": {"$in": clashing}}):
-            revs = doc.get("rev", {})
-            fields: dict[str, Any] = {}
+        # One find for all of them, by ts (rows of the earlier layout have an ObjectId _id), then one
+        # replacement of every changed row: rare (replays, late closes), and a constant number of commands.
+        replacements = []
+        for doc in self.portfolio.find({"ts": {"$in": clashing}}, batch_size=len(clashing) + 1):
+            revs = {t: int(r) for t, r in doc.get("rev", {}).items()}
+            closes = dict(doc.get("close", {}))
+            changed = False
             for ticker, (close, rev) in rows[doc["ts"]].items():
-                if ticker not in doc.get("close", {}) or rev > int(revs.get(ticker, -1)):
-                    fields |= {f"close.{ticker}": close, f"rev.{ticker}": rev}
-            if fields:
-                # One update command per row: FerretDB 1.24 can hang on large multi-statement batches.
-                self.portfolio.update_one({"_id": doc["_id"]}, {"$set": fields})
-                updated += 1
-        return len(minutes) - len(clashing) + updated
+                if ticker not in closes or rev > revs.get(ticker, -1):
+                    closes[ticker], revs[ticker] = close, rev
+                    changed = True
+            if changed:
+                merged = {"_id": minute_id(doc["ts"])} | _row(
+                    doc["ts"], {t: (c, revs.get(t, -1)) for t, c in closes.items()}
+                )
+                replacements.append(Replacement(PORTFOLIO, doc["_id"], merged))
+        replace_documents(self.db, replacements)
+        return len(minutes) - len(clashing) + len(replacements)
 
 
 def _merge_closes(
-    state: _Rows, closes: list[CloseV1], settle: dict[datetime, dict[str, tuple[float, int]]]
+    state: _Rows, closes: list[CloseV1], settle: dict[datetime, dict[str, tuple[float, int]]], now: datetime
 ) -> None:
     oldest_settled = min(state.settled) if state.settled else None
     for close in sorted(closes, key=lambda c: (c.ts, c.rev)):
         entry = (close.close, close.rev)
+        last = state.tickers.get(close.ticker)
+        # Coarse (every ROW_SETTLE_AFTER), so the bookkeeping is not rewritten every minute.
+        if last is None or close.ts >= last + ROW_SETTLE_AFTER:
+            state.tickers[close.ticker] = close.ts
+            state.changed = True
         row = state.open.get(close.ts)
         if row is None and (close.ts in state.settled or (oldest_settled and close.ts < oldest_settled)):
             late = settle.setdefault(close.ts, {})  # its row is in ``portfolio`` already: merge there
@@ -171,14 +233,27 @@ def _merge_closes(
             row = state.open[close.ts] = {}
         if close.ticker not in row or close.rev > row[close.ticker][1]:
             row[close.ticker] = entry
-            state.changed = True
+            state.seen[close.ts] = now
+            state.dirty.add(close.ts)
+
+
+def _settle_rows(
+    state: _Rows, settle: dict[datetime, dict[str, tuple[float, int]]], untouched_since: datetime | None
+) -> None:
     if not state.open:
         return
     newest = max(state.open)
     for ts in sorted(state.open):
-        if ts <= newest - ROW_SETTLE_AFTER:
+        seen = state.seen.get(ts)
+        idle = untouched_since is None or seen is None or seen <= untouched_since
+        # Settled at once when complete, so a backlog's rows rarely get late closes (each a merge).
+        if idle or ts <= newest - ROW_SETTLE_AFTER or state.complete(ts, newest):
+            state.seen.pop(ts, None)
+            state.dirty.add(ts)
             settle.setdefault(ts, {}).update(state.open.pop(ts))
             state.settled.add(ts)
             state.changed = True
     for ts in sorted(state.settled)[:-RECENT_ROWS]:
         state.settled.discard(ts)
+    for ticker in [t for t, last in state.tickers.items() if last < newest - TICKERS_SEEN_FOR]:
+        del state.tickers[ticker]

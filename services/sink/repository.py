@@ -16,7 +16,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import bson
@@ -26,8 +26,18 @@ from pymongo.database import Database
 
 from services.sink.batch import DecodedBatch
 from services.sink.inserts import WriteConflict, insert_new
-from services.sink.open_items import Item, PartitionState, Plan, plan, state_from_doc, state_to_doc
+from services.sink.open_items import (
+    Item,
+    Key,
+    PartitionState,
+    Plan,
+    plan,
+    settle_idle,
+    state_from_doc,
+    state_to_doc,
+)
 from services.sink.portfolio import CloseV1, PortfolioWriter, encode_close
+from services.sink.replace import Replacement, finish_replacements, replace_documents, rewrite_open
 from services.sink.writes import (
     bar_item,
     latest_bars,
@@ -36,7 +46,7 @@ from services.sink.writes import (
     stored_bar_item,
     stored_prediction_item,
 )
-from shared.layout import item_id, latest_id
+from shared.layout import item_id, latest_id, open_collection, prediction_id
 from shared.mongo import BARS, LATEST, PORTFOLIO, PREDICTIONS
 from shared.schemas import BarV1, PredictionV1
 
@@ -83,10 +93,11 @@ class _Kind:
     name: str  # the history collection, and the prefix of its ``latest`` documents
     rank_field: str
     from_stored: Callable[[Any], Item]
+    id_of: Callable[[Key], str]  # the ``_id`` of an item's documents (history and in progress)
 
 
-BAR_KIND = _Kind(BARS, "rev", stored_bar_item)
-PREDICTION_KIND = _Kind(PREDICTIONS, "trained_at", stored_prediction_item)
+BAR_KIND = _Kind(BARS, "rev", stored_bar_item, lambda k: item_id(k[0], k[1]))
+PREDICTION_KIND = _Kind(PREDICTIONS, "trained_at", stored_prediction_item, lambda k: prediction_id(*k))
 
 
 def _key_query(items: Iterable[Item]) -> Document:
@@ -108,8 +119,12 @@ class SinkRepository:
         db: Database[Document],
         deliver: Deliver,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        settle_s: float = 60.0,
     ) -> None:
         self.db = db
+        # Untouched for half the bound, an item settles: the other half is for the sweep's period
+        # (services.sink.app) and the write itself.
+        self.idle = timedelta(seconds=settle_s / 2)
         self.latest = db[LATEST]
         self.portfolio = PortfolioWriter(db)
         self._deliver = deliver
@@ -126,6 +141,7 @@ class SinkRepository:
         unnoticed and fail later, when an innocent message of the same ticker settles it.
         """
         check_storable(batch)
+        finish_replacements(self.db)
         outcome = WriteOutcome()
         bars = latest_bars(batch.bars)
         predictions = latest_predictions(batch.predictions)
@@ -134,9 +150,13 @@ class SinkRepository:
         prediction_items = [
             (batch.prediction_partitions[p.ticker], prediction_item(p)) for p in predictions.items
         ]
-        states = self._load_states(BAR_KIND, bar_items) | self._load_states(PREDICTION_KIND, prediction_items)
+        now = self._now()
+        since = None if batch.settle_all else now - self.idle
+        states = self._load_states(BAR_KIND, bar_items, batch.sweep.get(BARS, set())) | self._load_states(
+            PREDICTION_KIND, prediction_items, batch.sweep.get(PREDICTIONS, set())
+        )
 
-        bar_plans = _plan_all(BAR_KIND, states, bar_items)
+        bar_plans = _plan_all(BAR_KIND, states, bar_items, now, since)
         settled = self._settle(BAR_KIND, [i for p in bar_plans.values() for i in p.settle])
         replayed = [i for p in bar_plans.values() for i in p.replayed]
         # Delivered before ``latest`` forgets these bars: a replay may never meet them again (they often
@@ -150,29 +170,54 @@ class SinkRepository:
         outcome.bars_in_progress = sum(len(states[latest_id(BARS, p)].open) for p in bar_plans)
         outcome.revisions_ignored += settled.stale + sum(p.stale for p in bar_plans.values())
 
-        prediction_plans = _plan_all(PREDICTION_KIND, states, prediction_items)
+        prediction_plans = _plan_all(PREDICTION_KIND, states, prediction_items, now, since)
         written = self._settle(PREDICTION_KIND, [i for p in prediction_plans.values() for i in p.settle])
         outcome.predictions_written = written.inserted + written.updated
 
-        outcome.portfolio_rows = self.portfolio.write(batch.closes)
-        changed = {
-            key
-            for kind, plans in ((BAR_KIND, bar_plans), (PREDICTION_KIND, prediction_plans))
-            for partition, p in plans.items()
-            if p.changed and (key := latest_id(kind.name, partition))
-        }
-        for key in sorted(changed):
-            kind_name, partition = key.split("|")
-            document = {"kind": kind_name, "partition": int(partition)} | state_to_doc(states[key])
-            self.latest.replace_one({"_id": key}, document, upsert=True)
+        outcome.portfolio_rows = self.portfolio.write(
+            batch.closes, batch.sweep.get(PORTFOLIO, set()), now, since
+        )
+        for kind in (BAR_KIND, PREDICTION_KIND):
+            self._write_open(kind, {k: v for k, v in states.items() if k.startswith(f"{kind.name}|")})
         return outcome
 
-    def _load_states(self, kind: _Kind, items: Sequence[tuple[int, Item]]) -> dict[str, PartitionState]:
-        ids = sorted({latest_id(kind.name, partition) for partition, _ in items})
-        if not ids:
+    def _write_open(self, kind: _Kind, states: dict[str, PartitionState]) -> None:
+        """The changed items in progress rewritten (one delete_many and one insert_many for all partitions),
+        then the bookkeeping of the partitions whose settled items changed."""
+        gone: list[str] = []
+        documents: list[Document] = []
+        for key, state in sorted(states.items()):
+            partition = int(key.split("|")[1])
+            keys, written = state.open_changes()
+            gone += [kind.id_of(key) for key in keys]
+            documents += [
+                {"_id": kind.id_of(i.key)} | i.doc | {"partition": partition, "updated_at": i.seen_at}
+                for i in written
+            ]
+        rewrite_open(self.db[open_collection(kind.name)], gone, documents)
+        for key, state in sorted(states.items()):
+            if state.legacy or state.recent != state.recent_loaded:
+                kind_name, number = key.split("|")
+                document = {"kind": kind_name, "partition": int(number)} | state_to_doc(state)
+                self.latest.replace_one({"_id": key}, document, upsert=True)
+
+    def _load_states(
+        self, kind: _Kind, items: Sequence[tuple[int, Item]], sweep: set[int]
+    ) -> dict[str, PartitionState]:
+        partitions = sorted({p for p, _ in items} | sweep)
+        if not partitions:
             return {}
+        ids = [latest_id(kind.name, p) for p in partitions]
         stored = {doc["_id"]: doc for doc in self.latest.find({"_id": {"$in": ids}})}
-        return {i: state_from_doc(stored.get(i), kind.from_stored) for i in ids}
+        open_docs: dict[int, list[Document]] = {p: [] for p in partitions}
+        for doc in self.db[open_collection(kind.name)].find({"partition": {"$in": partitions}}):
+            open_docs[doc["partition"]].append(doc)
+        return {
+            latest_id(kind.name, p): state_from_doc(
+                stored.get(latest_id(kind.name, p)), open_docs[p], kind.from_stored
+            )
+            for p in partitions
+        }
 
     def _settle(self, kind: _Kind, items: list[Item]) -> Settled:
         """Insert ``items`` into history; those already stored are compared and replaced only if older."""
@@ -181,7 +226,7 @@ class SinkRepository:
             return result
         now = self._now()
         collection: Collection[Document] = self.db[kind.name]
-        documents = [{"_id": item_id(i.ticker, i.ts)} | i.doc | {"ingested_at": now} for i in items]
+        documents = [{"_id": kind.id_of(i.key)} | i.doc | {"ingested_at": now} for i in items]
         conflicts = set(insert_new(collection, documents))
         result.current = [item for n, item in enumerate(items) if n not in conflicts]
         result.inserted = len(result.current)
@@ -189,24 +234,20 @@ class SinkRepository:
             return result
         clashing = [items[n] for n in sorted(conflicts)]
         keys = {i.key for i in clashing}
-        stored = {
-            (doc["ticker"], doc["ts"]): doc
-            for doc in collection.find(_key_query(clashing))
-            if (doc["ticker"], doc["ts"]) in keys
-        }
+        # All in the first reply: the default first batch (101) would add a getMore per ~250 documents.
+        found = collection.find(_key_query(clashing), batch_size=len(clashing) + 1)
+        stored = {key: doc for doc in found if (key := kind.from_stored(doc).key) in keys}
+        replacements = []
         for item in clashing:
             doc = stored.get(item.key)
             if doc is None:
                 raise WriteConflict(f"{kind.name} {item.key} vanished between insert and read")
             held = kind.from_stored(doc)
             if item.rank > held.rank and item.values != held.values:
-                # Rare (a revision after the item settled): one update by _id, guarded by the rank read.
-                values = {k: v for k, v in item.doc.items() if k not in ("ticker", "ts")}
-                done = collection.update_one(
-                    {"_id": doc["_id"], kind.rank_field: held.rank}, {"$set": values | {"ingested_at": now}}
-                )
-                if done.matched_count != 1:
-                    raise WriteConflict(f"{kind.name} {item.key} changed meanwhile")
+                # A revision after the item settled: replaced with the others of the batch (a constant
+                # number of commands), guarded by the rank just read: an older one never overwrites it.
+                document = {"_id": kind.id_of(item.key)} | item.doc | {"ingested_at": now}
+                replacements.append(Replacement(kind.name, doc["_id"], document))
                 result.updated += 1
                 result.current.append(item)
             elif item.rank >= held.rank:
@@ -214,6 +255,7 @@ class SinkRepository:
                 result.current.append(item)
             else:
                 result.stale += 1
+        replace_documents(self.db, replacements)
         return result
 
 
@@ -230,9 +272,24 @@ def check_storable(batch: DecodedBatch) -> None:
 
 
 def _plan_all(
-    kind: _Kind, states: dict[str, PartitionState], items: Sequence[tuple[int, Item]]
+    kind: _Kind,
+    states: dict[str, PartitionState],
+    items: Sequence[tuple[int, Item]],
+    now: datetime,
+    untouched_since: datetime | None,
 ) -> dict[int, Plan]:
+    """Plans for every partition of ``kind`` loaded (with items or swept): each settles what has been
+    untouched since ``untouched_since`` (everything when None)."""
     by_partition: dict[int, list[Item]] = {}
+    for key in states:
+        name, number = key.split("|")
+        if name == kind.name:
+            by_partition[int(number)] = []
     for partition, item in items:
-        by_partition.setdefault(partition, []).append(item)
-    return {p: plan(states[latest_id(kind.name, p)], group) for p, group in by_partition.items()}
+        by_partition[partition].append(item)
+    plans: dict[int, Plan] = {}
+    for partition, group in by_partition.items():
+        state = states[latest_id(kind.name, partition)]
+        plans[partition] = plan(state, group, now)
+        settle_idle(state, untouched_since, plans[partition])
+    return plans

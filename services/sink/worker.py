@@ -13,16 +13,28 @@ inside each write, before it rewrites ``latest`` (:mod:`services.sink.close_deli
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from services.sink.batch import DecodedBatch
 from services.sink.close_delivery import CloseDelivery
 from services.sink.flight import Flight, Item
-from services.sink.isolation import write_isolating_poison
+from services.sink.isolation import Isolated, write_isolating_poison
 from services.sink.repository import SinkRepository, WriteOutcome
 from shared.lifecycle import StopFlag
 from shared.schemas import BarV1, PredictionV1
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The partitions (by kind) whose items in progress a write checks for settling, messages or not."""
+
+    partitions: dict[str, set[int]] = field(default_factory=dict)
+    settle_all: bool = False  # everything they hold settles (the sink is stopping)
 
 
 def sub_batch(items: Sequence[Item]) -> DecodedBatch:
@@ -57,18 +69,34 @@ class BatchWriter:
         self.stop = stop
         self.on_outage = on_outage
         self.reachable = reachable
+        self.sweep = Sweep()
 
     def write(self, items: Sequence[Item]) -> WriteOutcome:
-        return self.repository.write(sub_batch(items))
+        batch = sub_batch(items)
+        batch.sweep, batch.settle_all = self.sweep.partitions, self.sweep.settle_all
+        return self.repository.write(batch)
 
-    def start(self, flight: Flight, items: list[Item]) -> None:
-        """Write ``items`` on a worker thread; ``flight.done`` is set when it ends, however it ends."""
+    def _write_sweep(self) -> Isolated[Item, WriteOutcome]:
+        """A write of no messages, retried through outages like any batch."""
+        swept = write_isolating_poison(
+            ["sweep"], lambda _: self.write([]), self.stop, self.on_outage, self.reachable
+        )
+        for _, error in swept.poison:  # no message to blame: the next sweep tries again
+            logger.warning("settling what is in progress failed: %s: %s", type(error).__name__, error)
+        return Isolated(results=swept.results)
+
+    def start(self, flight: Flight, items: list[Item], sweep: Sweep | None = None) -> None:
+        """Write ``items`` (and check ``sweep``'s partitions) on a worker thread; ``flight.done`` is set
+        when it ends, however it ends."""
+        self.sweep = sweep or Sweep()
 
         def work() -> None:
             delivered_before = self.delivery.delivered
             try:
-                flight.outcome = write_isolating_poison(
-                    items, self.write, self.stop, self.on_outage, self.reachable
+                flight.outcome = (
+                    write_isolating_poison(items, self.write, self.stop, self.on_outage, self.reachable)
+                    if items
+                    else self._write_sweep()
                 )
                 flight.closes = self.delivery.delivered - delivered_before
             except BaseException as error:  # noqa: BLE001 (handed to the loop thread, which decides)

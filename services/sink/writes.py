@@ -42,18 +42,22 @@ def latest_bars(bars: Iterable[BarV1]) -> Latest:
     return Latest(list(best.values()), superseded)
 
 
+def prediction_key(prediction: PredictionV1) -> tuple[str, datetime, int]:
+    return (prediction.ticker, prediction.ts, prediction.horizon_min)
+
+
 def latest_predictions(predictions: Iterable[PredictionV1]) -> Latest:
-    """Keep the most recently trained prediction per (ticker, ts); on a tie the later message wins."""
-    best: dict[BarKey, PredictionV1] = {}
+    """Keep the most recently trained prediction per (ticker, ts, horizon_min); on a tie the later wins."""
+    best: dict[tuple[str, datetime, int], PredictionV1] = {}
     superseded = 0
     for prediction in predictions:
-        held = best.get(bar_key(prediction))
+        held = best.get(prediction_key(prediction))
         if held is not None and held.trained_at > prediction.trained_at:
             superseded += 1
             continue
         if held is not None:
             superseded += 1
-        best[bar_key(prediction)] = prediction
+        best[prediction_key(prediction)] = prediction
     return Latest(list(best.values()), superseded)
 
 
@@ -139,12 +143,24 @@ def prediction_item(prediction: PredictionV1) -> Item:
     del doc["ingested_at"]
     # BSON dates hold milliseconds: rank by what a stored copy will say, so a replay compares equal.
     doc["trained_at"] = _millis(prediction.trained_at)
-    return Item(prediction.ticker, prediction.ts, doc["trained_at"], False, _prediction_values(doc), doc)
+    values = _prediction_values(doc)
+    return Item(
+        prediction.ticker,
+        prediction.ts,
+        doc["trained_at"],
+        False,
+        values,
+        doc,
+        horizon=prediction.horizon_min,
+    )
 
 
 def stored_prediction_item(doc: Mapping[str, Any]) -> Item:
     fields = {k: doc[k] for k in PREDICTION_FIELDS if k in doc}
-    return Item(doc["ticker"], doc["ts"], doc["trained_at"], False, _prediction_values(fields), fields)
+    # Stored before horizons came (issue 18): one minute ahead.
+    horizon = int(fields.setdefault("horizon_min", 1))
+    values = _prediction_values(fields)
+    return Item(doc["ticker"], doc["ts"], doc["trained_at"], False, values, fields, horizon=horizon)
 
 
 def _prediction_values(doc: Mapping[str, Any]) -> tuple[Any, ...]:

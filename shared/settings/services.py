@@ -125,6 +125,9 @@ class SinkSettings(Group):
     batch_ms: int = Field(500, ge=1, le=600_000, validation_alias="PORTFOLIO_SINK_BATCH_MS")
     # A batch write in flight longer than this marks the sink not ready on /healthz (it keeps trying).
     write_stall_s: float = seconds_field(60.0, high=3_600.0, validation_alias="PORTFOLIO_SINK_WRITE_STALL_S")
+    # Whatever a message changes is in its history collection this long (wall time) after the last message
+    # touching it, newer data or not; at least 2 s, since the sink checks every quarter of it.
+    settle_s: float = seconds_field(60.0, low=2.0, high=3_600.0, validation_alias="PORTFOLIO_SINK_SETTLE_S")
     http_port: int = http_port_field(9102, "PORTFOLIO_SINK_HTTP_PORT")
 
 

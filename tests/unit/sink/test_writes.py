@@ -77,7 +77,8 @@ def test_a_provisional_bar_settles_once_its_ticker_is_minutes_ahead() -> None:
 def test_state_round_trips_through_its_document() -> None:
     state = PartitionState()
     plan(state, [bar_item(bar("A", 0, rev=2)), bar_item(bar("A", 1, rev=0))])
-    again = state_from_doc(state_to_doc(state), stored_bar_item)
+    open_docs = [i.doc | {"partition": 0, "updated_at": i.seen_at} for i in state.open.values()]
+    again = state_from_doc(state_to_doc(state), open_docs, stored_bar_item)
     assert again.open.keys() == state.open.keys() and again.recent == state.recent
     assert plan(again, [bar_item(bar("A", 0, rev=2))]).replayed
 
@@ -99,3 +100,21 @@ def test_prediction_document_holds_the_interval_or_null_and_keeps_it_through_lat
     # An in-progress prediction read back from `latest` keeps its interval.
     stored = stored_prediction_item(prediction_item(with_interval).doc)
     assert (stored.doc["q10"], stored.doc["q90"]) == (99.5, 100.4)
+
+
+def test_predictions_of_one_minute_made_at_different_horizons_are_different_items() -> None:
+    short = prediction("A", minute=40, yhat=1.0)
+    long = short.model_copy(update={"horizon_min": 30, "yhat": 2.0})
+    assert len(latest_predictions([short, long]).items) == 2
+    state = PartitionState()
+    # A 30-minute forecast 3 minutes later does not settle the 1-minute one: each horizon is its own series.
+    later = long.model_copy(update={"ts": long.ts + timedelta(minutes=3)})
+    result = plan(state, [prediction_item(short), prediction_item(long), prediction_item(later)])
+    assert [(i.horizon, i.ts) for i in result.settle] == [(30, short.ts)]
+    assert {k[2] for k in state.open} == {1, 30}
+    assert (
+        stored_prediction_item(
+            {k: v for k, v in prediction_item(short).doc.items() if k != "horizon_min"}
+        ).horizon
+        == 1
+    )
