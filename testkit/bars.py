@@ -65,6 +65,22 @@ def bar_message(**overrides: object) -> dict[str, object]:
     return values | overrides
 
 
+def prediction_message(**overrides: object) -> dict[str, object]:
+    """A valid prediction in its documented wire shape (AAPL's next minute), ``overrides`` applied."""
+    values: dict[str, object] = {
+        "v": 1,
+        "ticker": "AAPL",
+        "ts": "2026-11-25T14:32:00Z",
+        "yhat": 100.7,
+        "horizon_min": 1,
+        "based_on_ts": "2026-11-25T14:31:00Z",
+        "model_version": "per_stock-return-3f2a-17",
+        "trained_at": "2026-11-25T14:31:05Z",
+        "target": "return",
+    }
+    return values | overrides
+
+
 def prediction(
     ticker: str = "AAPL",
     minute: int = 1,

@@ -7,6 +7,7 @@ import pytest
 
 from shared.schemas import BarV1, MessageError, PredictionV1, decode_bar, decode_prediction, encode
 from testkit.bars import bar_message as bar
+from testkit.bars import prediction_message as prediction
 from testkit.poison import poison, without
 
 TS = datetime(2026, 11, 25, 14, 31, tzinfo=UTC)
@@ -66,21 +67,6 @@ def test_bad_bars_are_rejected_with_a_reason(raw: bytes | None, reason: str) -> 
     with pytest.raises(MessageError) as error:
         decode_bar(raw, max_bytes=4096)
     assert error.value.reason == reason
-
-
-def prediction(**overrides: object) -> dict[str, object]:
-    values: dict[str, object] = {
-        "v": 1,
-        "ticker": "AAPL",
-        "ts": "2026-11-25T14:32:00Z",
-        "yhat": 100.7,
-        "horizon_min": 1,
-        "based_on_ts": "2026-11-25T14:31:00Z",
-        "model_version": "per_stock-return-3f2a-17",
-        "trained_at": "2026-11-25T14:31:05Z",
-        "target": "return",
-    }
-    return values | overrides
 
 
 def test_prediction_round_trips_in_the_documented_shape() -> None:
