@@ -7,6 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from services.report import render
+from services.scoring.predictions import range_coverage
+from services.scoring.score import POOLED
 from services.scoring.tables import rows_from_frames
 
 
@@ -37,6 +39,7 @@ def write_report(
             charts=charts,
             rows=rows,
             counts={"bars": len(closes), "predictions": len(predictions)},
+            ranges=range_coverage(closes, predictions).get(POOLED),
         )
         out.write_text(page, encoding="utf-8")
     pooled = [r for r in rows if r["ticker"] == "*" and r["forecaster"] == "model"]

@@ -2,7 +2,9 @@
 
 Per ticker, on an axis of trading minutes only (gaps marked): what is forecast, the predicted against the
 actual return of each minute; the running MSE ratio to naive with its 95% band; and the price with the
-predictions. The table is the one scorer's (:mod:`services.scoring.score`).
+next minute's predictions and, ahead of the newest forecast bar, the fan of its 80% ranges at every
+horizon, with the share of closes each horizon's ranges held. The tables are the one scorer's
+(:mod:`services.scoring.score`, :func:`services.scoring.predictions.range_coverage`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from services.report.axis import TradingAxis
-from services.scoring.predictions import is_standin, running_ratio, score_predictions
+from services.scoring.coverage import Coverage
+from services.scoring.predictions import is_standin, range_coverage, running_ratio, score_predictions
 
 ACTUAL, PREDICTED, NAIVE, BAND = "#1f3b73", "#e4572e", "#888888", "#f4b9a8"
 
@@ -33,12 +36,47 @@ def _mark_gaps(axes: Axes, axis: TradingAxis) -> None:
         axes.axvline(gap, color=NAIVE, lw=0.6, ls=":")
 
 
+def _horizons(predictions: pd.DataFrame) -> pd.Series:
+    """Each prediction's horizon in minutes (a prediction of the earlier form has none: it is one)."""
+    if "horizon_min" not in predictions.columns:
+        return pd.Series(1, index=predictions.index, dtype=int)
+    return pd.to_numeric(predictions["horizon_min"]).fillna(1).astype(int)
+
+
+def _range_fan(axes: Axes, axis: TradingAxis, actual: pd.DataFrame, forecast: pd.DataFrame) -> None:
+    """The ranges published at the newest forecast bar, drawn ahead of it: horizon h at its position + h."""
+    if not {"q10", "q90"} <= set(forecast.columns):
+        return
+    ranged = forecast.dropna(subset=["q10", "q90"])
+    if ranged.empty:
+        return
+    newest = ranged[ranged["based_on_ts"] == ranged["based_on_ts"].max()]
+    newest = newest.assign(h=_horizons(newest)).sort_values("h")
+    base = actual[actual["ts"] == newest["based_on_ts"].iloc[0]]
+    if base.empty:
+        return
+    x0, close = float(axis.position(base["ts"])[0]), float(base["close"].iloc[0])
+    ahead = x0 + newest["h"].to_numpy(dtype=np.float64)
+    axes.fill_between(
+        np.concatenate([[x0], ahead]),
+        np.concatenate([[close], newest["q10"].to_numpy(dtype=np.float64)]),
+        np.concatenate([[close], newest["q90"].to_numpy(dtype=np.float64)]),
+        color=BAND, alpha=0.7, lw=0, label="80% ranges ahead",
+    )  # fmt: skip
+    axes.plot(ahead, newest["yhat"], "o", ms=2.5, color=PREDICTED)
+
+
+def _held(cover: dict[int, Coverage]) -> str:
+    return " · ".join(f"{h} min {c.share:.0%}" for h, c in sorted(cover.items()) if c.share is not None)
+
+
 def draw(closes: pd.DataFrame, predictions: pd.DataFrame, tickers: list[str]) -> Figure:
     fig = plt.figure(figsize=(11, 6.0 * len(tickers)), dpi=100, layout="constrained")
     grid = fig.add_gridspec(len(tickers) * 5, 1)
     scored = score_predictions(closes, predictions)
     scored = scored[~is_standin(scored["model_version"])] if len(scored) else scored
     ratio = running_ratio(scored)
+    held = range_coverage(closes, predictions)
     for row, ticker in enumerate(tickers):
         actual = closes[closes["ticker"] == ticker]
         axis = TradingAxis.of(actual["ts"])
@@ -64,9 +102,13 @@ def draw(closes: pd.DataFrame, predictions: pd.DataFrame, tickers: list[str]) ->
         running.set_ylabel("MSE / naive")
         running.legend(loc="upper right", fontsize=7, frameon=False)
         forecast = predictions[predictions["ticker"] == ticker]
+        next_minute = forecast[_horizons(forecast) == 1]
         price.plot(axis.position(actual["ts"]), actual["close"], color=ACTUAL, lw=1.0, label="actual close")
-        price.plot(axis.position(forecast["ts"]), forecast["yhat"], color=PREDICTED, lw=0.6, alpha=0.8,
-                   label="prediction")  # fmt: skip
+        price.plot(axis.position(next_minute["ts"]), next_minute["yhat"], color=PREDICTED, lw=0.6, alpha=0.8,
+                   label="next minute's prediction")  # fmt: skip
+        _range_fan(price, axis, actual, forecast)
+        if held.get(ticker):
+            price.set_title(f"closes inside the 80% range: {_held(held[ticker])}", loc="right", fontsize=8)
         price.set_ylabel("price")
         price.legend(loc="upper left", fontsize=8, frameon=False)
         positions, labels = axis.ticks()
@@ -130,6 +172,26 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _ranges_table(cover: dict[int, Coverage]) -> str:
+    if not cover:
+        return "<p>No range scored yet: a range is scored once the final bar of its minute is stored.</p>"
+    body = []
+    for h, c in sorted(cover.items()):
+        low, high = c.interval95
+        cells = [
+            f"{h} min",
+            f"{c.n:,}",
+            _number(c.share, ".1%"),
+            f"{low:.1%}–{high:.1%}",
+            str(c.below),
+            str(c.above),
+        ]
+        body.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+    heads = ("horizon", "ranges scored", "closes inside", "95% CI", "below", "above")
+    head = "".join(f"<th>{h}</th>" for h in heads)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
 def html_page(
     *,
     title: str,
@@ -138,6 +200,7 @@ def html_page(
     charts: list[bytes],
     rows: list[dict[str, Any]],
     counts: dict[str, int],
+    ranges: dict[int, Coverage] | None = None,
 ) -> str:
     images = "".join(
         f"<img alt='chart' src='data:image/png;base64,{base64.b64encode(chart).decode()}'>"
@@ -162,6 +225,10 @@ def html_page(
 Diebold-Mariano test (Newey-West variance) at p &lt; 0.05. Coverage is the share of scorable minutes the
 model forecast; naive stand-ins are never scored as the model's.</p>
 {_table(rows)}
+<h2>80% ranges, per horizon (every ticker pooled)</h2>
+<p>The share of final closes inside the ranges published for them, with its 95% Wilson interval; an 80%
+range should hold about 80%. Ranges more than a minute ahead overlap, so nearby misses come together.</p>
+{_ranges_table(ranges or {})}
 {images}
 </body></html>
 """

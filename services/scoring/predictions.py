@@ -80,6 +80,32 @@ def interval_coverage(scored: pd.DataFrame) -> dict[str, Coverage]:
     return out
 
 
+def range_coverage(closes: pd.DataFrame, predictions: pd.DataFrame) -> dict[str, dict[int, Coverage]]:
+    """Per ticker and pooled (:data:`POOLED`), per horizon: the share of final closes inside the 80% ranges
+    published for them (stand-ins' ranges too: a range is centred on the last close, whoever made it).
+    Predictions without ``horizon_min`` (the earlier form) are one-minute ones."""
+    if closes.empty or predictions.empty or not set(INTERVAL_COLUMNS) <= set(predictions.columns):
+        return {}
+    ranged = predictions.dropna(subset=INTERVAL_COLUMNS)
+    final = closes.loc[closes["final"].astype(bool), ["ticker", "ts", "close"]]
+    joined = ranged.merge(final, on=["ticker", "ts"], how="inner")
+    if joined.empty:
+        return {}
+    horizon = (
+        pd.to_numeric(joined["horizon_min"]).fillna(1).astype(int)
+        if "horizon_min" in joined.columns
+        else pd.Series(1, index=joined.index)
+    )
+    out: dict[str, dict[int, Coverage]] = {}
+    for (ticker, h), rows in joined.groupby([joined["ticker"], horizon], sort=True):
+        parts = (np.asarray(rows[c], dtype=np.float64) for c in ("close", "q10", "q90"))
+        out.setdefault(str(ticker), {})[int(h)] = coverage_of(*parts)
+    for h, rows in joined.groupby(horizon, sort=True):
+        parts = (np.asarray(rows[c], dtype=np.float64) for c in ("close", "q10", "q90"))
+        out.setdefault(POOLED, {})[int(h)] = coverage_of(*parts)
+    return out
+
+
 def coverage_summary(cover: Coverage | None) -> dict[str, float | int | None]:
     """Plain numbers for a table row: share inside the 80% interval with its 95% Wilson interval."""
     if cover is None or not cover.n:
