@@ -30,7 +30,10 @@ def copy_series(forecaster: Forecaster) -> tuple[dict[str, Copied], int]:
             continue
         minutes, closes = s.arrays()
         final = forecaster.final.get(t, True)
-        copies[t] = minutes.copy(), closes.copy(), list(s.revs), final, dict(forecaster.variances.get(t, {}))
+        # Variances of minutes the series no longer holds are never read again: not worth the bytes.
+        first = s.minutes[0]
+        variances = {m: v for m, v in forecaster.variances.get(t, {}).items() if m >= first}
+        copies[t] = minutes.copy(), closes.copy(), list(s.revs), final, variances
     return copies, forecaster.newest_minute
 
 
