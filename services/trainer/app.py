@@ -1,5 +1,6 @@
 """The trainer's loop: bars in, a forecast for each fresh bar out at once, training on a worker thread.
 
+Start: the checkpoint, with the series it carries and the bars stored after them (``restart.py``).
 Polling thread: poll a micro-batch of bars -> validate -> load MongoDB history for tickers seen for the
 first time -> ingest -> forecast every ticker with a fresh bar -> publish -> score the forecasts the new
 bars settled -> store offsets. Forecasting first, on arrival, keeps the bar-to-prediction latency far
@@ -31,9 +32,8 @@ from services.trainer.forecaster.records import Config, Forecast
 from services.trainer.messages import bar_in, prediction_message
 from services.trainer.metrics import TrainerMetrics, observe_many
 from services.trainer.model.network import set_threads
-from services.trainer.model.series import to_minute
-from services.trainer.stores.checkpoints import CheckpointStore, checkpoint_name, make_store
-from services.trainer.stores.history import recent_bars
+from services.trainer.restart import catch_up, load_history, resume
+from services.trainer.stores.checkpoints import make_store
 from services.trainer.worker import TrainingWorker, finish_worker
 from shared import heap
 from shared.kafka import (
@@ -50,7 +50,7 @@ from shared.kafka import (
 from shared.lifecycle import StopFlag
 from shared.mongo import METRICS, database, ensure_indexes, make_client, wait_for_mongodb
 from shared.ops import Health, OpsServer
-from shared.retry import Backoff, retry
+from shared.retry import Backoff
 from shared.schemas import BarV1, MessageError, decode_bar, encode
 from shared.settings import Settings
 
@@ -85,16 +85,6 @@ class Assignment:
         logger.info("revoked partitions %s: dropped %d tickers", sorted(lost), len(tickers))
 
 
-def load_history(
-    db: Database[dict[str, Any]], forecaster: Forecaster, tickers: list[str], minutes: int
-) -> int:
-    count = 0
-    for ticker, ts, close, rev, high, low in recent_bars(db, tickers, minutes):
-        forecaster.ingest(ticker, to_minute(ts), close, rev, final=True, high=high, low=low)
-        count += 1
-    return count
-
-
 def run(settings: Settings, stop: StopFlag, *, member: str | None = None) -> None:
     """The service until ``stop``. ``member`` names this replica (Kafka client id, ``trainer`` header on its
     predictions); default host-pid."""
@@ -120,7 +110,9 @@ def run(settings: Settings, stop: StopFlag, *, member: str | None = None) -> Non
         db = database(mongo, settings)
         ensure_indexes(db, (METRICS,))
         store = make_store(settings, db)
-        resume(settings, store, forecaster)
+        reached = resume(settings, store, forecaster)
+        if reached is not None:
+            catch_up(db, forecaster, reached)
 
         linger = {"linger.ms": PREDICTION_LINGER_MS}
         producer = ReliableProducer(settings, client_id=f"portfolio-trainer-{member}", config=linger)
@@ -142,22 +134,6 @@ def run(settings: Settings, stop: StopFlag, *, member: str | None = None) -> Non
         )
     if worker.error is not None:
         raise worker.error
-
-
-def resume(settings: Settings, store: CheckpointStore, forecaster: Forecaster) -> None:
-    name = checkpoint_name(settings)
-    loaded = retry(
-        f"loading checkpoint {name}", lambda: store.load(name), retry_on=(PyMongoError,), attempts=5
-    )
-    if not loaded.ok:
-        logger.error("checkpoint %s unreadable: starting cold", name)
-        return
-    state = loaded.value
-    if state is not None and forecaster.restore(state):
-        logger.info("resumed from checkpoint %s: model=%s, %d scalers", name, forecaster.model_version,
-                    len(forecaster.scalers))  # fmt: skip
-    else:
-        logger.info("no usable checkpoint %s: cold start when history allows", name)
 
 
 def commit_owed(consumer: Consumer) -> None:

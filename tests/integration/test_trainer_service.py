@@ -110,6 +110,10 @@ class Trainer:
         assert not self.thread.is_alive() and self.error is None
 
 
+def keys(items: list[tuple[str, PredictionV1]]) -> set[tuple[str, datetime, int]]:
+    return {(p.ticker, p.ts, p.horizon_min) for _, p in items}
+
+
 def model_tickers(items: list[tuple[str, PredictionV1]], lineage: str | None = None) -> set[str]:
     return {
         p.ticker
@@ -298,3 +302,75 @@ def test_live_catch_up_forecasts_every_bar_as_the_backtest_does(
     }
     assert all(q[0] is not None and q[0] < q[1] for q in bounds.values())
     assert all((live[k].q10, live[k].q90) == pytest.approx(q, rel=1e-6) for k, q in bounds.items())
+
+
+def test_a_restarted_trainer_reads_only_the_gap_and_forecasts_as_one_that_never_stopped(
+    settings_factory: Callable[..., Settings], tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stopped (the stop flag SIGTERM sets) and restarted: the last checkpoint's series stand in for the
+    history, only the bars stored after them are read, and the forecasts before and after the restart are
+    the backtest's (a trainer that never stopped), every horizon, intervals included."""
+    import pandas as pd
+
+    from services.trainer.backtest import run_backtest
+    from services.trainer.forecaster.records import Config
+    from services.trainer.stores.checkpoints import DirectoryStore, checkpoint_name
+
+    settings = settings_factory(
+        trainer=TINY_TRAINER
+        | {"update_steps": 0, "checkpoint_store": "volume", "checkpoint_dir": tmp_path / "ckpt"},
+        common=TINY["common"],
+    )
+    ensure_topics(settings, [settings.kafka.bars_topic, settings.kafka.predictions_topic])
+    tickers = ["AAA", "BBB"]
+    bars = sorted(make_bars(tickers, 0, 240), key=lambda b: (b.ts, b.ticker))
+    frame = pd.DataFrame([b.model_dump() for b in bars])
+    result = run_backtest(frame, Config.from_settings(settings.trainer), cold_fraction=0.5)
+    assert result.checkpoint is not None
+    DirectoryStore(settings.trainer.checkpoint_dir).save(checkpoint_name(settings), result.checkpoint)
+
+    def at(first: int, end: int) -> list[BarV1]:
+        return [b for b in bars if START + timedelta(minutes=first) <= b.ts < START + timedelta(minutes=end)]
+
+    def store(stored: list[BarV1]) -> None:  # what the sink stores
+        with make_client(settings) as client:
+            database(client, settings)[BARS].insert_many([b.model_dump() | {"ts": b.ts} for b in stored])
+
+    def forecast_from(first: int, end: int) -> set[tuple[str, datetime, int]]:
+        return {k for k in expected if first <= (k[1] - START) / timedelta(minutes=1) - k[2] < end}
+
+    expected = {(r.ticker, r.ts.to_pydatetime(), r.horizon_min): r for r in result.predictions.itertuples()}
+    caplog.set_level("INFO", logger="services.trainer.restart")
+    caplog.set_level("INFO", logger="services.trainer.app")
+    store(at(0, 120))
+    reader = Predictions(settings)
+    trainer = Trainer(settings, "first")
+    try:
+        produce(settings, at(120, 180))
+        wanted = forecast_from(120, 180)
+        assert reader.wait_for(lambda items: keys(items) >= forecast_from(120, 180), 90)
+        trainer.shutdown()  # the last checkpoint reaches minute 179
+        store(at(120, 200))  # 180-199: stored while the trainer was down
+        caplog.clear()
+        trainer = Trainer(settings, "second")
+        produce(settings, at(200, 240))
+        wanted |= forecast_from(200, 240)
+        assert reader.wait_for(lambda items: keys(items) >= forecast_from(200, 240), 90)
+    finally:
+        trainer.shutdown()
+        reader.close()
+    # The second start read the 40 bars of minutes 180-199, and no ticker's history in full.
+    loaded = [r.getMessage() for r in caplog.records if "stored bars" in r.getMessage()]
+    assert len(loaded) == 1, loaded
+    assert loaded[0].startswith("loaded 40 stored bars after the checkpoint for 2 restored tickers")
+    live = {(p.ticker, p.ts, p.horizon_min): p for _, p in reader.items}
+    assert set(live) == wanted
+    assert {k[2] for k in wanted} == {1, 5, 15, 30}
+    wrong = [
+        (k, (p.model_version, p.yhat, p.q10, p.q90), (e.model_version, e.yhat, e.q10, e.q90))
+        for k, p in live.items()
+        for e in [expected[k]]
+        if p.model_version != e.model_version
+        or (p.yhat, p.q10, p.q90) != pytest.approx((e.yhat, e.q10, e.q90), rel=1e-6)
+    ]
+    assert not wrong, wrong[:5]

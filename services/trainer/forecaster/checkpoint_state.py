@@ -1,5 +1,8 @@
 """The forecaster's checkpoint state: what a restart needs to forecast and keep learning without a cold start
-(saved and loaded by ``checkpoints.py``). Carried LSTM states are derived, not saved: they re-prime."""
+(saved and loaded by ``checkpoints.py``). Carried LSTM states are derived, not saved: they re-prime. The held
+series travel with it (``held_series.py``), and the range model with its carried rows: a restart reads only
+the bars stored after them and forecasts as if it never stopped. A checkpoint written before they did
+restores without them (the history is then read in full and the range model refitted, as before)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from services.scoring.panel import MinutePanel
 from services.scoring.score import Score
+from services.trainer.forecaster.held_series import copy_series, restore_series, series_state
+from services.trainer.forecaster.horizons import fit_ranges
 from services.trainer.intervals.calibration import Calibration
+from services.trainer.intervals.range_state import RangeState
 from services.trainer.model.ar_baseline import LinearAR
 from services.trainer.model.scaling import scaler_from_state, scaler_to_state
 
@@ -48,6 +54,11 @@ def state_of(forecaster: Forecaster) -> dict[str, Any] | None:
             "calibration": forecaster.calibration.state() if forecaster.calibration else None,
         }
         scores = forecaster.walk_forward.copy()
+        held = copy_series(forecaster)
+        ranges = forecaster.range_state
+        if ranges is not None and forecaster.ranges_for == forecaster.lineage:
+            state["ranges"] = ranges.state()
+    state["series"] = series_state(*held)
     state["walk_forward"] = [
         {
             "ticker": t,
@@ -110,4 +121,18 @@ def restore(forecaster: Forecaster, state: dict[str, Any]) -> bool:
                 forecaster.walk_forward.baseline_panels[lin] = MinutePanel.from_state(
                     saved_panels["baseline"]
                 )
+        if state.get("series"):
+            restore_series(forecaster, state["series"])
+            if state.get("ranges"):
+                forecaster.range_state = RangeState.from_state(state["ranges"])
+                forecaster.ranges_for = forecaster.lineage
+    if state.get("series") and not state.get("ranges"):
+        # Fitted now, on the series as saved, not on them with the first bars after the restart.
+        fit_ranges(forecaster)
     return True
+
+
+def reached(state: dict[str, Any]) -> int | None:
+    """The data minute the checkpoint's series reach; None for a checkpoint without them."""
+    saved = state.get("series")
+    return int(saved["reached"]) if saved else None

@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +49,38 @@ class RangeState:
         self._range_scale = self.model.range_scale.tolist()
         self._profile = self.model.profile.tolist()
         self._range_profile = self.model.range_profile.tolist()
+
+    def state(self) -> dict[str, Any]:
+        """Plain values (a checkpoint's): the fitted model and every ticker's carried row, so a restart goes
+        on with the very ranges an uninterrupted trainer gives (a refit on the series held at the restart
+        would be fitted on other minutes)."""
+        m = self.model
+        return {
+            "scale": m.scale.tolist(),
+            "range_scale": m.range_scale.tolist(),
+            "profile": m.profile.tolist(),
+            "range_profile": m.range_profile.tolist(),
+            "weights": {h: w.tolist() for h, w in m.weights.items()},
+            "quantiles": {h: q.tolist() for h, q in m.quantiles.items()},
+            "probs": list(m.probs),
+            "column": dict(self.column),
+            "rows": [list(row) for row in self.rows],
+        }
+
+    @classmethod
+    def from_state(cls, saved: Mapping[str, Any]) -> RangeState:
+        model = RangeModel(
+            scale=np.asarray(saved["scale"], np.float64),
+            range_scale=np.asarray(saved["range_scale"], np.float64),
+            profile=np.asarray(saved["profile"], np.float64),
+            range_profile=np.asarray(saved["range_profile"], np.float64),
+            weights={int(h): np.asarray(w, np.float64) for h, w in saved["weights"].items()},
+            quantiles={int(h): np.asarray(q, np.float64) for h, q in saved["quantiles"].items()},
+            probs=tuple(float(p) for p in saved["probs"]),
+        )
+        state = cls(model, {str(t): int(i) for t, i in saved["column"].items()})
+        state.rows = [[float(v) for v in row] for row in saved["rows"]]
+        return state
 
     def last_folded(self, ticker: str) -> float:
         """The minute of the ticker's last folded bar (-1e18 before any)."""

@@ -60,11 +60,27 @@ def recent_bars(
     newest_ts = newest_settled(db, tickers)
     if newest_ts is None:
         return
-    since = newest_ts - timedelta(minutes=minutes)
+    yield from _read(db, wanted | {"ts": {"$gt": newest_ts - timedelta(minutes=minutes)}})
+
+
+def bars_after(
+    db: Database[dict[str, Any]], tickers: list[str], after: datetime
+) -> Iterator[tuple[str, datetime, float, int, float, float]]:
+    """As :func:`recent_bars`, only the bars after ``after`` (a restored checkpoint's data time): one ranged
+    read for all ``tickers``, however long the history stored before it. Not bounded by the newest stored
+    bar (that would be a second scan where the sink's ``latest`` documents do not know it): a gap longer than
+    the series hold is trimmed as it is ingested."""
+    if tickers:
+        yield from _read(db, {"ticker": {"$in": sorted(tickers)}, "ts": {"$gt": after}})
+
+
+def _read(
+    db: Database[dict[str, Any]], query: dict[str, Any]
+) -> Iterator[tuple[str, datetime, float, int, float, float]]:
     fields = {"_id": 0, "ticker": 1, "ts": 1, "close": 1, "rev": 1, "high": 1, "low": 1}
     rows = []
     # Sorted here, not by the server: FerretDB sorts a whole result in memory on its side too.
-    for doc in db[BARS].find(wanted | {"ts": {"$gt": since}}, fields, batch_size=BATCH):
+    for doc in db[BARS].find(query, fields, batch_size=BATCH):
         ts = _as_datetime(doc.get("ts"))
         close = doc.get("close")
         if ts is not None and isinstance(close, int | float):
