@@ -29,7 +29,7 @@ from pymongo.errors import PyMongoError
 from services.scoring.score import NAIVE_PREFIX
 from services.trainer.forecaster.core import Forecaster
 from services.trainer.forecaster.records import Config, Forecast
-from services.trainer.messages import bar_in, prediction_message
+from services.trainer.messages import PredictionEncoder, bar_in
 from services.trainer.metrics import TrainerMetrics, observe_many
 from services.trainer.model.network import set_threads
 from services.trainer.restart import catch_up, load_history, resume
@@ -51,7 +51,7 @@ from shared.lifecycle import StopFlag
 from shared.mongo import METRICS, database, ensure_indexes, make_client, wait_for_mongodb
 from shared.ops import Health, OpsServer
 from shared.retry import Backoff
-from shared.schemas import BarV1, MessageError, decode_bar, encode
+from shared.schemas import BarV1, MessageError, decode_bar
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -256,12 +256,12 @@ class TrainerLoop:
             logger.warning("history for %d tickers not loaded (%s); retrying later", len(new), exc)
 
     def publish(self, forecasts: list[Forecast]) -> None:
-        topic, target = self.settings.kafka.predictions_topic, self.settings.trainer.target
+        topic = self.settings.kafka.predictions_topic
+        # One encoder per call: it checks and formats the poll's shared minutes and versions once (issue 18).
+        encoder = PredictionEncoder(self.settings.trainer.target)
         naive = 0
         for fc in forecasts:
-            self.producer.produce(
-                topic, encode(prediction_message(fc, target)), key=fc.ticker, headers=self.headers
-            )
+            self.producer.produce(topic, encoder.encode(fc), key=fc.ticker, headers=self.headers)
             naive += fc.model_version.startswith(NAIVE_PREFIX)
         # Counted once per kind, not per message (a labelled counter's lookup is not free at 2,000 a minute).
         if naive:
