@@ -17,7 +17,8 @@ from pymongo import DESCENDING
 from pymongo.database import Database
 
 from services.dashboard.window import Window
-from shared.layout import in_range, open_items
+from services.scoring.stored import stored_rows
+from shared.layout import open_items
 from shared.mongo import BARS, PREDICTIONS
 from shared.schemas import BarV1, PredictionV1
 
@@ -58,31 +59,16 @@ def read_bars(
     db: Database[Document], tickers: list[str] | None, since: datetime, until: datetime
 ) -> list[Document]:
     """Bars of ``[since, until]`` by (ticker, ts), oldest first; in-progress ones where history has none."""
-    query: Document = {"ts": {"$gte": since, "$lte": until}}
-    if tickers:
-        query["ticker"] = {"$in": tickers}
-    projection = dict.fromkeys(BAR_FIELDS, 1) | {"_id": 0}
-    rows = {(d["ticker"], d["ts"]): d for d in db[BARS].find(query, projection)}
-    for doc in in_range(open_items(db, BARS), since, until, tickers):
-        rows.setdefault((doc["ticker"], doc["ts"]), {k: doc.get(k) for k in BAR_FIELDS})
-    return [rows[key] for key in sorted(rows)]
+    return stored_rows(db, BARS, tickers, since, until, list(BAR_FIELDS))
 
 
 def read_predictions(
     db: Database[Document], tickers: list[str] | None, since: datetime, until: datetime
 ) -> list[Document]:
     """Forecasts of ``[since, until]`` by (ticker, ts, horizon_min), the in-progress ones included."""
-    query: Document = {"ts": {"$gte": since, "$lte": until}}
-    if tickers:
-        query["ticker"] = {"$in": tickers}
-    projection = dict.fromkeys(PREDICTION_FIELDS, 1) | {"_id": 0}
-    rows: dict[tuple[str, datetime, int], Document] = {}
-    for doc in db[PREDICTIONS].find(query, projection):
-        rows[(doc["ticker"], doc["ts"], horizon_of(doc))] = doc
-    for doc in in_range(open_items(db, PREDICTIONS), since, until, tickers):
-        rows.setdefault((doc["ticker"], doc["ts"], horizon_of(doc)), doc)
     return [
-        {k: rows[key].get(k) for k in PREDICTION_FIELDS} | {"horizon_min": key[2]} for key in sorted(rows)
+        {k: doc.get(k) for k in PREDICTION_FIELDS} | {"horizon_min": horizon_of(doc)}
+        for doc in stored_rows(db, PREDICTIONS, tickers, since, until, list(PREDICTION_FIELDS))
     ]
 
 

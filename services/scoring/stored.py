@@ -22,7 +22,7 @@ def _time_filter(since: datetime, until: datetime) -> dict[str, Any]:
     return {"ts": {"$gte": since, "$lte": until}}
 
 
-def _with_open(
+def stored_rows(
     db: Database[dict[str, Any]],
     collection: str,
     tickers: list[str] | None,
@@ -32,8 +32,9 @@ def _with_open(
     horizon_min: int | None = None,
 ) -> list[dict[str, Any]]:
     """History rows of the range (of one horizon, if given), and the in-progress ones (``<collection>_open``)
-    for keys history lacks. A prediction is one of a (ticker, ts) per horizon (issue 18; a document of the
-    earlier form is the next minute's); a bar has no horizon."""
+    for keys history lacks, oldest first per key. Every reader of ``bars`` and ``predictions`` goes through
+    here, so the minute in progress is read the same way everywhere. A prediction is one of a (ticker, ts)
+    per horizon (issue 18; a document of the earlier form is the next minute's); a bar has no horizon."""
     query = _time_filter(since, until) | ({"ticker": {"$in": tickers}} if tickers else {})
     if horizon_min is not None:
         query["horizon_min"] = horizon_min
@@ -45,14 +46,14 @@ def _with_open(
         key = (doc["ticker"], doc["ts"], doc.get("horizon_min") or 1)
         if horizon_min is None or key[2] == horizon_min:
             rows.setdefault(key, {k: doc.get(k) for k in fields})
-    return list(rows.values())
+    return [rows[key] for key in sorted(rows)]
 
 
 def load_closes(
     db: Database[dict[str, Any]], tickers: list[str] | None, since: datetime, until: datetime
 ) -> pd.DataFrame:
     columns = ["ticker", "ts", "close", "final"]
-    frame = pd.DataFrame(_with_open(db, BARS, tickers, since, until, columns), columns=columns)
+    frame = pd.DataFrame(stored_rows(db, BARS, tickers, since, until, columns), columns=columns)
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     frame["final"] = frame["final"].astype(bool)
     return frame.sort_values(["ticker", "ts"]).reset_index(drop=True)
@@ -68,7 +69,7 @@ def load_predictions(
     """Stored predictions, every horizon (``horizon_min``: those stored before horizons came are 1-minute
     ones), or only those of ``horizon_min``."""
     columns = ["ticker", "ts", "yhat", "based_on_ts", "model_version", "target", "q10", "q90", "horizon_min"]
-    rows = _with_open(db, PREDICTIONS, tickers, since, until, columns, horizon_min)
+    rows = stored_rows(db, PREDICTIONS, tickers, since, until, columns, horizon_min)
     frame = pd.DataFrame(rows, columns=columns)
     for column in ("ts", "based_on_ts"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
