@@ -140,6 +140,11 @@ class RangeModel:
             ahead = ahead_weights(profile, session_minute, h)[:, None]
             y = np.square(horizon_returns(r, session_minute, h) / scale) / ahead
             ok = np.isfinite(y) & np.isfinite(x).all(axis=2)
+            if not ok.any():
+                # No h-minute return inside a session in the training part (a market off the New York
+                # clock, a short history): no range at h, rather than a fit on nothing (forecasting
+                # skips a horizon the model has no weights for).
+                continue
             picked = np.array([c in use for c in COMPONENTS])
             model.weights[h] = np.zeros(len(COMPONENTS))
             model.weights[h][picked] = fit_weights(x[ok][:, picked], y[ok])

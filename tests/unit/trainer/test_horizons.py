@@ -141,3 +141,14 @@ def test_horizons_and_weights_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORTFOLIO_WEIGHTS", "AAPL")
     with pytest.raises(ValueError, match="TICKER=WEIGHT"):
         TrainerSettings()
+
+
+def test_a_horizon_no_training_session_has_room_for_gets_no_range_instead_of_a_failed_fit() -> None:
+    # Only the last 20 minutes of each session are known (as for a market off the New York clock): a
+    # 30-minute return never fits inside a session, a 1- or 5-minute one does.
+    returns, minute, _ = sessions(6, seed=5)
+    late = minute >= MINUTES - 20
+    variance = parkinson(np.exp(np.abs(returns)), np.ones(returns.shape))
+    model = RangeModel.fit(returns[late], variance[late], minute[late], HORIZONS)
+    assert 30 not in model.weights and 30 not in model.quantiles
+    assert {1, 5} <= set(model.weights) and {1, 5} <= set(model.quantiles)
