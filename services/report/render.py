@@ -152,7 +152,7 @@ def _number(value: Any, spec: str, scale: float = 1.0) -> str:
 def _table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "<p>Nothing scored yet: a minute is scored once its final bar is stored.</p>"
-    heads = ("ticker", "forecaster", "scored", "coverage", "MSE ratio to naive", "DM p", "MAE bp",
+    heads = ("ticker", "forecaster", "scored", "coverage", "MSE ratio to naive", "CW p", "DM p", "MAE bp",
              "direction right (95% CI)", "moves", "verdict")  # fmt: skip
     body = []
     for row in rows:
@@ -163,7 +163,8 @@ def _table(rows: list[dict[str, Any]]) -> str:
         cells = [
             html.escape(str(row["ticker"])), html.escape(str(row["forecaster"])), str(row.get("n", "–")),
             _number(row.get("coverage"), ".1%"), _number(row.get("mse_ratio"), ".3f"),
-            _number(row.get("dm_p"), ".3g"), _number(row.get("mae_model"), ".2f", 1e4),
+            _number(row.get("cw_p"), ".3g"), _number(row.get("dm_p"), ".3g"),
+            _number(row.get("mae_model"), ".2f", 1e4),
             f"{_number(row.get('directional_accuracy'), '.1%')} ({ci})", str(row.get("directional_n") or "–"),
             f"<span class='{style}'>{html.escape(verdict)}</span>",
         ]  # fmt: skip
@@ -221,9 +222,10 @@ def html_page(
 <h1>{html.escape(title)}</h1>
 <p class="muted">{since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M} UTC · {html.escape(facts)}</p>
 <h2>Forecasts against naive (next close = last close) and a linear AR baseline</h2>
-<p>Errors relative to the last close. A verdict other than "no different from naive" needs the
-Diebold-Mariano test (Newey-West variance) at p &lt; 0.05. Coverage is the share of scorable minutes the
-model forecast; naive stand-ins are never scored as the model's.</p>
+<p>Errors relative to the last close. "Beats naive" needs the one-sided Clark-West test at p &lt; 0.05
+(naive is nested in the model, where the Diebold-Mariano test is undersized); "worse than naive" needs the
+two-sided Diebold-Mariano test at p &lt; 0.05; both with a Newey-West variance. Coverage is the share
+of scorable minutes the model forecast; naive stand-ins are never scored as the model's.</p>
 {_table(rows)}
 <h2>80% ranges, per horizon (every ticker pooled)</h2>
 <p>The share of final closes inside the ranges published for them, with its 95% Wilson interval; an 80%

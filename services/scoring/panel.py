@@ -19,7 +19,7 @@ import copy
 import math
 from dataclasses import asdict, dataclass, field
 
-from services.scoring.significance import MAX_LAG, dm_test
+from services.scoring.significance import MAX_LAG, clark_west_test, dm_test
 
 OPEN_MINUTES = 1_000
 
@@ -92,3 +92,41 @@ class MinutePanel:
         values = dict(state)
         values["open"] = {int(m): float(v) for m, v in values.get("open", [])}  # type: ignore[attr-defined]
         return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class ScorePanels:
+    """A pool's two test series, summed per minute: the squared-error differentials ``d`` (Diebold-Mariano,
+    two-sided: is the model worse?) and the Clark-West terms ``f`` (one-sided: does the model beat naive,
+    which is nested in it?). See :mod:`services.scoring.score`."""
+
+    dm: MinutePanel = field(default_factory=MinutePanel)
+    cw: MinutePanel = field(default_factory=MinutePanel)
+
+    def add(self, minute: int, d: float, f: float) -> None:
+        self.dm.add(minute, d)
+        self.cw.add(minute, f)
+
+    def settled(self) -> ScorePanels:
+        return ScorePanels(self.dm.settled(), self.cw.settled())
+
+    def dm_test(self) -> tuple[float | None, float | None]:
+        return self.dm.test()
+
+    def clark_west(self) -> tuple[float | None, float | None]:
+        s = self.cw.settled()
+        return clark_west_test(s.count, s.total, s.sum_sq, s.lagged)
+
+    def state(self) -> dict[str, object]:
+        return {"dm": self.dm.state(), "cw": self.cw.state()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, object]) -> ScorePanels:
+        """Also reads a checkpoint's bare differentials panel (written before Clark-West): its minutes are
+        in the DM series only, and the Clark-West test covers the minutes scored from the restart on."""
+        if "dm" not in state:
+            return cls(MinutePanel.from_state(state), MinutePanel())
+        return cls(
+            MinutePanel.from_state(state["dm"]),  # type: ignore[arg-type]
+            MinutePanel.from_state(state["cw"]),  # type: ignore[arg-type]
+        )

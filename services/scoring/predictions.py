@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from services.scoring.coverage import Coverage, coverage_of
-from services.scoring.panel import MinutePanel
-from services.scoring.score import NAIVE_PREFIX, POOLED, Score, add_to_panel, pool
+from services.scoring.panel import ScorePanels
+from services.scoring.score import NAIVE_PREFIX, POOLED, Score, add_to_panels, pool
 from services.scoring.significance import Z95, newey_west_lags
 
 SCORED_COLUMNS = ["ticker", "ts", "yhat", "actual", "naive", "model_version"]
@@ -55,11 +55,11 @@ def scores_by_ticker(scored: pd.DataFrame) -> dict[str, Score]:
         out[str(ticker)] = score
     if out:
         model = scored[~is_standin(scored["model_version"])].sort_values("ts", kind="stable")
-        panel = MinutePanel()
+        panel = ScorePanels()
         minutes = (pd.to_datetime(model["ts"], utc=True) - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(
             minutes=1
         )
-        add_to_panel(panel, minutes.to_numpy(), *(model[c].to_numpy() for c in ("naive", "yhat", "actual")))
+        add_to_panels(panel, minutes.to_numpy(), *(model[c].to_numpy() for c in ("naive", "yhat", "actual")))
         out[POOLED] = pool(out.values(), panel)
     return out
 

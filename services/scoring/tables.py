@@ -28,6 +28,7 @@ COLUMNS = (
     ("n", "n", "{}"),
     ("coverage", "coverage", "{:.1%}"),
     ("mse_ratio", "MSE/naive", "{:.4f}"),
+    ("cw_p", "CW p", "{:.3g}"),
     ("dm_p", "DM p", "{:.3g}"),
     ("mae_model", "MAE bp", "{:.3f}"),
     ("directional_accuracy", "direction", "{:.3f}"),
@@ -40,8 +41,10 @@ COLUMNS = (
     ("in80_ci_high", "in80 high", "{:.1%}"),
 )
 NOTE = (
-    "Errors relative to the last close; MSE/naive < 1 is a lower error than next close = last close, a claim "
-    "made (verdict) only when the Diebold-Mariano test (Newey-West variance) gives p < 0.05. MAE in basis "
+    "Errors relative to the last close; MSE/naive < 1 is a lower error than next close = last close. "
+    "'beats naive' (verdict) is claimed only when that ratio is below 1 and the one-sided Clark-West test "
+    "(naive is nested in the model) gives p < 0.05; 'worse than naive' when the ratio is above 1 and the "
+    "two-sided Diebold-Mariano test does; both with a Newey-West variance. MAE in basis "
     "points of the last close. Direction: moved minutes only, 95% Wilson interval. Coverage: share of the "
     "scorable minutes the model forecast (the rest were naive stand-ins, never scored as the model's). "
     "In 80%: share of actual closes inside the forecast's 10-90% interval (goal 78-82%), 95% Wilson interval."

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-from services.scoring.panel import MinutePanel
+from services.scoring.panel import ScorePanels
 from services.scoring.score import Score, pool
 
 
@@ -33,9 +33,9 @@ class WalkForward:
     versions: dict[tuple[str, str], str] = field(default_factory=dict)
     # Changed since last written, oldest change first (a dict: ordered, unlike a set).
     dirty: dict[tuple[str, str], None] = field(default_factory=dict)
-    # Per lineage, the model's and the baseline's differentials summed per minute (the pooled tests).
-    panels: dict[str, MinutePanel] = field(default_factory=dict)
-    baseline_panels: dict[str, MinutePanel] = field(default_factory=dict)
+    # Per lineage, the model's and the baseline's test terms summed per minute (the pooled tests).
+    panels: dict[str, ScorePanels] = field(default_factory=dict)
+    baseline_panels: dict[str, ScorePanels] = field(default_factory=dict)
 
     def add(self, ticker: str, pending: Pending, actual: float, minute: int) -> None:
         """Score the forecast of ``minute`` (its final close ``actual``)."""
@@ -50,16 +50,16 @@ class WalkForward:
             score.standins += 1
             return
         last, yhat, truth = float(pending.last), float(pending.yhat), float(actual)
-        d = score.add_one(last, yhat, truth)
-        panel = self.panels.get(lineage) or self.panels.setdefault(lineage, MinutePanel())
-        panel.add(minute, d)
+        d, f = score.add_one(last, yhat, truth)
+        panel = self.panels.get(lineage) or self.panels.setdefault(lineage, ScorePanels())
+        panel.add(minute, d, f)
         if pending.baseline is not None:
             base = self.baseline.get(key) or self.baseline.setdefault(key, Score())
-            d = base.add_one(last, float(pending.baseline), truth)
+            d, f = base.add_one(last, float(pending.baseline), truth)
             panel = self.baseline_panels.get(lineage) or self.baseline_panels.setdefault(
-                lineage, MinutePanel()
+                lineage, ScorePanels()
             )
-            panel.add(minute, d)
+            panel.add(minute, d, f)
         self.versions[key] = pending.version
 
     def copy(self, lineages: set[str] | None = None) -> WalkForward:
@@ -80,8 +80,8 @@ class WalkForward:
 
     def pooled(self, lineage: str) -> Score:
         scores = (s for (_, lin), s in self.scores.items() if lin == lineage)
-        return pool(scores, self.panels.get(lineage, MinutePanel()))
+        return pool(scores, self.panels.get(lineage, ScorePanels()))
 
     def pooled_baseline(self, lineage: str) -> Score:
         scores = (s for (_, lin), s in self.baseline.items() if lin == lineage)
-        return pool(scores, self.baseline_panels.get(lineage, MinutePanel()))
+        return pool(scores, self.baseline_panels.get(lineage, ScorePanels()))

@@ -69,11 +69,12 @@ class TrainingWorker(threading.Thread):
         if cold is not None:
             s, ar = cold.pooled.summary(), cold.baseline.summary()
             logger.info(
-                "hold-out model=%s tickers=%d joined=%s epochs=%s seconds=%.1f mse_ratio=%s dm_p=%s "
+                "hold-out model=%s tickers=%d joined=%s epochs=%s seconds=%.1f mse_ratio=%s cw_p=%s dm_p=%s "
                 "verdict=%r mae=%s naive_mae=%s direction=%s (n=%s, 95%% CI %s-%s) "
                 "ar_mse_ratio=%s ar_dm_p=%s",
                 cold.model_version, len(cold.per_ticker), cold.joined, cold.fit.epochs if cold.fit else "-",
-                cold.fit.seconds if cold.fit else 0.0, _fmt(s["mse_ratio"]), _fmt(s["dm_p"]), s["verdict"],
+                cold.fit.seconds if cold.fit else 0.0, _fmt(s["mse_ratio"]), _fmt(s["cw_p"]), _fmt(s["dm_p"]),
+                s["verdict"],
                 _fmt(s["mae_model"]), _fmt(s["mae_naive"]), _fmt(s["directional_accuracy"]),
                 s["directional_n"], _fmt(s["directional_ci_low"]), _fmt(s["directional_ci_high"]),
                 _fmt(ar["mse_ratio"]), _fmt(ar["dm_p"]),
@@ -102,10 +103,10 @@ class TrainingWorker(threading.Thread):
             if pooled["mse_ratio"] is not None:
                 self.metrics.mse_ratio.set(float(pooled["mse_ratio"]))
                 logger.info(
-                    "walk-forward ticker=%s lineage=%s n=%s coverage=%s mse_ratio=%s dm_p=%s verdict=%r "
-                    "mae=%s naive_mae=%s direction=%s",
+                    "walk-forward ticker=%s lineage=%s n=%s coverage=%s mse_ratio=%s cw_p=%s dm_p=%s "
+                    "verdict=%r mae=%s naive_mae=%s direction=%s",
                     POOLED, forecaster.lineage, pooled["n"], _fmt(pooled["coverage"]),
-                    _fmt(pooled["mse_ratio"]), _fmt(pooled["dm_p"]), pooled["verdict"],
+                    _fmt(pooled["mse_ratio"]), _fmt(pooled["cw_p"]), _fmt(pooled["dm_p"]), pooled["verdict"],
                     _fmt(pooled["mae_model"]), _fmt(pooled["mae_naive"]),
                     _fmt(pooled["directional_accuracy"]),
                 )  # fmt: skip

@@ -11,7 +11,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from services.scoring.panel import MinutePanel
+from services.scoring.panel import ScorePanels
 from services.scoring.score import Score
 from services.trainer.forecaster.held_series import copy_series, restore_series, series_state
 from services.trainer.forecaster.horizons import fit_ranges
@@ -116,9 +116,9 @@ def restore(forecaster: Forecaster, state: dict[str, Any]) -> bool:
                 forecaster.walk_forward.versions[key] = item["version"]
         # Absent in checkpoints written before: the pooled tests then cover minutes scored from here on.
         for lin, saved_panels in state.get("walk_forward_panels", {}).items():
-            forecaster.walk_forward.panels[lin] = MinutePanel.from_state(saved_panels["model"])
+            forecaster.walk_forward.panels[lin] = ScorePanels.from_state(saved_panels["model"])
             if saved_panels.get("baseline"):
-                forecaster.walk_forward.baseline_panels[lin] = MinutePanel.from_state(
+                forecaster.walk_forward.baseline_panels[lin] = ScorePanels.from_state(
                     saved_panels["baseline"]
                 )
         if state.get("series"):

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from services.scoring.panel import MinutePanel
-from services.scoring.score import Score, add_to_panel, pool
+from services.scoring.panel import ScorePanels
+from services.scoring.score import Score, add_to_panels, pool
 from services.trainer.forecaster.horizons import fit_ranges
 from services.trainer.forecaster.records import CycleReport, HoldoutResult
 from services.trainer.model.chunks import predict_windows
@@ -112,7 +112,7 @@ class Learner:
         assert model is not None and version is not None
         per_ticker: dict[str, Score] = {}
         baseline: dict[str, Score] = {}
-        panel, base_panel = MinutePanel(), MinutePanel()
+        panel, base_panel = ScorePanels(), ScorePanels()
         for t, p in prepared.items():
             columns = self.f.strategy.holdout_columns(t)
             x, last, actual = p.holdout.x, p.holdout.last, p.holdout.actual
@@ -125,8 +125,8 @@ class Learner:
                 per_ticker[name], baseline[name] = Score(), Score()
                 per_ticker[name].add(last[:, j], prices[:, j], actual[:, j])
                 baseline[name].add(last[:, j], base_prices[:, j], actual[:, j])
-                add_to_panel(panel, p.holdout.minute, last[:, j], prices[:, j], actual[:, j])
-                add_to_panel(base_panel, p.holdout.minute, last[:, j], base_prices[:, j], actual[:, j])
+                add_to_panels(panel, p.holdout.minute, last[:, j], prices[:, j], actual[:, j])
+                add_to_panels(base_panel, p.holdout.minute, last[:, j], base_prices[:, j], actual[:, j])
         pooled, pooled_base = pool(per_ticker.values(), panel), pool(baseline.values(), base_panel)
         result = HoldoutResult(self.f.lineage, version, report, per_ticker, pooled, pooled_base)
         with self.f.lock:

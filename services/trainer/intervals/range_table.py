@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from services.scoring.clark_west import clark_west
 from services.scoring.coverage import Coverage
+from services.scoring.panel import ScorePanels
 from services.scoring.range_score import RangeScore, score_ranges
-from services.scoring.score import POOLED
+from services.scoring.score import POOLED, Score, add_to_panels, pool
 from services.trainer.intervals.ewma_baseline import EwmaProfileBaseline
 from services.trainer.intervals.mcs_garch import McsGarchBaseline
 from services.trainer.intervals.range_grid import PORTFOLIO, Grid, epoch_minutes, grid_of
@@ -140,13 +140,16 @@ class _Scored:
 def _with_point(
     row: HorizonRow, grid: Grid, yhat: np.ndarray, actual: np.ndarray, cols: list[int]
 ) -> HorizonRow:
-    last = grid.close[:, cols]
-    ok = np.isfinite(yhat) & np.isfinite(actual) & np.isfinite(last)
-    naive = np.sum(np.square((last - actual) / last)[ok])
-    mse = float(np.sum(np.square((yhat - actual) / last)[ok]) / naive) if naive > 0 else None
-    minutes = np.broadcast_to((grid.minutes + row.horizon)[:, None], yhat.shape)
-    test = clark_west(np.where(ok, last, np.nan), yhat, actual, minutes)
-    return HorizonRow(**{**row.__dict__, "mse_ratio": mse, "clark_west_p": test.p})
+    last, minutes = grid.close[:, cols], grid.minutes + row.horizon
+    scores, panels = [], ScorePanels()
+    for j in range(len(cols)):
+        score = Score()
+        score.add(last[:, j], yhat[:, j], actual[:, j])
+        add_to_panels(panels, minutes, last[:, j], yhat[:, j], actual[:, j])
+        scores.append(score)
+    pooled = pool(scores, panels)
+    _, p = pooled.clark_west()
+    return HorizonRow(**{**row.__dict__, "mse_ratio": pooled.mse_ratio, "clark_west_p": p})
 
 
 def _fmt(value: float | None, spec: str) -> str:

@@ -34,7 +34,9 @@ __all__ = ["POOLED", "write_holdout", "write_walk_forward"]
 def baseline_fields(baseline: Score | None) -> dict[str, Any]:
     """The AR baseline's figures beside the model's, on the same minutes."""
     summary = (baseline or Score()).summary()
-    return {f"ar_{k}": summary[k] for k in ("n", "mse_ratio", "dm_p", "mae_model", "directional_accuracy")}
+    return {
+        f"ar_{k}": summary[k] for k in ("n", "mse_ratio", "cw_p", "dm_p", "mae_model", "directional_accuracy")
+    }
 
 
 def _walk_forward_doc(

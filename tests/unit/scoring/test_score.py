@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.scoring.panel import OPEN_MINUTES, MinutePanel
+from services.scoring.panel import OPEN_MINUTES, MinutePanel, ScorePanels
 from services.scoring.score import Score, pool
 from services.scoring.significance import dm_test
 from services.scoring.walk_forward import Pending, WalkForward
@@ -36,9 +36,12 @@ def test_a_forecast_close_to_the_truth_beats_naive_and_noise_does_not() -> None:
     assert good.beats_naive() and good.verdict() == "beats naive"
     noisy = Score()
     noisy.add(last, last * (1 + 1e-6 * np.random.default_rng(5).standard_normal(2_000)), actual)
-    _, p = noisy.diebold_mariano()
+    _, p = noisy.clark_west()
     assert p is not None and p > 0.05
     assert not noisy.beats_naive() and noisy.verdict() == "no different from naive"
+    wild = Score()  # a forecast ten times as far from the truth as naive, in the wrong direction
+    wild.add(last, last - 10 * (actual - last), actual)
+    assert wild.verdict() == "worse than naive" and not wild.beats_naive()
 
 
 def test_errors_are_relative_so_a_pool_is_not_dominated_by_the_priciest_ticker() -> None:
@@ -46,7 +49,7 @@ def test_errors_are_relative_so_a_pool_is_not_dominated_by_the_priciest_ticker()
     cheap.add(np.array([10.0]), np.array([10.1]), np.array([10.0]))
     dear.add(np.array([1000.0]), np.array([1010.0]), np.array([1000.0]))
     assert cheap.sse_model == pytest.approx(dear.sse_model)
-    assert pool([cheap, dear], MinutePanel()).n == 2
+    assert pool([cheap, dear], ScorePanels()).n == 2
 
 
 def test_coverage_counts_naive_stand_ins_which_are_never_scored_as_the_models() -> None:
@@ -106,3 +109,14 @@ def test_the_running_panel_equals_the_per_minute_series_however_the_forecasts_ar
     stat, p = dm_test(len(series), float(series.sum()), float(series @ series), lagged)
     got = MinutePanel.from_state(panel.state()).test()
     assert got[0] == pytest.approx(stat, rel=1e-9) and got[1] == pytest.approx(p, rel=1e-9)
+
+
+def test_a_checkpoints_panel_from_before_clark_west_loads_as_the_dm_series() -> None:
+    old = MinutePanel()
+    for m in range(20):
+        old.add(m, 0.1 * m)
+    panels = ScorePanels.from_state(old.state())
+    assert panels.dm_test() == old.test()
+    assert panels.clark_west() == (None, None)  # no terms yet: the test covers the minutes from here on
+    again = ScorePanels.from_state(panels.state())
+    assert again.dm.state() == panels.dm.state() and again.cw.state() == panels.cw.state()
