@@ -37,6 +37,15 @@ def comma_list(value: Any) -> Any:
     return value
 
 
+def comma_pairs(value: str, form: str, example: str) -> dict[str, str]:
+    """``"a=1,b=2"`` -> ``{"a": "1", "b": "2"}``; a ValueError naming the ``form`` (``KEY=VALUE``) and an
+    example otherwise."""
+    pairs = [item.split("=", 1) for item in comma_list(value)]
+    if any(len(pair) != 2 or not pair[0].strip() or not pair[1].strip() for pair in pairs):
+        raise ValueError(f"{form} pairs separated by commas, e.g. {example}")
+    return {name.strip(): item.strip() for name, item in pairs}
+
+
 def empty_path_is_none(value: Any) -> Any:
     # PORTFOLIO_LOG_FILE= (empty) means "no file", not the current directory.
     return None if isinstance(value, str) and not value.strip() else value

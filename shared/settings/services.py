@@ -14,6 +14,7 @@ from shared.settings.base import (
     TICKER_PATTERN,
     Group,
     comma_list,
+    comma_pairs,
     empty_path_is_none,
     http_port_field,
     seconds_field,
@@ -205,10 +206,7 @@ class TrainerSettings(Group):
     def _parse_weights(cls, value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        pairs = [item.split("=", 1) for item in comma_list(value)]
-        if any(len(pair) != 2 for pair in pairs):
-            raise ValueError("weights are TICKER=WEIGHT pairs, comma-separated")
-        return {t.strip().upper(): w.strip() for t, w in pairs}
+        return {t.upper(): w for t, w in comma_pairs(value, "TICKER=WEIGHT", "AAPL=0.3,MSFT=0.7").items()}
 
     @field_validator("weights")
     @classmethod
@@ -241,10 +239,7 @@ class DashboardSettings(Group):
     def _split_hosts(cls, value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        pairs = [item.split("=", 1) for item in comma_list(value)]
-        if any(len(pair) != 2 or not pair[1].strip() for pair in pairs):
-            raise ValueError("service=host pairs separated by commas, e.g. sink=sink,trainer=trainer")
-        return {name.strip(): host.strip() for name, host in pairs}
+        return comma_pairs(value, "service=host", "sink=sink,trainer=trainer")
 
     @field_validator("service_hosts")
     @classmethod
