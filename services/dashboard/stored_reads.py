@@ -13,12 +13,10 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import DESCENDING
 from pymongo.database import Database
 
 from services.dashboard.window import Window
-from services.scoring.stored import stored_rows
-from shared.layout import open_items
+from services.scoring.stored import newest_bar_time, stored_rows
 from shared.mongo import BARS, PREDICTIONS
 from shared.schemas import BarV1, PredictionV1
 
@@ -45,14 +43,6 @@ def horizon_of(doc: Document) -> int:
         return horizon
     span: timedelta = doc["ts"] - doc["based_on_ts"]
     return max(1, round(span.total_seconds() / 60))
-
-
-def newest_bar(db: Database[Document]) -> datetime | None:
-    found = [d["ts"] for d in open_items(db, BARS)]
-    doc = db[BARS].find_one({}, {"_id": 0, "ts": 1}, sort=[("ts", DESCENDING)])
-    if doc is not None:
-        found.append(doc["ts"])
-    return max(found, default=None)
 
 
 def read_bars(
@@ -85,7 +75,7 @@ def stored_bar(doc: Document) -> BarV1:
 def fill(db: Database[Document], window: Window) -> dict[str, int]:
     """Fill ``window`` once from the database: the newest history of every ticker and their forecasts."""
     started = time.monotonic()
-    newest = newest_bar(db)
+    newest = newest_bar_time(db)
     if newest is None:
         window.loaded_from(None)
         logger.info("nothing stored yet: the window fills from the stream")

@@ -22,9 +22,8 @@ from rich.table import Table
 from rich.text import Text
 
 from services.pipeline.supervisor import Child, last_line
-from services.report.span import newest_bar_time
 from services.scoring.score import POOLED
-from services.scoring.stored import load_closes, load_predictions
+from services.scoring.stored import load_closes, load_predictions, newest_bar_time
 from services.scoring.tables import rows_from_frames
 
 # The span shown ends at the newest stored bar (data time): a replay of last year looks like a live day.

@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_SETTINGS
     # matplotlib and pandas load only for this command.
     from services.report.page import write_report
-    from services.report.span import newest_bar_time
     from services.scoring import stored as data
+    from services.scoring.stored import newest_bar_time
 
     tickers = (
         [t.strip().upper() for t in args.tickers.split(",")]
