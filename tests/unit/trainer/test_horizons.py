@@ -15,7 +15,7 @@ from services.trainer.intervals.horizon_ranges import RangeModel, fit_weights, p
 from services.trainer.intervals.range_state import RangeState
 from services.trainer.messages import prediction_message
 from services.trainer.model.series import to_minute
-from shared.settings import TrainerSettings
+from shared.settings import SettingsError, TrainerSettings, load_settings
 from tests.unit.trainer.range_data import MINUTES, sessions
 from tests.unit.trainer.synthetic import tiny_config
 
@@ -131,12 +131,19 @@ def test_horizons_and_weights_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORTFOLIO_WEIGHTS", "aapl=0.3, MSFT=0.7")
     settings = TrainerSettings()
     assert settings.horizons == [5, 15, 30]
-    assert Config.from_settings(settings).horizons == (1, 5, 15, 30)
+    assert Config.from_settings(load_settings()).horizons == (1, 5, 15, 30)
     assert settings.weights == {"AAPL": 0.3, "MSFT": 0.7}
-    for bad in ("0", "390", ""):
+    for bad in ("0", "1440", ""):
         monkeypatch.setenv("PORTFOLIO_HORIZONS_MIN", bad)
         with pytest.raises(ValueError, match="horizons"):
             TrainerSettings()
+    # Past New York's close, not past a UTC day's: checked against the session in force.
+    monkeypatch.setenv("PORTFOLIO_HORIZONS_MIN", "390")
+    with pytest.raises(SettingsError, match="1 to 389 minutes with the XNYS session"):
+        load_settings(common={"session": "XNYS"})
+    with pytest.raises(SettingsError, match="XNYS session"):
+        load_settings(producer={"source": "yfinance"})
+    assert Config.from_settings(load_settings(common={"session": "24h"})).horizons == (1, 390)
     monkeypatch.setenv("PORTFOLIO_HORIZONS_MIN", "1")
     monkeypatch.setenv("PORTFOLIO_WEIGHTS", "AAPL")
     with pytest.raises(ValueError, match="TICKER=WEIGHT"):
