@@ -15,6 +15,7 @@ from services.trainer.intervals.horizon_ranges import RangeModel, fit_weights, p
 from services.trainer.intervals.range_state import RangeState
 from services.trainer.messages import prediction_message
 from services.trainer.model.series import to_minute
+from shared.session import UTC_DAY
 from shared.settings import SettingsError, TrainerSettings, load_settings
 from tests.unit.trainer.range_data import MINUTES, sessions
 from tests.unit.trainer.synthetic import tiny_config
@@ -73,6 +74,22 @@ def test_every_final_bar_is_forecast_at_every_horizon_none_past_the_close() -> N
             assert widths == sorted(widths)
     # 15:50, the bar of session minute 380: 1 and 5 minutes ahead are in the session, 15 and 30 are not.
     assert sorted(by_horizon(out, "T0")) == [1, 5]
+
+
+def test_the_session_clock_decides_the_close_and_a_horizon_without_weights_is_skipped() -> None:
+    bars = market(7)
+    forecaster = trained([b for b in bars if b.minute < OPEN + 6 * 1440], session=UTC_DAY)
+    day = [b for b in bars if b.minute >= OPEN + 6 * 1440]
+    out = []
+    for minute in sorted({b.minute for b in day})[:381]:
+        out = forecaster.step([b for b in day if b.minute == minute])
+    # 15:50 in New York is 20:50 UTC: on a UTC day's session 30 minutes ahead is before its close.
+    assert sorted(by_horizon(out, "T0")) == list(HORIZONS)
+    # A horizon the range model could not fit (no training session had room for it) is left out.
+    assert forecaster.range_state is not None
+    del forecaster.range_state.model.weights[30]
+    out = forecaster.step([b for b in day if b.minute == sorted({b.minute for b in day})[381]])
+    assert sorted(by_horizon(out, "T0")) == [1, 5, 15]
 
 
 def test_shifting_the_future_changes_no_forecast_at_or_before_t_at_any_horizon() -> None:
