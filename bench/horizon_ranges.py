@@ -17,7 +17,8 @@ from services.scoring.score import POOLED
 from services.trainer.backtest import load_bars, normalized
 from services.trainer.intervals.ewma_baseline import EwmaProfileBaseline
 from services.trainer.intervals.horizon_ranges import COMPONENTS, RangeModel
-from services.trainer.intervals.range_grid import PORTFOLIO, grid_of, portfolio_closes
+from services.trainer.intervals.range_grid import PORTFOLIO, epoch_minutes, grid_of, portfolio_closes
+from shared.session import clock_for
 
 HORIZONS = (1, 5, 15, 30)
 # A constant component was tried too (the first design): pooled coverage 79.0, 77.9, 77.4, 74.1% at
@@ -32,17 +33,19 @@ VARIANTS = {
 def main(path: str, cold_fraction: float = 0.25) -> None:
     started = time.perf_counter()
     bars = load_bars(Path(path))
-    bars = normalized(pd.concat([bars, portfolio_closes(bars).assign(final=True, rev=0)], ignore_index=True))
-    grid = grid_of(bars)
+    session = clock_for(epoch_minutes(bars["ts"]))
+    portfolio = portfolio_closes(bars, session).assign(final=True, rev=0)
+    bars = normalized(pd.concat([bars, portfolio], ignore_index=True))
+    grid = grid_of(bars, session)
     split = int(len(grid.minutes) * cold_fraction)
     train = slice(0, int(split * 0.8))
     test = slice(split, None)
     r, p, m = grid.returns, grid.ranges, grid.session_minute
-    ewma = EwmaProfileBaseline.fit(r[train], m[train], HORIZONS)
+    ewma = EwmaProfileBaseline.fit(r[train], m[train], HORIZONS, length=session.length)
     groups = {POOLED: [j for j, t in enumerate(grid.tickers) if t != PORTFOLIO],
               PORTFOLIO: [grid.tickers.index(PORTFOLIO)]}  # fmt: skip
     for variant, use in VARIANTS.items():
-        model = RangeModel.fit(r[train], p[train], m[train], HORIZONS, use=use)
+        model = RangeModel.fit(r[train], p[train], m[train], HORIZONS, use=use, session=session)
         for h in HORIZONS:
             actual = grid.ahead(h)
             low, high = model.predict_interval(grid.close, r, p, m, h)
@@ -53,7 +56,7 @@ def main(path: str, cold_fraction: float = 0.25) -> None:
                 names = [grid.tickers[j] for j in cols]
                 base = {"EWMA": (b_low[c], b_high[c])}
                 score = score_ranges(h, grid.minutes[test] + h, grid.close[c], low[c], high[c], actual[c],
-                                     names, base)  # fmt: skip
+                                     names, session, base)  # fmt: skip
                 key = POOLED if name == POOLED else PORTFOLIO
                 ratio = score.versus["EWMA"]["interval_score"]
                 share = score.coverage[key].share

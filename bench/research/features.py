@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from shared.session import SESSION_MINUTES, SESSION_OPEN_MINUTE, SESSION_TZ
+from shared.session import XNYS
 
 # A flat training column (a halted stock, a constant) would divide by zero.
 _MIN_STD = 1e-9
@@ -62,13 +62,13 @@ class Panel:
 def session_clock(index: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
     """(session number, minute of the session) for UTC minute timestamps; sessions are local dates."""
     local = (
-        index.tz_convert(SESSION_TZ)
+        index.tz_convert(XNYS.zone)
         if index.tz is not None
-        else index.tz_localize("UTC").tz_convert(SESSION_TZ)
+        else index.tz_localize("UTC").tz_convert(XNYS.zone)
     )
     days = local.normalize()
     session = pd.factorize(days, sort=True)[0].astype(np.int64)
-    minute = (local.hour * 60 + local.minute - SESSION_OPEN_MINUTE).to_numpy().astype(np.int64)
+    minute = (local.hour * 60 + local.minute - XNYS.open_minute).to_numpy().astype(np.int64)
     return session, minute
 
 
@@ -150,7 +150,7 @@ class FeatureSpec:
 def volume_profile(panel: Panel, bucket: int) -> np.ndarray:
     """Mean log(1 + volume) per part of the session and ticker, ``[buckets, tickers]``, from ``panel`` (give
     it the training rows only); a part never seen takes the ticker's overall mean."""
-    buckets = -(-SESSION_MINUTES // bucket)
+    buckets = -(-XNYS.length // bucket)
     logv = np.log1p(panel.volume)
     part = np.clip(panel.minute // bucket, 0, buckets - 1)
     out = np.full((buckets, len(panel.tickers)), np.nan)
@@ -171,7 +171,7 @@ def raw_features(panel: Panel, spec: FeatureSpec, profile: np.ndarray) -> np.nda
         market = _nanmean(returns, axis=1)
     market = np.broadcast_to(market[:, None], returns.shape)
     part = np.clip(panel.minute // spec.volume_bucket, 0, len(profile) - 1)
-    angle = 2 * np.pi * panel.minute / SESSION_MINUTES
+    angle = 2 * np.pi * panel.minute / XNYS.length
     cyc = np.broadcast_to(angle[:, None], returns.shape)
     columns = [
         *(_lagged(returns, k, panel.session) for k in range(spec.lags)),

@@ -4,12 +4,18 @@ its HTML report. The one place the trainer and the report meet: neither imports 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from shared.cli import EXIT_BAD_SETTINGS, settings_for
+
+if TYPE_CHECKING:
+    from shared.session import SessionClock
+    from shared.settings import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -17,7 +23,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="portfolio backtest",
         description="Walk-forward backtest of a recording with the trainer's own code, offline (no Kafka, "
         "no database): cold start on the first part, then every bar forecast, scored and learned from as "
-        "live. Prints the model against the naive and AR baselines. Model settings from PORTFOLIO_*.",
+        "live. Prints the model against the naive and AR baselines. Model settings from PORTFOLIO_*; "
+        "the session from PORTFOLIO_SESSION, or else the one that fits the recording (New York's when most "
+        "of its bars are in New York's regular session, else 24h).",
     )
     parser.add_argument("--file", type=Path, required=True, help="bars: .csv, .csv.gz or .parquet")
     parser.add_argument("--tickers", help="comma-separated subset (default: every ticker in the file)")
@@ -43,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from services.scoring.tables import rows_from_frames, table
     from services.trainer.backtest import load_bars, normalized, run_backtest, write_predictions
     from services.trainer.forecaster.records import Config
-    from services.trainer.intervals.range_grid import PORTFOLIO, portfolio_closes
+    from services.trainer.intervals.range_grid import PORTFOLIO, epoch_minutes, portfolio_closes
     from services.trainer.intervals.range_state import TRAIN_SHARE
     from services.trainer.intervals.range_table import format_table, horizon_table
     from services.trainer.model.network import set_threads
@@ -55,13 +63,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         print(f"portfolio backtest: {error}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
+    session = _session(settings, epoch_minutes(bars["ts"]))
+    if session is None:
+        return EXIT_BAD_SETTINGS
     try:
-        portfolio = portfolio_closes(bars, settings.trainer.weights or None)
+        portfolio = portfolio_closes(bars, session, settings.trainer.weights or None)
     except ValueError as error:
         print(f"portfolio backtest: PORTFOLIO_WEIGHTS: {error}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
     bars = normalized(pd.concat([bars, portfolio.assign(final=True, rev=0)], ignore_index=True))
-    config = Config.from_settings(settings.trainer)
+    config = dataclasses.replace(Config.from_settings(settings), session=session)
     result = run_backtest(bars, config, args.cold_fraction, seed=args.seed)
     # The next minute's forecasts of the tickers: the walk-forward table and the report, as before.
     one = result.predictions[
@@ -76,8 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(table(rows))
     print(f"\n80% ranges per horizon (baselines fitted on the cold start's first {TRAIN_SHARE:.0%}; "
-          f"{PORTFOLIO}: the portfolio's value)")  # fmt: skip
-    print(format_table(horizon_table(bars, result.predictions, result.boundary, config.horizons)))
+          f"{PORTFOLIO}: the portfolio's value; the {session.name} session)")  # fmt: skip
+    print(format_table(horizon_table(bars, result.predictions, result.boundary, config.horizons, session)))
     if args.predictions:
         write_predictions(result.predictions, args.predictions)
         print(f"\nwrote {args.predictions} ({len(result.predictions):,} forecasts)")
@@ -87,3 +98,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_report(args.out, closes, one, title=f"backtest of {args.file.name}")
         print(f"wrote {args.out}")
     return 0
+
+
+def _session(settings: Settings, minutes: Any) -> SessionClock | None:
+    """``PORTFOLIO_SESSION``'s clock, else the one the recording's bars (their epoch ``minutes``) trade in:
+    a recording is not fed by the producer's source. None (said on stderr) when a horizon does not fit."""
+    from shared.session import clock_for, clock_named
+
+    name = settings.common.session
+    session = clock_named(name) if name else clock_for(minutes)
+    if max(settings.trainer.horizons) >= session.length:
+        print(f"portfolio backtest: PORTFOLIO_HORIZONS_MIN: horizons are 1 to {session.length - 1} minutes "
+              f"with the {session.name} session", file=sys.stderr)  # fmt: skip
+        return None
+    return session

@@ -19,7 +19,7 @@ import numpy as np
 
 from services.scoring.coverage import Coverage, coverage_of
 from services.scoring.panel import MinutePanel
-from shared.session import session_minutes
+from shared.session import SessionClock
 
 ALPHA = 0.2
 BUCKET_MINUTES = 30
@@ -84,9 +84,9 @@ def loss_ratio(minutes: np.ndarray, model: np.ndarray, baseline: np.ndarray) -> 
     return LossRatio(int(np.sum(ok)), ratio, stat, p)
 
 
-def session_bucket(minutes: np.ndarray, bucket: int = BUCKET_MINUTES) -> np.ndarray:
-    """Epoch minutes -> bucket of the New York session (0 = 09:30-09:59 for 30-minute buckets)."""
-    return session_minutes(np.asarray(minutes, dtype=np.int64)) // bucket
+def session_bucket(minutes: np.ndarray, session: SessionClock, bucket: int = BUCKET_MINUTES) -> np.ndarray:
+    """Epoch minutes -> bucket of the session (New York's: 0 = 09:30-09:59 for 30-minute buckets)."""
+    return session.minute_of(np.asarray(minutes, dtype=np.int64)) // bucket
 
 
 def coverage_by_bucket(
@@ -94,12 +94,13 @@ def coverage_by_bucket(
     actual: np.ndarray,
     low: np.ndarray,
     high: np.ndarray,
+    session: SessionClock,
     bucket: int = BUCKET_MINUTES,
 ) -> dict[int, Coverage]:
     """Coverage per ``bucket``-minute bucket of the session of each forecast's target minute (a U-shaped
     volatility the interval misses shows as low coverage at the open and close, high at lunch)."""
     minutes, actual, low, high = (np.asarray(a).ravel() for a in (minutes, actual, low, high))
-    buckets = session_bucket(minutes, bucket)
+    buckets = session_bucket(minutes, session, bucket)
     return {
         int(b): coverage_of(actual[buckets == b], low[buckets == b], high[buckets == b])
         for b in np.unique(buckets)

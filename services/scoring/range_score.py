@@ -26,6 +26,7 @@ from services.scoring.intervals import (
 )
 from services.scoring.score import POOLED
 from services.scoring.significance import christoffersen_test, kupiec_test, transition_counts
+from shared.session import SessionClock
 
 Test = tuple[float | None, float | None]
 
@@ -74,11 +75,12 @@ def score_ranges(
     high: np.ndarray,
     actual: np.ndarray,
     tickers: Sequence[str],
+    session: SessionClock,
     baselines: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     coverage: float = 1 - ALPHA,
 ) -> RangeScore:
-    """``minutes`` ``[rows]``: each row's target minute; ``baselines``: name -> (low, high) of the same
-    rows. A baseline's ratios use only the forecasts both made."""
+    """``minutes`` ``[rows]``: each row's target minute, bucketed by the ``session`` clock; ``baselines``:
+    name -> (low, high) of the same rows. A baseline's ratios use only the forecasts both made."""
     last, low, high, actual = (np.asarray(a, dtype=np.float64) for a in (last, low, high, actual))
     grid = np.broadcast_to(np.asarray(minutes)[:, None], actual.shape)
     scorable = np.isfinite(last) & np.isfinite(low) & np.isfinite(high) & np.isfinite(actual) & (last > 0)
@@ -115,7 +117,7 @@ def score_ranges(
         kupiec_spaced={t: kupiec_test(x, n, coverage) for t, (x, n) in spaced_counts.items()},
         christoffersen={t: christoffersen_test(c) for t, c in markov.items()},
         christoffersen_spaced={t: christoffersen_test(c) for t, c in markov_spaced.items()},
-        buckets=coverage_by_bucket(grid[scorable], actual[scorable], low[scorable], high[scorable]),
+        buckets=coverage_by_bucket(grid[scorable], actual[scorable], low[scorable], high[scorable], session),
         interval_score=_mean(model["interval_score"]),
         pinball_q10=_mean(model["pinball_q10"]),
         pinball_q90=_mean(model["pinball_q90"]),

@@ -93,7 +93,7 @@ def run(settings: Settings, stop: StopFlag, *, member: str | None = None) -> Non
     registry = CollectorRegistry()
     metrics = TrainerMetrics(registry)
     health = Health("kafka", "mongodb", "consuming", "training")
-    forecaster = Forecaster(Config.from_settings(settings.trainer))
+    forecaster = Forecaster(Config.from_settings(settings))
     with ExitStack() as stack:
         ops = stack.enter_context(
             OpsServer(settings.common.http_host, settings.trainer.http_port, registry, health)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shared.settings.base import DEFAULT_TICKERS, PREFIX, TICKER_PATTERN, Group, SettingsError
 from shared.settings.connections import KafkaSettings, MongoSettings
 from shared.settings.services import (
+    SESSION_LENGTH_MIN,
     CommonSettings,
     DashboardSettings,
     ProducerSettings,
@@ -77,6 +78,20 @@ class Settings(BaseModel):
         """The tickers this replica owns: a stable, disjoint slice of ``tickers`` (by position)."""
         index, count = self.producer.shard_index_count()
         return self.common.tickers[index - 1 :: count]
+
+    def session(self) -> str:
+        """The ``PORTFOLIO_SESSION`` in force: as set, else the session of the producer's source (the
+        synthetic market trades around the clock: "24h"; yfinance and a replayed recording: "XNYS")."""
+        return self.common.session or ("24h" if self.producer.source == "synthetic" else "XNYS")
+
+    def problems(self) -> list[str]:
+        """What no single group can check: settings that contradict each other."""
+        length = SESSION_LENGTH_MIN[self.session()]
+        if any(h >= length for h in self.trainer.horizons):
+            name = TrainerSettings.variable("horizons")
+            problem = f"horizons are 1 to {length - 1} minutes with the {self.session()} session"
+            return [f"{name.removeprefix(PREFIX).lower()} ({name}): {problem} (PORTFOLIO_SESSION)"]
+        return []
 
     def redacted(self) -> dict[str, Any]:
         """The settings as they may be logged, by group: secrets masked, a password in the MongoDB URI too."""
@@ -138,6 +153,8 @@ def load_settings(**overrides: Mapping[str, Any]) -> Settings:
             built[group.group] = group(**overrides.get(group.group, {}))
         except ValidationError as error:
             problems += _describe(group, error)
-    if problems:
+    settings = None if problems else Settings.model_validate(built)
+    problems += settings.problems() if settings else []
+    if problems or settings is None:
         raise SettingsError("invalid settings: " + "; ".join(problems))
-    return Settings.model_validate(built)
+    return settings

@@ -44,8 +44,17 @@ class CommonSettings(Group):
     stop_timeout_s: float = seconds_field(30.0, high=600.0, validation_alias="PORTFOLIO_STOP_TIMEOUT_S")
     # Where /healthz and /metrics listen (each service on the port its group names).
     http_host: str = Field("127.0.0.1", validation_alias="PORTFOLIO_HTTP_HOST")
+    # The trading session the trainer's ranges and the scorer's buckets follow (shared.session): "XNYS" (New
+    # York's regular session) or "24h" (one per UTC day). Unset: the one the producer's source trades in
+    # (Settings.session()).
+    session: Literal["XNYS", "24h"] | None = Field(None, validation_alias="PORTFOLIO_SESSION")
 
     _empty_log_file_is_none = field_validator("log_file", mode="before")(empty_path_is_none)
+
+    @field_validator("session", mode="before")
+    @classmethod
+    def _empty_session_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("tickers", mode="before")
     @classmethod
@@ -132,7 +141,9 @@ class SinkSettings(Group):
     http_port: int = http_port_field(9102, "PORTFOLIO_SINK_HTTP_PORT")
 
 
-SESSION_LENGTH_MIN = 390  # shared.session.SESSION_MINUTES (settings import nothing numeric)
+# Each PORTFOLIO_SESSION's length in minutes: shared.session's clocks (settings import nothing numeric; a
+# unit test holds the two equal).
+SESSION_LENGTH_MIN = {"XNYS": 390, "24h": 1440}
 
 
 class TrainerSettings(Group):
@@ -197,8 +208,10 @@ class TrainerSettings(Group):
     @field_validator("horizons")
     @classmethod
     def _check_horizons(cls, value: list[int]) -> list[int]:
-        if not value or any(h < 1 or h >= SESSION_LENGTH_MIN for h in value):
-            raise ValueError(f"horizons are 1 to {SESSION_LENGTH_MIN - 1} minutes, at least one")
+        # The session's own length is checked with the session known (Settings.problems).
+        longest = max(SESSION_LENGTH_MIN.values())
+        if not value or any(h < 1 or h >= longest for h in value):
+            raise ValueError(f"horizons are 1 to {longest - 1} minutes, at least one")
         return sorted(set(value))
 
     @field_validator("weights", mode="before")

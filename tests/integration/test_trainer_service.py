@@ -266,7 +266,7 @@ def test_live_catch_up_forecasts_every_bar_as_the_backtest_does(
     tickers = ["AAA", "BBB"]
     bars = make_bars(tickers, 0, 240)
     frame = pd.DataFrame([b.model_dump() for b in bars])
-    result = run_backtest(frame, Config.from_settings(settings.trainer), cold_fraction=0.5)
+    result = run_backtest(frame, Config.from_settings(settings), cold_fraction=0.5)
     assert result.checkpoint is not None
     DirectoryStore(settings.trainer.checkpoint_dir).save(checkpoint_name(settings), result.checkpoint)
     boundary = START + timedelta(minutes=120)
@@ -325,7 +325,7 @@ def test_a_restarted_trainer_reads_only_the_gap_and_forecasts_as_one_that_never_
     tickers = ["AAA", "BBB"]
     bars = sorted(make_bars(tickers, 0, 240), key=lambda b: (b.ts, b.ticker))
     frame = pd.DataFrame([b.model_dump() for b in bars])
-    result = run_backtest(frame, Config.from_settings(settings.trainer), cold_fraction=0.5)
+    result = run_backtest(frame, Config.from_settings(settings), cold_fraction=0.5)
     assert result.checkpoint is not None
     DirectoryStore(settings.trainer.checkpoint_dir).save(checkpoint_name(settings), result.checkpoint)
 

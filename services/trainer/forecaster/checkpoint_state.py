@@ -41,6 +41,7 @@ def state_of(forecaster: Forecaster) -> dict[str, Any] | None:
                 "layers": forecaster.config.layers,
                 "units": forecaster.config.units,
                 "window": forecaster.config.window,
+                "session": forecaster.config.session.name,
             },
             "columns": list(forecaster.columns),
             "model": copy.deepcopy(forecaster.trainee.state_dict()),
@@ -87,7 +88,10 @@ def restore(forecaster: Forecaster, state: dict[str, Any]) -> bool:
         "layers": forecaster.config.layers,
         "units": forecaster.config.units,
         "window": forecaster.config.window,
+        "session": forecaster.config.session.name,
     }
+    # Checkpoints written before the session was a setting were made on New York's clock.
+    config = {"session": "XNYS", **config}
     if state.get("format") != 1 or config != wanted:
         logger.warning("checkpoint made for %s, not %s: ignored (cold start instead)", config, wanted)
         return False

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from services.trainer.forecaster.records import Forecast
-from services.trainer.intervals.range_state import RangeState, fit_state, session_minute
-from shared.session import SESSION_MINUTES
+from services.trainer.intervals.range_state import RangeState, fit_state
 
 if TYPE_CHECKING:
     from services.trainer.forecaster.core import Forecaster
@@ -33,7 +32,7 @@ def fit_ranges(forecaster: Forecaster) -> None:
             if s.minutes
         }
         variances = {t: dict(v) for t, v in forecaster.variances.items()}
-    state = fit_state(arrays, variances, forecaster.config.horizons)
+    state = fit_state(arrays, variances, forecaster.config.horizons, forecaster.config.session)
     with forecaster.lock:
         if state is not None:  # what arrived since the snapshot
             for t in state.column:
@@ -51,9 +50,10 @@ def with_horizons(forecaster: Forecaster, base: list[Forecast]) -> list[Forecast
     """``base`` (one-minute forecasts, lock held) with their ranges, each followed by its longer horizons."""
     if forecaster.lineage and forecaster.ranges_for != forecaster.lineage:
         fit_ranges(forecaster)  # a restored trainer: the range model is derived from the history
-    sessions = {m: session_minute(m) for m in {fc.based_on for fc in base}}
+    clock = forecaster.config.session
+    sessions = {m: clock.minute_at(m) for m in {fc.based_on for fc in base}}
     # The close's bar: the next minute is not the session's (a series off the session's clock keeps it).
-    base = [fc for fc in base if sessions[fc.based_on] != SESSION_MINUTES - 1]
+    base = [fc for fc in base if sessions[fc.based_on] != clock.length - 1]
     state: RangeState | None = forecaster.range_state
     if state is None or not base:
         return base
@@ -72,7 +72,10 @@ def with_horizons(forecaster: Forecaster, base: list[Forecast]) -> list[Forecast
             Forecast(ticker, based_on, based_on + 1, yhat, last_close, version, trained_at, ar, q10, q90)
         )
         for h in horizons:
-            if h == 1 or not 0 <= session[i] < SESSION_MINUTES - h or not _ok(lows[h][i], highs[h][i]):
+            # A horizon the range model has no weights for (no training session had room) gets none.
+            if h == 1 or h not in lows or not 0 <= session[i] < clock.length - h:
+                continue
+            if not _ok(lows[h][i], highs[h][i]):
                 continue
             out.append(
                 Forecast(

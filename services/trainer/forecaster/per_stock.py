@@ -215,7 +215,9 @@ class PerStockStrategy:
             self.f.baseline = LinearAR.fit(train.x, train.y)
         calibration = None
         if self.f.config.target == "return":
-            calibration = fit_calibration(model, prepared, segments, self.f.config.window)
+            calibration = fit_calibration(
+                model, prepared, segments, self.f.config.window, session=self.f.config.session
+            )
         with self.f.lock:
             self.f.calibration = calibration
         self.f.learner.install(model, optimizer, new_lineage=True)

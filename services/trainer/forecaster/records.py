@@ -10,7 +10,8 @@ from typing import Literal, NamedTuple
 from services.scoring.score import Score
 from services.trainer.model.training import FitReport
 from services.trainer.model.windows import Target, input_length
-from shared.settings import TrainerSettings
+from shared.session import XNYS, SessionClock, clock_named
+from shared.settings import Settings
 
 Mode = Literal["per_stock", "portfolio"]
 NAIVE_VERSION = "naive-warmup"
@@ -46,12 +47,17 @@ class Config:
     cold_start_wait: int = 30
     # Minutes ahead forecast for each bar (the next minute's always: it is the one scored walk-forward).
     horizons: tuple[int, ...] = (1, 5, 15, 30)
+    # The trading session the ranges follow (PORTFOLIO_SESSION): no range targets a minute past its close.
+    session: SessionClock = XNYS
 
     @classmethod
-    def from_settings(cls, trainer: TrainerSettings) -> Config:
-        """The model's part of the trainer's settings (same names); the others keep their defaults."""
-        values = trainer.model_dump(include={f.name for f in fields(cls)})
-        return cls(**{**values, "horizons": tuple(sorted({1, *trainer.horizons}))})
+    def from_settings(cls, settings: Settings) -> Config:
+        """The model's part of the trainer's settings (same names) and the session; the others keep their
+        defaults."""
+        trainer = settings.trainer
+        values = trainer.model_dump(include={f.name for f in fields(cls)} - {"session"})
+        horizons = tuple(sorted({1, *trainer.horizons}))
+        return cls(**{**values, "horizons": horizons, "session": clock_named(settings.session())})
 
     @property
     def needed(self) -> int:

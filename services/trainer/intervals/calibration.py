@@ -27,7 +27,7 @@ from services.trainer.model.chunks import predict_windows
 from services.trainer.model.network import ForecastLSTM, predict
 from services.trainer.model.series import Segment, regularize
 from services.trainer.model.windows import Examples, Prepared
-from shared.session import session_minutes, session_minutes_fast
+from shared.session import XNYS, SessionClock, clock_named
 
 # Past returns a live σ̂ looks at: the weight left beyond them is 0.5 ** (TAIL / halflife) (~1e-4 at 30).
 TAIL = 400
@@ -75,6 +75,8 @@ class Calibration:
     reference: np.ndarray | None = None
     reference_mean: float = 0.0
     shift: float = 0.0
+    # The clock of the volatility pattern's minutes of the session.
+    session: SessionClock = XNYS
 
     def offset(self, ticker: str) -> float:
         return self.offsets.get(ticker, 0.0) + self.shift
@@ -92,7 +94,7 @@ class Calibration:
         its return scale and the forecast close; None when not finite and positive."""
         segments = regularize(list(minutes[-TAIL:]), list(closes[-TAIL:]), ffill_max)
         z, at = standardized_returns(segments, scale)
-        sigma = last_sigma(self.volatility, z, session_minutes_fast(at)) * scale
+        sigma = last_sigma(self.volatility, z, self.session.minute_of_tail(at)) * scale
         last = closes[-1]
         q = self.interval.close_bounds(
             np.array([last]), np.log(np.array([forecast / last])), np.array([sigma])
@@ -112,6 +114,7 @@ class Calibration:
             "reference": None if self.reference is None else self.reference.tolist(),
             "reference_mean": self.reference_mean,
             "shift": self.shift,
+            "session": self.session.name,
         }  # fmt: skip
 
     @classmethod
@@ -126,6 +129,8 @@ class Calibration:
             None if state.get("reference") is None else np.asarray(state["reference"], dtype=np.float32),
             float(state.get("reference_mean", 0.0)),  # type: ignore[arg-type]
             float(state.get("shift", 0.0)),  # type: ignore[arg-type]
+            # Calibrations saved before the session was a setting were fitted on New York's clock.
+            clock_named(str(state.get("session", XNYS.name))),
         )  # fmt: skip
 
 
@@ -165,9 +170,11 @@ def fit_calibration(
     segments: dict[str, list[Segment]],
     window: int,
     train_fraction: float = 0.8,
+    session: SessionClock = XNYS,
 ) -> Calibration | None:
     """Offsets, σ̂ model and interval quantiles for a per-stock (return target) cold start: ``prepared`` and
-    ``segments`` as the cold start built them (the same split). None when there is nothing to fit on."""
+    ``segments`` as the cold start built them (the same split), the intraday pattern by the ``session``
+    clock. None when there is nothing to fit on."""
     offsets = ticker_offsets(model, prepared, window)
     rows: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, int]] = {}
     train_z, train_at = [], []
@@ -177,16 +184,18 @@ def fit_calibration(
         holdout, boundary = _holdout_rows(segments[t], window + 1, train_fraction)
         if len(holdout) != len(p.holdout):
             raise ValueError(f"{t}: {len(holdout)} hold-out rows, prepare built {len(p.holdout)}")
-        rows[t] = (z, session_minutes(at), holdout, boundary)
+        rows[t] = (z, session.minute_of(at), holdout, boundary)
         train_z.append(z[:boundary])
         train_at.append(rows[t][1][:boundary])
     if not rows:
         return None
-    vol = VolatilityModel.fit(np.concatenate(train_z)[:, None], np.concatenate(train_at))
+    vol = VolatilityModel.fit(
+        np.concatenate(train_z)[:, None], np.concatenate(train_at), length=session.length
+    )
     residuals, sigmas = [], []
-    for t, (z, session, holdout, _) in rows.items():
+    for t, (z, minute, holdout, _) in rows.items():
         out = predict_windows(model, prepared[t].holdout, window)[:, 0] - offsets[t]
-        sigma = vol.sigma(z[:, None], session)[:, 0]
+        sigma = vol.sigma(z[:, None], minute)[:, 0]
         # Target row k is forecast from row k - 1: its σ̂ and its output, in standardized units.
         residuals.append(z[holdout] - out)
         sigmas.append(sigma[holdout - 1])
@@ -194,4 +203,5 @@ def fit_calibration(
     pooled = np.concatenate([p.train.x for p in prepared.values()])
     pick = np.random.default_rng(0).choice(len(pooled), min(REFERENCE_WINDOWS, len(pooled)), replace=False)
     reference = np.ascontiguousarray(pooled[np.sort(pick)], dtype=np.float32)
-    return Calibration(offsets, vol, interval, reference, float(np.mean(predict(model, reference))))
+    reference_mean = float(np.mean(predict(model, reference)))
+    return Calibration(offsets, vol, interval, reference, reference_mean, session=session)

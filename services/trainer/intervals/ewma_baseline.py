@@ -28,6 +28,7 @@ from services.trainer.intervals.seasonal import (
     profile_at,
     standardized_quantiles,
 )
+from shared.session import XNYS
 
 DECAYS = (0.8, 0.9, 0.94, 0.97, 0.98, 0.99, 0.995, 0.998)
 BUCKET = 30
@@ -51,7 +52,7 @@ def qlike(d2: np.ndarray, levels: np.ndarray) -> float:
 @dataclass(frozen=True)
 class EwmaProfileBaseline:
     scale: np.ndarray  # [tickers]
-    profile: np.ndarray  # [SESSION_MINUTES], mean 1
+    profile: np.ndarray  # [session length], mean 1
     decay: float
     probs: tuple[float, ...]
     quantiles: dict[int, np.ndarray]  # horizon -> [len(probs)]
@@ -65,13 +66,15 @@ class EwmaProfileBaseline:
         bucket: int = BUCKET,
         decays: Sequence[float] = DECAYS,
         probs: Sequence[float] = PROBS,
+        length: int = XNYS.length,
     ) -> EwmaProfileBaseline:
-        """On the training part's returns ``[rows, tickers]`` (conventions: :mod:`seasonal`)."""
+        """On the training part's returns ``[rows, tickers]`` (conventions: :mod:`seasonal`) in a session of
+        ``length`` minutes."""
         r = np.asarray(returns, dtype=np.float64)
         with np.errstate(invalid="ignore"):
             scale = np.sqrt(np.nanmean(np.square(r), axis=0)) if np.isfinite(r).any() else np.ones(r.shape[1])
         scale = np.where(np.isfinite(scale) & (scale > _MIN_STD), scale, 1.0)
-        profile = fit_profile(np.square(r / scale), session_minute, bucket)
+        profile = fit_profile(np.square(r / scale), session_minute, bucket, length)
         d2 = np.square(r / scale) / profile_at(profile, session_minute)[:, None]
         decay = min(decays, key=lambda lam: qlike(d2, ewma_levels(d2, lam)))
         model = cls(scale, profile, decay, tuple(probs), {})

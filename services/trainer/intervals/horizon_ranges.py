@@ -42,6 +42,7 @@ from services.trainer.intervals.seasonal import (
     profile_at,
     session_ids,
 )
+from shared.session import XNYS, SessionClock
 
 BUCKET = 30
 FAST, SLOW, LONG, RANGE, RANGE_SLOW = 0.9, 0.99, 0.999, 0.95, 0.995
@@ -106,11 +107,12 @@ def fit_weights(x: np.ndarray, y: np.ndarray, iterations: int = 30) -> np.ndarra
 class RangeModel:
     scale: np.ndarray  # [tickers]: training RMS of 1-minute returns
     range_scale: np.ndarray  # [tickers]: training mean Parkinson variance
-    profile: np.ndarray  # [SESSION_MINUTES] of d², mean 1
-    range_profile: np.ndarray  # [SESSION_MINUTES] of p, mean 1
+    profile: np.ndarray  # [session.length] of d², mean 1
+    range_profile: np.ndarray  # [session.length] of p, mean 1
     weights: dict[int, np.ndarray]  # horizon -> [len(COMPONENTS)]
     quantiles: dict[int, np.ndarray]  # horizon -> [len(probs)]
     probs: tuple[float, ...] = PROBS
+    session: SessionClock = XNYS  # the clock of its rows' minutes of the session
 
     @classmethod
     def fit(
@@ -121,6 +123,7 @@ class RangeModel:
         horizons: Sequence[int] = HORIZONS,
         probs: Sequence[float] = PROBS,
         use: Sequence[str] = COMPONENTS,
+        session: SessionClock = XNYS,
     ) -> RangeModel:
         """On the training part: 1-minute log returns and Parkinson variances ``[rows, tickers]``
         (conventions: :mod:`seasonal`); components not in ``use`` get weight 0."""
@@ -132,9 +135,9 @@ class RangeModel:
             range_scale = np.nanmean(p, axis=0) if np.isfinite(p).any() else np.ones(p.shape[1])
         scale = np.where(np.isfinite(scale) & (scale > _MIN), scale, 1.0)
         range_scale = np.where(np.isfinite(range_scale) & (range_scale > _MIN**2), range_scale, 1.0)
-        profile = fit_profile(np.square(r / scale), session_minute, BUCKET)
-        range_profile = fit_profile(p / range_scale, session_minute, BUCKET)
-        model = cls(scale, range_scale, profile, range_profile, {}, {}, tuple(probs))
+        profile = fit_profile(np.square(r / scale), session_minute, BUCKET, session.length)
+        range_profile = fit_profile(p / range_scale, session_minute, BUCKET, session.length)
+        model = cls(scale, range_scale, profile, range_profile, {}, {}, tuple(probs), session)
         x = model.components(r, p, session_minute)
         for h in horizons:
             ahead = ahead_weights(profile, session_minute, h)[:, None]

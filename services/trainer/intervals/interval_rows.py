@@ -18,7 +18,7 @@ import numpy as np
 
 from services.trainer.intervals.calibration import TAIL, Calibration
 from services.trainer.model.series import TickerSeries
-from shared.session import SESSION_OPEN_MINUTE, session_minutes, utc_offset_minutes
+from shared.session import DAY_MINUTES
 
 
 def bounds_rows(
@@ -90,7 +90,7 @@ def ew_sums(
     z[1:] = (log_close[1:] - log_close[:-1]) / scales[owner[1:]]
     z[(within == 0) & cut[point]] = np.nan
 
-    session = _session_rows(row_minutes, owner, row_first, row_last)
+    session = _session_rows(calibration, row_minutes, owner, row_first, row_last)
     vol = calibration.volatility
     d = z / vol.scale[0] / pattern_at(calibration, session)
 
@@ -139,16 +139,21 @@ def close_bounds(
 
 
 def _session_rows(
-    row_minutes: np.ndarray, owner: np.ndarray, row_first: np.ndarray, row_last: np.ndarray
+    calibration: Calibration,
+    row_minutes: np.ndarray,
+    owner: np.ndarray,
+    row_first: np.ndarray,
+    row_last: np.ndarray,
 ) -> np.ndarray:
-    """Minute of the New York session of every row (session.session_minutes_fast per ticker): one UTC
-    offset per ticker unless its tail spans a clock change."""
+    """Minute of the calibration's session of every row (``SessionClock.minute_of_tail`` per ticker): one
+    UTC offset per ticker unless its tail spans a clock change."""
+    clock = calibration.session
     ends = np.concatenate([row_minutes[row_first], row_minutes[row_last]])
-    offsets = {int(m): utc_offset_minutes(int(m)) for m in np.unique(ends)}
+    offsets = {int(m): clock.utc_offset(int(m)) for m in np.unique(ends)}
     start = np.array([offsets[int(m)] for m in row_minutes[row_first]])
     end = np.array([offsets[int(m)] for m in row_minutes[row_last]])
-    session = (row_minutes + start[owner]) % 1440 - SESSION_OPEN_MINUTE
+    session = (row_minutes + start[owner]) % DAY_MINUTES - clock.open_minute
     for i in np.flatnonzero(start != end):
         span = slice(row_first[i], row_last[i] + 1)
-        session[span] = session_minutes(row_minutes[span])
+        session[span] = clock.minute_of(row_minutes[span])
     return session

@@ -34,6 +34,7 @@ from services.trainer.intervals.seasonal import (
     session_ids,
     standardized_quantiles,
 )
+from shared.session import XNYS
 
 BUCKET = 30
 DAILY_HALFLIFE = 5.0
@@ -73,7 +74,7 @@ def garch_forecasts(z: np.ndarray, omega: float, alpha: float, beta: float) -> n
 @dataclass(frozen=True)
 class McsGarchBaseline:
     prior: np.ndarray  # [tickers]: training variance per minute, the daily level before any session
-    profile: np.ndarray  # [SESSION_MINUTES], mean 1
+    profile: np.ndarray  # [session length], mean 1
     omega: float
     alpha: float
     beta: float
@@ -90,8 +91,10 @@ class McsGarchBaseline:
         bucket: int = BUCKET,
         daily_halflife: float = DAILY_HALFLIFE,
         probs: Sequence[float] = PROBS,
+        length: int = XNYS.length,
     ) -> McsGarchBaseline:
-        """On the training part's returns ``[rows, tickers]`` (conventions: :mod:`seasonal`)."""
+        """On the training part's returns ``[rows, tickers]`` (conventions: :mod:`seasonal`) in a session of
+        ``length`` minutes."""
         from arch import arch_model  # the trainer extra; forecasting never needs it
 
         r = np.asarray(returns, dtype=np.float64)
@@ -99,7 +102,7 @@ class McsGarchBaseline:
             prior = np.nanmean(np.square(r), axis=0) if np.isfinite(r).any() else np.ones(r.shape[1])
         prior = np.where(np.isfinite(prior) & (prior > _MIN_VARIANCE), prior, 1.0)
         daily = daily_variance(r, session_minute, prior, daily_halflife)
-        profile = fit_profile(np.square(r) / daily, session_minute, bucket)
+        profile = fit_profile(np.square(r) / daily, session_minute, bucket, length)
         z = r / np.sqrt(daily * profile_at(profile, session_minute)[:, None])
         pooled = z.T[np.isfinite(z.T)]  # ticker after ticker: one joint at each seam, among thousands
         # z has unit variance by construction, inside the range arch's optimizer is tuned for.

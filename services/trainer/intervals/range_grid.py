@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from services.trainer.intervals.horizon_ranges import parkinson
-from shared.session import session_minutes
+from shared.session import SessionClock
 
 # The portfolio's series: the name no ticker can take (tickers match ``^[A-Z0-9^=\-]{1,15}$``).
 PORTFOLIO = "_PORTFOLIO"
@@ -24,8 +24,9 @@ PORTFOLIO = "_PORTFOLIO"
 @dataclass(frozen=True)
 class Grid:
     tickers: list[str]
+    session: SessionClock
     minutes: np.ndarray  # [rows] epoch minutes
-    session_minute: np.ndarray  # [rows]
+    session_minute: np.ndarray  # [rows], by ``session``
     close: np.ndarray  # [rows, tickers]
     returns: np.ndarray  # [rows, tickers]: log return ending at the row
     ranges: np.ndarray  # [rows, tickers]: the bar's Parkinson variance
@@ -40,7 +41,7 @@ class Grid:
         """The close h minutes after each row, in the same session ``[rows, tickers]`` (NaN otherwise)."""
         out = np.full(self.close.shape, np.nan)
         rows = self.row_of(self.minutes + horizon)
-        same = (rows >= 0) & (self.session_minute + horizon < 390)
+        same = (rows >= 0) & (self.session_minute + horizon < self.session.length)
         out[same] = self.close[rows[same]]
         return out
 
@@ -50,8 +51,9 @@ def epoch_minutes(ts: pd.Series) -> np.ndarray:
     return np.asarray((stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(minutes=1), np.int64)
 
 
-def grid_of(bars: pd.DataFrame) -> Grid:
-    """The final bars of a recording (``ticker, ts, close`` and optionally ``high, low``) on the grid."""
+def grid_of(bars: pd.DataFrame, session: SessionClock) -> Grid:
+    """The final bars of a recording (``ticker, ts, close`` and optionally ``high, low``) on the grid, its
+    minutes of the session by the ``session`` clock."""
     frame = bars[bars["final"]] if "final" in bars.columns else bars
     frame = frame.assign(minute=epoch_minutes(frame["ts"]))
     frame = frame.drop_duplicates(["ticker", "minute"], keep="last")
@@ -65,22 +67,24 @@ def grid_of(bars: pd.DataFrame) -> Grid:
 
     close = frame.pivot_table(index="minute", columns="ticker", values="close", aggfunc="last").sort_index()
     minutes = close.index.to_numpy(np.int64)
-    session = session_minutes(minutes)
+    sessions = session.minute_of(minutes)
     values = close.to_numpy(np.float64)
     returns = np.full(values.shape, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         returns[1:] = np.log(values[1:] / values[:-1])
-    consecutive = np.concatenate([[False], (np.diff(minutes) == 1) & (session[1:] > 0)])
+    consecutive = np.concatenate([[False], (np.diff(minutes) == 1) & (sessions[1:] > 0)])
     returns[~consecutive] = np.nan
     ranges = parkinson(pivot("high").to_numpy(np.float64), pivot("low").to_numpy(np.float64))
-    return Grid([str(t) for t in close.columns], minutes, session, values, returns, ranges)
+    return Grid([str(t) for t in close.columns], session, minutes, sessions, values, returns, ranges)
 
 
-def portfolio_closes(bars: pd.DataFrame, weights: Mapping[str, float] | None = None) -> pd.DataFrame:
+def portfolio_closes(
+    bars: pd.DataFrame, session: SessionClock, weights: Mapping[str, float] | None = None
+) -> pd.DataFrame:
     """The portfolio's value as bars of :data:`PORTFOLIO`: buy and hold, each ticker's weight of 1.0 at its
-    first close (equal weights by default), closes forward-filled on the grid within a session; a minute
+    first close (equal weights by default), closes forward-filled on the grid within a ``session``; a minute
     before every weighted ticker has traded has no value. High and low are left out (unknown)."""
-    grid = grid_of(bars)
+    grid = grid_of(bars, session)
     w = pd.Series(weights or dict.fromkeys(grid.tickers, 1.0), dtype=np.float64)
     w = w[w.index.isin(grid.tickers)]
     if w.empty or w.sum() <= 0:

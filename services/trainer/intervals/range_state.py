@@ -18,14 +18,10 @@ from typing import Any
 import numpy as np
 
 from services.trainer.intervals.horizon_ranges import FAST, LONG, RANGE, RANGE_SLOW, SLOW, RangeModel
-from shared.session import SESSION_MINUTES, SESSION_OPEN_MINUTE, session_minutes, utc_offset_minutes
+from shared.session import XNYS, SessionClock, clock_named
 
 # Of the cold start's history: the share the range model is fitted on (the trainer's 8:2 split).
 TRAIN_SHARE = 0.8
-
-
-def session_minute(minute: int) -> int:
-    return (minute + utc_offset_minutes(minute)) % 1440 - SESSION_OPEN_MINUTE
 
 
 # A ticker's carried row: the components (as COMPONENTS orders them), then the session's running sum and
@@ -49,6 +45,7 @@ class RangeState:
         self._range_scale = self.model.range_scale.tolist()
         self._profile = self.model.profile.tolist()
         self._range_profile = self.model.range_profile.tolist()
+        self._session = self.model.session
 
     def state(self) -> dict[str, Any]:
         """Plain values (a checkpoint's): the fitted model and every ticker's carried row, so a restart goes
@@ -63,6 +60,7 @@ class RangeState:
             "weights": {h: w.tolist() for h, w in m.weights.items()},
             "quantiles": {h: q.tolist() for h, q in m.quantiles.items()},
             "probs": list(m.probs),
+            "session": m.session.name,
             "column": dict(self.column),
             "rows": [list(row) for row in self.rows],
         }
@@ -77,6 +75,8 @@ class RangeState:
             weights={int(h): np.asarray(w, np.float64) for h, w in saved["weights"].items()},
             quantiles={int(h): np.asarray(q, np.float64) for h, q in saved["quantiles"].items()},
             probs=tuple(float(p) for p in saved["probs"]),
+            # States saved before the session was a setting were fitted on New York's clock.
+            session=clock_named(str(saved.get("session", XNYS.name))),
         )
         state = cls(model, {str(t): int(i) for t, i in saved["column"].items()})
         state.rows = [[float(v) for v in row] for row in saved["rows"]]
@@ -96,11 +96,12 @@ class RangeState:
         row = self.rows[i]
         if minute <= row[_MINUTE]:
             return
-        m = session_minute(minute)
-        if (minute - row[_MINUTE] > SESSION_MINUTES or m <= row[_SESSION]) and row[_COUNT] > 0:
+        m = self._session.minute_at(minute)
+        length = self._session.length
+        if (minute - row[_MINUTE] > length or m <= row[_SESSION]) and row[_COUNT] > 0:
             row[_PREVIOUS] = row[_SUM] / row[_COUNT]
             row[_SUM] = row[_COUNT] = 0.0
-        if minute == row[_MINUTE] + 1 and 0 < m < SESSION_MINUTES and close > 0:
+        if minute == row[_MINUTE] + 1 and 0 < m < length and close > 0:
             r = math.log(close / row[_CLOSE]) / self._scale[i]
             d2 = r * r / self._profile[m]
             if math.isfinite(d2):
@@ -108,7 +109,7 @@ class RangeState:
                     row[k] = decay * row[k] + (1 - decay) * d2
                 row[_SUM] += d2
                 row[_COUNT] += 1
-        if 0 <= m < SESSION_MINUTES:
+        if 0 <= m < length:
             pr = variance / self._range_scale[i] / self._range_profile[m]
             if math.isfinite(pr):
                 row[_RANGE] = RANGE * row[_RANGE] + (1 - RANGE) * pr
@@ -141,7 +142,7 @@ class RangeState:
             ahead = (
                 cum[np.clip(session + h + 1, 0, len(cum) - 1)] - cum[np.clip(session + 1, 0, len(cum) - 1)]
             )
-            valid = (rows >= 0) & (session + h < SESSION_MINUTES) & (session >= 0)
+            valid = (rows >= 0) & (session + h < self._session.length) & (session >= 0)
             sigma = np.where(valid, np.sqrt(np.where(valid, level * ahead, 1.0)) * scale, np.nan)
             q = self.model.quantiles[h]
             out[h] = (centre * np.exp(q[0] * sigma), centre * np.exp(q[-1] * sigma))
@@ -152,10 +153,11 @@ def fit_state(
     series: Mapping[str, tuple[np.ndarray, np.ndarray]],
     ranges: Mapping[str, Mapping[int, float]],
     horizons: Sequence[int],
+    session: SessionClock,
 ) -> RangeState | None:
     """The range model fitted on the first :data:`TRAIN_SHARE` of the tickers' grid (``series``: each
-    ticker's minutes and closes), its state folded through every bar (a bar's Parkinson variance from
-    ``ranges[ticker][minute]`` where known)."""
+    ticker's minutes and closes) by the ``session`` clock, its state folded through every bar (a bar's
+    Parkinson variance from ``ranges[ticker][minute]`` where known)."""
     tickers = sorted(series)
     arrays = {t: series[t] for t in tickers}
     minutes = np.unique(np.concatenate([m for m, _ in arrays.values()])) if tickers else np.zeros(0)
@@ -169,14 +171,16 @@ def fit_state(
         close[at, j] = c
         known = ranges.get(t, {})
         pk[at, j] = [known.get(int(k), math.nan) for k in m]
-    session = session_minutes(minutes)
+    sessions = session.minute_of(minutes)
     returns = np.full(close.shape, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         returns[1:] = np.log(close[1:] / close[:-1])
-    returns[~np.concatenate([[False], (np.diff(minutes) == 1) & (session[1:] > 0)])] = np.nan
+    returns[~np.concatenate([[False], (np.diff(minutes) == 1) & (sessions[1:] > 0)])] = np.nan
     split = int(len(minutes) * TRAIN_SHARE)
     try:
-        model = RangeModel.fit(returns[:split], pk[:split], session[:split], tuple(horizons))
+        model = RangeModel.fit(
+            returns[:split], pk[:split], sessions[:split], tuple(horizons), session=session
+        )
     except (ValueError, np.linalg.LinAlgError):
         return None
     state = RangeState(model, {t: j for j, t in enumerate(tickers)})

@@ -23,6 +23,7 @@ from services.trainer.intervals.ewma_baseline import EwmaProfileBaseline
 from services.trainer.intervals.mcs_garch import McsGarchBaseline
 from services.trainer.intervals.range_grid import PORTFOLIO, Grid, epoch_minutes, grid_of
 from services.trainer.intervals.range_state import TRAIN_SHARE
+from shared.session import SessionClock
 
 BASELINES = ("EWMA", "GARCH")
 
@@ -86,16 +87,21 @@ def _span(values: list[float]) -> tuple[float, float] | None:
 
 
 def horizon_table(
-    bars: pd.DataFrame, predictions: pd.DataFrame, boundary: int, horizons: Sequence[int]
+    bars: pd.DataFrame,
+    predictions: pd.DataFrame,
+    boundary: int,
+    horizons: Sequence[int],
+    session: SessionClock,
 ) -> list[HorizonRow]:
     """``bars``: the recording (with the portfolio's bars, if any); ``boundary``: the first epoch minute
-    after the cold start's history."""
-    grid = grid_of(bars)
+    after the cold start's history; ``session``: the clock the model was fitted by (the baselines and the
+    scorer's buckets follow it too)."""
+    grid = grid_of(bars, session)
     train = slice(0, int(np.sum(grid.minutes < boundary) * TRAIN_SHARE))
     r, m = grid.returns, grid.session_minute
     baselines: dict[str, EwmaProfileBaseline | McsGarchBaseline] = {
-        "EWMA": EwmaProfileBaseline.fit(r[train], m[train], horizons),
-        "GARCH": McsGarchBaseline.fit(r[train], m[train], horizons),
+        "EWMA": EwmaProfileBaseline.fit(r[train], m[train], horizons, length=session.length),
+        "GARCH": McsGarchBaseline.fit(r[train], m[train], horizons, length=session.length),
     }
     groups = [[j for j, t in enumerate(grid.tickers) if t != PORTFOLIO]]
     if PORTFOLIO in grid.tickers:
@@ -134,7 +140,7 @@ class _Scored:
         against = {n: (lo[:, c], hi[:, c]) for n, (lo, hi) in versus.items()} if versus else None
         names = [g.tickers[j] for j in c]
         return score_ranges(self.horizon, g.minutes + self.horizon, g.close[:, c], low[:, c], high[:, c],
-                            self.actual[:, c], names, against)  # fmt: skip
+                            self.actual[:, c], names, g.session, against)  # fmt: skip
 
 
 def _with_point(

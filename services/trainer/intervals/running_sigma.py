@@ -27,7 +27,7 @@ import numpy as np
 from services.trainer.intervals.calibration import TAIL, Calibration
 from services.trainer.intervals.interval_rows import EwSums, ew_sums, pattern_at, sigmas
 from services.trainer.model.series import TickerSeries
-from shared.session import SESSION_OPEN_MINUTE, utc_offset_minutes
+from shared.session import DAY_MINUTES, SessionClock
 
 
 class RunningSigma:
@@ -117,7 +117,7 @@ class RunningSigma:
         scales: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Fold each newest bar (after forward-filled minutes, or a cut) into the sums of its bar before."""
-        session = _session(newest)
+        session = _session(self.calibration.session, newest)
         vol = self.calibration.volatility
         # The operations and order of ew_sums (log, difference, / scale, / vol scale, / pattern).
         z = (np.log(close) - np.log(before_close)) / scales
@@ -155,9 +155,9 @@ class RunningSigma:
         return row
 
 
-def _session(minutes: np.ndarray) -> np.ndarray:
-    """Minute of the New York session of each epoch minute: one UTC offset per distinct minute (all the
-    tickers of a live minute share one; ``utc_offset_minutes`` caches it)."""
+def _session(clock: SessionClock, minutes: np.ndarray) -> np.ndarray:
+    """Minute of the session of each epoch minute: one UTC offset per distinct minute (all the tickers of
+    a live minute share one; ``clock.utc_offset`` caches it)."""
     distinct, index = np.unique(minutes, return_inverse=True)
-    offsets = np.array([utc_offset_minutes(int(m)) for m in distinct], np.int64)[index]
-    return (minutes + offsets) % 1440 - SESSION_OPEN_MINUTE
+    offsets = np.array([clock.utc_offset(int(m)) for m in distinct], np.int64)[index]
+    return (minutes + offsets) % DAY_MINUTES - clock.open_minute

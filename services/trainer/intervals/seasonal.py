@@ -4,9 +4,9 @@ numpy only (backtests run these on every minute of every ticker). No I/O.
 
 Conventions of the baselines: ``returns`` are 1-minute log returns ``[rows, tickers]``, row t's return
 ending at minute t (NaN where there is none: a session's first bar, a missing minute); ``session_minute``
-``[rows]`` is each row's minute of the session (0 = the 09:30 bar, :mod:`shared.session`); rows run in time
-order, a session's minutes consecutive, and a new session starts where the minute of the session does not
-grow.
+``[rows]`` is each row's minute of the session (0 = its opening bar, by a :mod:`shared.session` clock);
+rows run in time order, a session's minutes consecutive, and a new session starts where the minute of the
+session does not grow.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
-
-from shared.session import SESSION_MINUTES
 
 PROBS = (0.1, 0.9)
 HORIZONS = (1, 5, 15, 30)
@@ -35,17 +33,18 @@ def _nanmean(values: np.ndarray, axis: int | None = None) -> np.ndarray:
         return np.asarray(np.nanmean(values, axis=axis))
 
 
-def fit_profile(z2: np.ndarray, session_minute: np.ndarray, bucket: int) -> np.ndarray:
-    """Per-minute variance profile ``[SESSION_MINUTES]`` (mean 1) from squared scale-free returns
-    ``[rows, tickers]``: the mean of each ``bucket``-minute bucket, pooled over tickers (Engle &
-    Sokalska: one intraday pattern for all stocks estimates far better than one per stock)."""
-    part = np.clip(np.asarray(session_minute) // bucket, 0, -(-SESSION_MINUTES // bucket) - 1)
-    levels = np.array(
-        [_nanmean(z2[part == b]) if (part == b).any() else np.nan for b in range(part.max() + 1)]
-    )
+def fit_profile(z2: np.ndarray, session_minute: np.ndarray, bucket: int, length: int) -> np.ndarray:
+    """Per-minute variance profile ``[length]`` (mean 1; ``length``: the session's minutes) from squared
+    scale-free returns ``[rows, tickers]``: the mean of each ``bucket``-minute bucket, pooled over tickers
+    (Engle & Sokalska: one intraday pattern for all stocks estimates far better than one per stock). A
+    bucket the rows never reach gets the mean level (a training part of a few hours of a 24-hour session
+    reaches few), not its neighbour's."""
+    buckets = -(-length // bucket)
+    part = np.clip(np.asarray(session_minute) // bucket, 0, buckets - 1)
+    levels = np.array([_nanmean(z2[part == b]) if (part == b).any() else np.nan for b in range(buckets)])
     levels = np.where(np.isfinite(levels) & (levels > 0), levels, np.nan)
     levels = np.where(np.isfinite(levels), levels, np.nanmean(levels) if np.isfinite(levels).any() else 1.0)
-    per_minute = levels[np.clip(np.arange(SESSION_MINUTES) // bucket, 0, len(levels) - 1)]
+    per_minute = levels[np.arange(length) // bucket]
     return per_minute / np.mean(per_minute)
 
 

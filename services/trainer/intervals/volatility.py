@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from shared.session import SESSION_MINUTES
+from shared.session import XNYS
 
 _MIN_STD = 1e-9
 
@@ -42,18 +42,20 @@ class VolatilityModel:
 
     @classmethod
     def fit(
-        cls, returns: np.ndarray, minute: np.ndarray, bucket: int = 10, halflife: float = 30.0
+        cls,
+        returns: np.ndarray,
+        minute: np.ndarray,
+        bucket: int = 10,
+        halflife: float = 30.0,
+        length: int = XNYS.length,
     ) -> VolatilityModel:
-        """From training returns ``[minutes, tickers]`` (NaN where none) and their minute of the session."""
+        """From training returns ``[minutes, tickers]`` (NaN where none) and their minute of a session of
+        ``length`` minutes."""
         scale = np.maximum(_nan_std(returns, axis=0), _MIN_STD)
         z = returns / scale
-        part = np.clip(minute // bucket, 0, -(-SESSION_MINUTES // bucket) - 1)
-        pattern = np.array(
-            [
-                _nan_std(z[part == b]) if (part == b).any() else 1.0
-                for b in range(-(-SESSION_MINUTES // bucket))
-            ]
-        )
+        buckets = -(-length // bucket)
+        part = np.clip(minute // bucket, 0, buckets - 1)
+        pattern = np.array([_nan_std(z[part == b]) if (part == b).any() else 1.0 for b in range(buckets)])
         pattern = np.where(pattern > 0, pattern, 1.0)
         return cls(scale, pattern / np.sqrt(np.mean(np.square(pattern))), bucket, halflife)
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from services.scoring.range_score import RangeScore, score_ranges
+from shared.session import XNYS
 
 OPEN = int(datetime(2026, 12, 1, 14, 30, tzinfo=UTC).timestamp()) // 60  # 09:30 EST
 
@@ -24,6 +25,7 @@ def _case(horizon: int) -> RangeScore:
         np.full((4, 2), 101.0),
         actual,
         ["A", "B"],
+        XNYS,
         {"ewma": wide},
     )
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from services.scoring.intervals import coverage_by_bucket, interval_score, loss_ratio, pinball_loss
+from shared.session import XNYS
 
 
 def test_interval_score_pays_the_width_and_ten_times_a_miss_relative_to_the_last_close() -> None:
@@ -70,7 +71,7 @@ def test_coverage_per_30_minute_bucket_uses_the_new_york_session_clock() -> None
     open_ = int(datetime(2026, 12, 1, 14, 30, tzinfo=UTC).timestamp()) // 60
     minutes = np.array([open_, open_ + 29, open_ + 30, open_ + 61, open_ + 389])
     actual = np.array([1.0, 5.0, 1.0, 1.0, 1.0])
-    table = coverage_by_bucket(minutes, actual, np.zeros(5), np.full(5, 2.0))
+    table = coverage_by_bucket(minutes, actual, np.zeros(5), np.full(5, 2.0), XNYS)
     assert sorted(table) == [0, 1, 2, 12]
     assert (table[0].n, table[0].inside, table[0].above) == (2, 1, 1)
     assert table[1].share == 1.0 and table[2].share == 1.0 and table[12].n == 1
@@ -79,5 +80,5 @@ def test_coverage_per_30_minute_bucket_uses_the_new_york_session_clock() -> None
 def test_buckets_follow_daylight_saving() -> None:
     # 2026-07-01 is in EDT (UTC-4): 13:30 UTC is the 09:30 bar.
     open_ = int(datetime(2026, 7, 1, 13, 30, tzinfo=UTC).timestamp()) // 60
-    table = coverage_by_bucket(np.array([open_, open_ + 30]), np.ones(2), np.zeros(2), np.full(2, 2.0))
+    table = coverage_by_bucket(np.array([open_, open_ + 30]), np.ones(2), np.zeros(2), np.full(2, 2.0), XNYS)
     assert sorted(table) == [0, 1]

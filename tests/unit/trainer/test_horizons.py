@@ -15,7 +15,8 @@ from services.trainer.intervals.horizon_ranges import RangeModel, fit_weights, p
 from services.trainer.intervals.range_state import RangeState
 from services.trainer.messages import prediction_message
 from services.trainer.model.series import to_minute
-from shared.settings import TrainerSettings
+from shared.session import UTC_DAY
+from shared.settings import SettingsError, TrainerSettings, load_settings
 from tests.unit.trainer.range_data import MINUTES, sessions
 from tests.unit.trainer.synthetic import tiny_config
 
@@ -75,6 +76,22 @@ def test_every_final_bar_is_forecast_at_every_horizon_none_past_the_close() -> N
     assert sorted(by_horizon(out, "T0")) == [1, 5]
 
 
+def test_the_session_clock_decides_the_close_and_a_horizon_without_weights_is_skipped() -> None:
+    bars = market(7)
+    forecaster = trained([b for b in bars if b.minute < OPEN + 6 * 1440], session=UTC_DAY)
+    day = [b for b in bars if b.minute >= OPEN + 6 * 1440]
+    out = []
+    for minute in sorted({b.minute for b in day})[:381]:
+        out = forecaster.step([b for b in day if b.minute == minute])
+    # 15:50 in New York is 20:50 UTC: on a UTC day's session 30 minutes ahead is before its close.
+    assert sorted(by_horizon(out, "T0")) == list(HORIZONS)
+    # A horizon the range model could not fit (no training session had room for it) is left out.
+    assert forecaster.range_state is not None
+    del forecaster.range_state.model.weights[30]
+    out = forecaster.step([b for b in day if b.minute == sorted({b.minute for b in day})[381]])
+    assert sorted(by_horizon(out, "T0")) == [1, 5, 15]
+
+
 def test_shifting_the_future_changes_no_forecast_at_or_before_t_at_any_horizon() -> None:
     bars = market(7, seed=3)
     history = [b for b in bars if b.minute < OPEN + 6 * 1440]
@@ -131,12 +148,19 @@ def test_horizons_and_weights_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORTFOLIO_WEIGHTS", "aapl=0.3, MSFT=0.7")
     settings = TrainerSettings()
     assert settings.horizons == [5, 15, 30]
-    assert Config.from_settings(settings).horizons == (1, 5, 15, 30)
+    assert Config.from_settings(load_settings()).horizons == (1, 5, 15, 30)
     assert settings.weights == {"AAPL": 0.3, "MSFT": 0.7}
-    for bad in ("0", "390", ""):
+    for bad in ("0", "1440", ""):
         monkeypatch.setenv("PORTFOLIO_HORIZONS_MIN", bad)
         with pytest.raises(ValueError, match="horizons"):
             TrainerSettings()
+    # Past New York's close, not past a UTC day's: checked against the session in force.
+    monkeypatch.setenv("PORTFOLIO_HORIZONS_MIN", "390")
+    with pytest.raises(SettingsError, match="1 to 389 minutes with the XNYS session"):
+        load_settings(common={"session": "XNYS"})
+    with pytest.raises(SettingsError, match="XNYS session"):
+        load_settings(producer={"source": "yfinance"})
+    assert Config.from_settings(load_settings(common={"session": "24h"})).horizons == (1, 390)
     monkeypatch.setenv("PORTFOLIO_HORIZONS_MIN", "1")
     monkeypatch.setenv("PORTFOLIO_WEIGHTS", "AAPL")
     with pytest.raises(ValueError, match="TICKER=WEIGHT"):

@@ -7,7 +7,7 @@ import pytest
 
 from services.trainer.intervals.ewma_baseline import EwmaProfileBaseline
 from services.trainer.intervals.mcs_garch import McsGarchBaseline
-from services.trainer.intervals.seasonal import horizon_returns
+from services.trainer.intervals.seasonal import fit_profile, horizon_returns
 from tests.unit.trainer.range_data import MINUTES, SCALES, closes_ahead, sessions, true_profile
 
 TRAIN_SESSIONS = 30
@@ -24,6 +24,16 @@ def test_horizon_returns_stay_inside_a_session() -> None:
     np.testing.assert_allclose(
         horizon_returns(returns, minute, 2)[:, 0], [0.03, np.nan, np.nan, 0.07, np.nan, np.nan]
     )
+
+
+def test_a_bucket_the_training_part_never_reaches_gets_the_mean_level() -> None:
+    # Four 30-minute buckets; the rows reach the first two only (a few hours of a 24-hour session): the
+    # others get the mean of the levels seen, not the last one seen (which widened every evening's ranges
+    # on the synthetic market by the level of the training part's last half hour).
+    minute = np.arange(60)
+    z2 = np.where(minute < 30, 1.0, 3.0)[:, None]
+    profile = fit_profile(z2, minute, 30, 120)
+    np.testing.assert_allclose(profile, np.repeat([1.0, 3.0, 2.0, 2.0], 30) / 2.0)
 
 
 def test_ewma_baseline_learns_the_profile_and_covers_80_percent_at_every_horizon() -> None:

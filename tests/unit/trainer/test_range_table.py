@@ -11,7 +11,7 @@ from services.scoring.score import POOLED
 from services.trainer.backtest import run_backtest
 from services.trainer.intervals.range_grid import PORTFOLIO, grid_of, portfolio_closes
 from services.trainer.intervals.range_table import format_table, horizon_table
-from shared.session import session_minutes
+from shared.session import XNYS
 from shared.settings import TICKER_PATTERN
 from tests.unit.trainer.synthetic import tiny_config
 
@@ -35,11 +35,13 @@ def test_the_portfolio_is_a_buy_and_hold_value_under_a_name_no_ticker_can_take()
     ts = pd.date_range("2026-01-05 14:30", periods=3, freq="min", tz="UTC")
     bars = pd.DataFrame({"ticker": ["A"] * 3 + ["B"] * 3, "ts": list(ts) * 2,
                          "close": [10.0, 15.0, 20.0, 50.0, 50.0, 50.0]})  # fmt: skip
-    assert portfolio_closes(bars)["close"].tolist() == pytest.approx([100.0, 125.0, 150.0])
-    assert portfolio_closes(bars, {"A": 3, "B": 1})["close"].tolist() == pytest.approx([100.0, 137.5, 175.0])
+    assert portfolio_closes(bars, XNYS)["close"].tolist() == pytest.approx([100.0, 125.0, 150.0])
+    assert portfolio_closes(bars, XNYS, {"A": 3, "B": 1})["close"].tolist() == pytest.approx(
+        [100.0, 137.5, 175.0]
+    )
     # A minute a ticker misses repeats its close before (within the session).
     gappy = bars.drop(index=4)
-    assert portfolio_closes(gappy)["close"].tolist() == pytest.approx([100.0, 125.0, 150.0])
+    assert portfolio_closes(gappy, XNYS)["close"].tolist() == pytest.approx([100.0, 125.0, 150.0])
 
 
 def test_shifting_the_future_changes_no_portfolio_value_at_or_before_t() -> None:
@@ -48,7 +50,7 @@ def test_shifting_the_future_changes_no_portfolio_value_at_or_before_t() -> None
     later = data["ts"] > t
     shifted = data.assign(ts=data["ts"].where(~later, data["ts"] + pd.Timedelta(minutes=1)),
                           close=data["close"].where(~later, data["close"] * 1.05))  # fmt: skip
-    before, after = portfolio_closes(data), portfolio_closes(shifted)
+    before, after = portfolio_closes(data, XNYS), portfolio_closes(shifted, XNYS)
     known = before[before["ts"] <= t].reset_index(drop=True)
     pd.testing.assert_frame_equal(after[after["ts"] <= t].reset_index(drop=True), known)
     assert not after[after["ts"] > t]["close"].equals(before[before["ts"] > t]["close"])
@@ -56,17 +58,17 @@ def test_shifting_the_future_changes_no_portfolio_value_at_or_before_t() -> None
 
 def test_backtest_forecasts_every_horizon_and_tables_them_against_both_baselines() -> None:
     data = frame(market(8, seed=2))
-    data = pd.concat([data, portfolio_closes(data)], ignore_index=True)
+    data = pd.concat([data, portfolio_closes(data, XNYS)], ignore_index=True)
     result = run_backtest(data, tiny_config(max_epochs=2, update_steps=0), cold_fraction=0.75)
     predictions = result.predictions
     assert set(predictions["horizon_min"]) == set(HORIZONS)
     assert not predictions.duplicated(["ticker", "ts", "horizon_min"]).any()
-    target = session_minutes(
+    target = XNYS.minute_of(
         ((predictions["ts"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta("1min")).to_numpy()
     )
     assert (target < 390).all()
     assert result.boundary > OPEN
-    rows = horizon_table(data, predictions, result.boundary, HORIZONS)
+    rows = horizon_table(data, predictions, result.boundary, HORIZONS, XNYS)
     keys = [(r.horizon, r.series, r.forecaster) for r in rows]
     for h in HORIZONS:
         for series in (POOLED, PORTFOLIO):
@@ -84,5 +86,5 @@ def test_backtest_forecasts_every_horizon_and_tables_them_against_both_baselines
     assert model.buckets is not None and model.buckets[0] <= model.buckets[1]
     assert "_PORTFOLIO" in format_table(rows)
     # The grid holds every series the table scored.
-    assert set(grid_of(data).tickers) == {"T0", "T1", "T2", PORTFOLIO}
-    assert np.isfinite(grid_of(data).ranges).any()
+    assert set(grid_of(data, XNYS).tickers) == {"T0", "T1", "T2", PORTFOLIO}
+    assert np.isfinite(grid_of(data, XNYS).ranges).any()

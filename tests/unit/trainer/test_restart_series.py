@@ -9,6 +9,8 @@ from services.trainer.forecaster import checkpoint_state
 from services.trainer.forecaster.core import Forecaster
 from services.trainer.forecaster.records import Forecast
 from services.trainer.stores.checkpoints import from_bytes, to_bytes
+from shared.session import UTC_DAY
+from tests.unit.trainer.synthetic import tiny_config
 from tests.unit.trainer.test_horizons import OPEN, market, trained
 
 
@@ -56,3 +58,12 @@ def test_a_checkpoint_without_series_restores_the_model_and_leaves_the_history_t
     assert restarted.restore(state)
     assert restarted.model_version == forecaster.model_version
     assert restarted.tickers() == [] and checkpoint_state.reached(state) is None
+
+
+def test_a_checkpoint_made_on_another_session_clock_is_not_restored() -> None:
+    # Its range model's profile and its calibration's pattern are minutes of that session.
+    made = {"mode": "per_stock", "target": "return", "layers": 1, "units": 8, "window": 10}
+    on_utc_day = Forecaster(tiny_config(session=UTC_DAY))
+    for config in ({**made, "session": "XNYS"}, made):  # one written before the setting was New York's
+        assert not checkpoint_state.restore(on_utc_day, {"format": 1, "config": config})
+    assert on_utc_day.trainee is None

@@ -16,7 +16,7 @@ from services.trainer.intervals.calibration import Calibration, standardized_ret
 from services.trainer.intervals.interval_rows import EwSums, close_bounds
 from services.trainer.intervals.running_sigma import RunningSigma
 from services.trainer.model.series import TickerSeries, regularize, to_minute
-from shared.session import session_minutes
+from shared.session import XNYS
 from tests.unit.trainer.synthetic import sine_closes
 from tests.unit.trainer.test_forecasting import START, trained
 from tests.unit.trainer.test_interval_rows import FFILL, calibration
@@ -40,7 +40,7 @@ def reference(cal: Calibration, s: TickerSeries, scale: float, first: int = 0) -
     """σ̂ at the newest bar with infinite memory: ``VolatilityModel.sigma`` over every row from point
     ``first`` of the series."""
     z, at = standardized_returns(regularize(s.minutes[first:], s.closes[first:], FFILL), scale)
-    return float(cal.volatility.sigma(z[:, None], session_minutes(at))[-1, 0]) * scale
+    return float(cal.volatility.sigma(z[:, None], XNYS.minute_of(at))[-1, 0]) * scale
 
 
 def walk(seed: int, points: int) -> list[tuple[int, float, int, bool]]:
