@@ -26,7 +26,9 @@ and tests.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Mapping, Sequence
+from operator import mul
 from typing import Any
 
 import numpy as np
@@ -38,6 +40,7 @@ GAMMA = 0.002  # the step of a ticker's log quantile scale per outcome
 LIMIT = math.log(2.0)  # the scale stays within a factor 2 of the fitted quantiles
 PRIOR_WEIGHT = float(BUCKET)  # the fitted profile's weight, in observations per bucket
 TARGET_MISS = 0.2  # the 80% range: q10 and q90
+_UP, _DOWN = GAMMA * (1 - TARGET_MISS), -GAMMA * TARGET_MISS  # u's step after a miss, after a hit
 
 
 def bucket_levels(profile: np.ndarray) -> list[float]:
@@ -45,11 +48,11 @@ def bucket_levels(profile: np.ndarray) -> list[float]:
     return [float(np.mean(profile[b : b + BUCKET])) for b in range(0, len(profile), BUCKET)]
 
 
-def profile_of(prior: Sequence[float], sums: Sequence[float], counts: Sequence[float]) -> list[float]:
-    """The per-minute profile (mean 1) from the fitted bucket levels and what completed sessions added."""
-    levels = [
-        (PRIOR_WEIGHT * p + s) / (PRIOR_WEIGHT + n) for p, s, n in zip(prior, sums, counts, strict=True)
-    ]
+def profile_of(
+    prior: Sequence[float], sums: Sequence[float], counts: Sequence[float], weight: float = PRIOR_WEIGHT
+) -> list[float]:
+    """The per-minute profile from the fitted bucket levels and what completed sessions added."""
+    levels = [(weight * p + s) / (weight + n) for p, s, n in zip(prior, sums, counts, strict=True)]
     levels = [v if v > 0 and math.isfinite(v) else p for v, p in zip(levels, prior, strict=True)]
     return [v for v in levels for _ in range(BUCKET)]
 
@@ -81,13 +84,19 @@ class Recalibration:
         self.sums = [[[0.0] * buckets for _ in range(2)] for _ in range(2)]
         self.counts = [[[0.0] * buckets for _ in range(2)] for _ in range(2)]
         self.session = -math.inf  # the epoch minute the session being folded opened at
-        self.log_scale = [dict.fromkeys(self.horizons, 0.0) for _ in range(tickers)]
-        # Per ticker: target minute -> [(horizon, log close, log low, log high)] of the ranges made.
-        self.waiting: list[dict[int, list[tuple[int, float, float, float]]]] = [{} for _ in range(tickers)]
-        self._weights = {h: model.weights[h].tolist() for h in self.horizons}
-        self._quantiles = {
-            h: (float(model.quantiles[h][0]), float(model.quantiles[h][-1])) for h in self.horizons
-        }
+        # Per ticker and horizon (as ``horizons`` orders them): the log quantile scale u, exp(u), and the
+        # ranges made and waiting for their outcome, (target minute, log close, log low, log high), oldest
+        # first (a horizon's targets come in the order its ranges were made).
+        self.log_scale = [[0.0] * len(self.horizons) for _ in range(tickers)]
+        self.factor = [[1.0] * len(self.horizons) for _ in range(tickers)]
+        self.waiting: list[list[deque[tuple[int, float, float, float]]]] = [
+            [deque() for _ in self.horizons] for _ in range(tickers)
+        ]
+        # Per horizon: h, the weights and the two quantiles, as floats (the fold's hot path).
+        self._terms = [
+            (h, model.weights[h].tolist(), float(model.quantiles[h][0]), float(model.quantiles[h][-1]))
+            for h in self.horizons
+        ]
         self._refresh()
 
     def _refresh(self) -> None:
@@ -135,52 +144,63 @@ class Recalibration:
         if not close > 0:
             return
         log_close = math.log(close)
-        waiting = self.waiting[i]
-        scales = self.log_scale[i]
-        for target in [t for t in waiting if t <= minute]:
-            for h, base, low, high in waiting.pop(target):
-                if target == minute:
+        queues, scales, factors = self.waiting[i], self.log_scale[i], self.factor[i]
+        for k, queue in enumerate(queues):
+            while queue and queue[0][0] <= minute:
+                target, base, low, high = queue.popleft()
+                if target == minute:  # a target minute without a bar has no outcome
                     z = log_close - base
-                    miss = 1.0 if z < low or z > high else 0.0
-                    scales[h] = min(LIMIT, max(-LIMIT, scales[h] + GAMMA * (miss - TARGET_MISS)))
+                    u = scales[k] + (_UP if z < low or z > high else _DOWN)
+                    u = LIMIT if u > LIMIT else max(u, -LIMIT)
+                    scales[k], factors[k] = u, math.exp(u)
         m = session_minute
         if not 0 <= m < self.minutes:
             return
-        for h in self.horizons:
+        cum, start = self.cum, self.cum[m + 1]
+        for k, (h, weights, q_low, q_high) in enumerate(self._terms):
             if m + h >= self.minutes:
-                continue
-            level = max(sum(w * x for w, x in zip(self._weights[h], components, strict=True)), 1e-12)
-            sigma = math.sqrt(level * (self.cum[m + h + 1] - self.cum[m + 1])) * scale * math.exp(scales[h])
-            q_low, q_high = self._quantiles[h]
-            waiting.setdefault(minute + h, []).append((h, log_close, q_low * sigma, q_high * sigma))
+                break  # and every longer horizon
+            level = max(sum(map(mul, weights, components)), 1e-12)
+            sigma = math.sqrt(level * (cum[m + h + 1] - start)) * scale * factors[k]
+            queues[k].append((minute + h, log_close, q_low * sigma, q_high * sigma))
 
     def factors(self, rows: Sequence[int], horizon: int) -> np.ndarray:
         """``exp(u)`` of each row's ticker at ``horizon``."""
-        return np.exp(np.array([self.log_scale[i][horizon] for i in rows], np.float64))
+        k = self.horizons.index(horizon)
+        return np.array([self.factor[i][k] for i in rows], np.float64)
 
     def state(self) -> dict[str, Any]:
         return {
+            "horizons": list(self.horizons),
             "sums": self.sums,
             "counts": self.counts,
             "session": self.session if math.isfinite(self.session) else None,
-            "log_scale": [{str(h): u for h, u in s.items()} for s in self.log_scale],
-            "waiting": [{str(t): [list(r) for r in rs] for t, rs in w.items()} for w in self.waiting],
+            "log_scale": [list(u) for u in self.log_scale],
+            "waiting": [[[list(r) for r in queue] for queue in queues] for queues in self.waiting],
         }
 
     def restore(self, saved: Mapping[str, Any]) -> None:
+        """Go on from :meth:`state` (one saved for other horizons is left alone: the state starts afresh)."""
+        if [int(h) for h in saved["horizons"]] != self.horizons:
+            return
         self.sums = [[[float(v) for v in part] for part in kind] for kind in saved["sums"]]
         self.counts = [[[float(v) for v in part] for part in kind] for kind in saved["counts"]]
         self.session = -math.inf if saved["session"] is None else int(saved["session"])
-        self.log_scale = [{int(h): float(u) for h, u in s.items()} for s in saved["log_scale"]]
+        self.log_scale = [[float(u) for u in scales] for scales in saved["log_scale"]]
+        self.factor = [[math.exp(u) for u in scales] for scales in self.log_scale]
         self.waiting = [
-            {int(t): [(int(r[0]), float(r[1]), float(r[2]), float(r[3])) for r in rs] for t, rs in w.items()}
-            for w in saved["waiting"]
+            [deque((int(r[0]), float(r[1]), float(r[2]), float(r[3])) for r in queue) for queue in queues]
+            for queues in saved["waiting"]
         ]
         self._refresh()
 
 
 def session_profiles(
-    model: RangeModel, returns: np.ndarray, ranges: np.ndarray, session_minute: np.ndarray
+    model: RangeModel,
+    returns: np.ndarray,
+    ranges: np.ndarray,
+    session_minute: np.ndarray,
+    prior_weight: float = PRIOR_WEIGHT,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(profile, range profile) of each row ``[rows]``, as :class:`Recalibration` has them when the row's
     bar is folded, and the profile of each session ``[sessions, minutes]``."""
@@ -200,7 +220,9 @@ def session_profiles(
         sums, counts = np.zeros(len(fitted)), np.zeros(len(fitted))
         ok = np.isfinite(value) & inside[:, None]
         for s in range(sessions):
-            per_session[k][s] = _normalized(profile_of(fitted, sums.tolist(), counts.tolist()), minutes)
+            per_session[k][s] = _normalized(
+                profile_of(fitted, sums.tolist(), counts.tolist(), prior_weight), minutes
+            )
             rows = sid == s
             np.add.at(
                 sums,
@@ -220,13 +242,17 @@ def recalibrated_intervals(
     ranges: np.ndarray,
     session_minute: np.ndarray,
     horizons: Sequence[int],
+    gamma: float = GAMMA,
+    prior_weight: float = PRIOR_WEIGHT,
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Per horizon (q10, q90) of the close h minutes after each row ``[rows, tickers]``, around the row's
     close, from the bars up to the row only: what the live state gives a final bar at each row. ``minutes``:
-    each row's epoch minute (an outcome settles the range made ``h`` minutes before it)."""
+    each row's epoch minute (an outcome settles the range made ``h`` minutes before it). Other ``gamma`` and
+    ``prior_weight`` than the live ones serve research (``bench/horizon_ranges.py``): 0 keeps the fitted
+    quantiles, a huge weight the fitted profile."""
     m = np.asarray(session_minute, np.int64)
     count = len(model.profile)
-    profile, range_profile, per_session = session_profiles(model, returns, ranges, m)
+    profile, range_profile, per_session = session_profiles(model, returns, ranges, m, prior_weight)
     x = model.components(returns, ranges, m, seasons=(profile, range_profile))
     sid = session_ids(m)
     cum = np.concatenate([np.zeros((len(per_session), 1)), np.cumsum(per_session, axis=1)], axis=1)
@@ -258,7 +284,7 @@ def recalibrated_intervals(
                 z = log_close[t] - log_close[s]
                 made = np.isfinite(low[s]) & np.isfinite(z)
                 miss = (z < low[s]) | (z > high[s])
-                u = np.where(made, np.clip(u + GAMMA * (miss - TARGET_MISS), -LIMIT, LIMIT), u)
+                u = np.where(made, np.clip(u + gamma * (miss - TARGET_MISS), -LIMIT, LIMIT), u)
             factor = np.exp(u)
             low[t] = q_low * sigma[t] * factor
             high[t] = q_high * sigma[t] * factor

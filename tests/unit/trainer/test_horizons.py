@@ -1,5 +1,6 @@
 """Forecasts at every horizon: one per horizon for each final bar, none past the close, ranges from the
-range model whose carried state equals its array form, and nothing at or before t moved by later bars."""
+range model whose carried state (recalibration included) equals its array form, and nothing at or before t
+moved by later bars."""
 
 from __future__ import annotations
 
@@ -115,6 +116,9 @@ def test_carried_ranges_equal_the_range_models_array_form() -> None:
                 np.testing.assert_allclose(np.array(got[h]), want, rtol=1e-9)
                 checked += int(np.isfinite(want).all())
     assert checked > 20
+    # Compared where the recalibration has moved away from the fit: the profile and the quantile scales.
+    assert not np.allclose(state.recalibration.profile, model.profile)
+    assert all(u != 0.0 for scales in state.recalibration.log_scale for u in scales)
 
 
 def test_qlike_weights_are_recovered() -> None:
