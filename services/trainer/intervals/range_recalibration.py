@@ -5,13 +5,13 @@ No I/O.
 The range model (:mod:`horizon_ranges`) is fitted once, on the cold start's training part: a few sessions.
 On the shared recording that leaves two errors a fit cannot remove (docs/forecasting.md, the range section):
 
-* **The profile.** The 10-minute buckets of a profile fitted on 4 sessions are noisy (13:30-14:00 held
-  72% of the 5-minute closes, 14:00-14:30 84%). Here the profile of a session is the mean scaled ``d²``
+* **The profile.** A profile fitted on 4 sessions is noisy (with 30-minute buckets, 13:30-14:00 held 72%
+  of the 5-minute closes, 14:00-14:30 84%). Here the profile of a session is the mean scaled ``d²``
   (and Parkinson range) of its bucket over *every session completed before it*, pooled over tickers, the
   fitted profile standing in for :data:`PRIOR_WEIGHT` observations per bucket; it changes only when a
   session begins, so every bar of a session is de-seasoned by one profile.
-* **The level per ticker.** The model is pooled; a ticker whose tails are heavier than the pool's (MU, TSLA)
-  is too narrow at every horizon, one with lighter tails (SPY) too wide. Adaptive conformal inference in the
+* **The level per ticker.** The model is pooled; a ticker whose h-minute moves are wider than the pool's
+  σ̂ says (MU, TSLA) is too narrow, one whose are narrower (SPY) too wide. Adaptive conformal inference in the
   form of quantile tracking (Gibbs & Candès 2021; Angelopoulos, Candès & Tibshirani 2023): the range at
   ``h`` is ``q · σ̂ · exp(u)``, and each outcome of an h-minute range of the ticker, known h minutes after
   it was made (delayed feedback), moves ``u`` by ``GAMMA · (miss - 0.2)``: up after a miss, down after a
@@ -19,8 +19,8 @@ On the shared recording that leaves two errors a fit cannot remove (docs/forecas
   (:data:`GAMMA`; larger steps bought coverage with interval score: the table in the docs).
 
 The live form (:class:`Recalibration`, carried in :class:`range_state.RangeState` and its checkpoint) folds
-each final bar as it comes; :func:`recalibrated_intervals` is the same computation on arrays, for backtests
-and tests.
+each final bar as it comes (``portfolio backtest`` runs it too); :func:`recalibrated_intervals` is the same
+computation on arrays, for research (``bench/horizon_ranges.py``) and tests.
 """
 
 from __future__ import annotations
