@@ -44,7 +44,7 @@ from services.trainer.intervals.seasonal import (
 )
 from shared.session import XNYS, SessionClock
 
-BUCKET = 30
+BUCKET = 10
 FAST, SLOW, LONG, RANGE, RANGE_SLOW = 0.9, 0.99, 0.999, 0.95, 0.995
 COMPONENTS = ("fast", "slow", "long", "range", "slow range", "previous session")
 _PARKINSON = 1.0 / (4.0 * math.log(2.0))
@@ -155,12 +155,22 @@ class RangeModel:
             model.quantiles[h] = np.quantile(z[np.isfinite(z)], probs)
         return model
 
-    def components(self, returns: np.ndarray, ranges: np.ndarray, session_minute: np.ndarray) -> np.ndarray:
-        """``x_t`` ``[rows, tickers, len(COMPONENTS)]``, each from data up to row t only."""
-        season = profile_at(self.profile, session_minute)[:, None]
-        d2 = np.square(np.asarray(returns, np.float64) / self.scale) / season
-        pr = np.asarray(ranges, np.float64) / self.range_scale
-        pr = pr / profile_at(self.range_profile, session_minute)[:, None]
+    def components(
+        self,
+        returns: np.ndarray,
+        ranges: np.ndarray,
+        session_minute: np.ndarray,
+        seasons: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """``x_t`` ``[rows, tickers, len(COMPONENTS)]``, each from data up to row t only; ``seasons``: each
+        row's (profile, range profile) ``[rows]`` where not the fitted ones (``range_recalibration.py``)."""
+        if seasons is None:
+            seasons = (
+                profile_at(self.profile, session_minute),
+                profile_at(self.range_profile, session_minute),
+            )
+        d2 = np.square(np.asarray(returns, np.float64) / self.scale) / seasons[0][:, None]
+        pr = np.asarray(ranges, np.float64) / self.range_scale / seasons[1][:, None]
         parts = (ewma(d2, FAST), ewma(d2, SLOW), ewma(d2, LONG), ewma(pr, RANGE),
                  ewma(pr, RANGE_SLOW), previous_session(d2, session_minute))  # fmt: skip
         return np.stack(parts, axis=2)

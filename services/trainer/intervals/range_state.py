@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from services.trainer.intervals.horizon_ranges import FAST, LONG, RANGE, RANGE_SLOW, SLOW, RangeModel
+from services.trainer.intervals.range_recalibration import Recalibration
 from shared.session import XNYS, SessionClock, clock_named
 
 # Of the cold start's history: the share the range model is fitted on (the trainer's 8:2 split).
@@ -43,9 +44,9 @@ class RangeState:
         self.rows = [list(_EMPTY) for _ in self.column]
         self._scale = self.model.scale.tolist()
         self._range_scale = self.model.range_scale.tolist()
-        self._profile = self.model.profile.tolist()
-        self._range_profile = self.model.range_profile.tolist()
         self._session = self.model.session
+        # The profiles as completed sessions update them, and the quantile scales per ticker and horizon.
+        self.recalibration = Recalibration(self.model, len(self.column))
 
     def state(self) -> dict[str, Any]:
         """Plain values (a checkpoint's): the fitted model and every ticker's carried row, so a restart goes
@@ -63,6 +64,7 @@ class RangeState:
             "session": m.session.name,
             "column": dict(self.column),
             "rows": [list(row) for row in self.rows],
+            "recalibration": self.recalibration.state(),
         }
 
     @classmethod
@@ -80,6 +82,8 @@ class RangeState:
         )
         state = cls(model, {str(t): int(i) for t, i in saved["column"].items()})
         state.rows = [[float(v) for v in row] for row in saved["rows"]]
+        if "recalibration" in saved:  # absent in checkpoints written before: it starts afresh
+            state.recalibration.restore(saved["recalibration"])
         return state
 
     def last_folded(self, ticker: str) -> float:
@@ -98,23 +102,30 @@ class RangeState:
             return
         m = self._session.minute_at(minute)
         length = self._session.length
+        recalibration = self.recalibration
+        recalibration.begin(minute - m)
+        raw_d2 = raw_range = math.nan  # before de-seasoning: what the profiles learn from
         if (minute - row[_MINUTE] > length or m <= row[_SESSION]) and row[_COUNT] > 0:
             row[_PREVIOUS] = row[_SUM] / row[_COUNT]
             row[_SUM] = row[_COUNT] = 0.0
         if minute == row[_MINUTE] + 1 and 0 < m < length and close > 0:
             r = math.log(close / row[_CLOSE]) / self._scale[i]
-            d2 = r * r / self._profile[m]
+            raw_d2 = r * r
+            d2 = raw_d2 / recalibration.profile[m]
             if math.isfinite(d2):
                 for k, decay in ((_FAST, FAST), (_SLOW, SLOW), (_LONG, LONG)):
                     row[k] = decay * row[k] + (1 - decay) * d2
                 row[_SUM] += d2
                 row[_COUNT] += 1
         if 0 <= m < length:
-            pr = variance / self._range_scale[i] / self._range_profile[m]
+            raw_range = variance / self._range_scale[i]
+            pr = raw_range / recalibration.range_profile[m]
             if math.isfinite(pr):
                 row[_RANGE] = RANGE * row[_RANGE] + (1 - RANGE) * pr
                 row[_RANGE_SLOW] = RANGE_SLOW * row[_RANGE_SLOW] + (1 - RANGE_SLOW) * pr
+            recalibration.observe(minute - m, m, raw_d2, raw_range)
         row[_MINUTE], row[_SESSION], row[_CLOSE] = minute, m, close
+        recalibration.settle(i, minute, m, close, row[:_SUM], self._scale[i])
 
     def bounds(
         self,
@@ -133,7 +144,7 @@ class RangeState:
         session = np.asarray(session, np.int64)
         scale = self.model.scale[at]
         # Σ_{k=1..h} profile(m + k) = cum[m + h + 1] - cum[m + 1] (indices clipped; those rows are masked).
-        cum = np.concatenate([[0.0], np.cumsum(self.model.profile)])
+        cum = np.array(self.recalibration.cum)
         out = {}
         for h in horizons:
             if h not in self.model.weights:
@@ -145,6 +156,7 @@ class RangeState:
             valid = (rows >= 0) & (session + h < self._session.length) & (session >= 0)
             sigma = np.where(valid, np.sqrt(np.where(valid, level * ahead, 1.0)) * scale, np.nan)
             q = self.model.quantiles[h]
+            sigma = sigma * self.recalibration.factors(at, h)
             out[h] = (centre * np.exp(q[0] * sigma), centre * np.exp(q[-1] * sigma))
         return out
 

@@ -1,5 +1,6 @@
 """Forecasts at every horizon: one per horizon for each final bar, none past the close, ranges from the
-range model whose carried state equals its array form, and nothing at or before t moved by later bars."""
+range model whose carried state (recalibration included) equals its array form, and nothing at or before t
+moved by later bars."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from services.trainer.forecaster.core import Forecaster
 from services.trainer.forecaster.records import BarIn, Config, Forecast
 from services.trainer.intervals.horizon_ranges import RangeModel, fit_weights, parkinson
+from services.trainer.intervals.range_recalibration import recalibrated_intervals
 from services.trainer.intervals.range_state import RangeState
 from services.trainer.messages import prediction_message
 from services.trainer.model.series import to_minute
@@ -117,10 +119,11 @@ def test_carried_ranges_equal_the_range_models_array_form() -> None:
     model = RangeModel.fit(returns[:1200], variance[:1200], minute[:1200], HORIZONS)
     close = 100.0 * np.exp(np.cumsum(np.nan_to_num(returns), axis=0))
     state = RangeState(model, {"A": 0, "B": 1, "C": 2})
-    expected = {h: model.predict_interval(close, returns, variance, minute, h) for h in HORIZONS}
+    epochs = OPEN + (np.arange(len(minute)) // MINUTES) * 1440 + minute
+    expected = recalibrated_intervals(model, epochs, close, returns, variance, minute, HORIZONS)
     checked = 0
     for row in range(len(minute)):
-        epoch = OPEN + (row // MINUTES) * 1440 + int(minute[row])
+        epoch = int(epochs[row])
         for j, t in enumerate("ABC"):
             state.fold(t, epoch, float(close[row, j]), float(variance[row, j]))
         if row % 97 == 0 and row:
@@ -130,6 +133,9 @@ def test_carried_ranges_equal_the_range_models_array_form() -> None:
                 np.testing.assert_allclose(np.array(got[h]), want, rtol=1e-9)
                 checked += int(np.isfinite(want).all())
     assert checked > 20
+    # Compared where the recalibration has moved away from the fit: the profile and the quantile scales.
+    assert not np.allclose(state.recalibration.profile, model.profile)
+    assert all(u != 0.0 for scales in state.recalibration.log_scale for u in scales)
 
 
 def test_qlike_weights_are_recovered() -> None:

@@ -1,0 +1,292 @@
+"""Online recalibration of the range model from outcomes already known: the intraday profile learnt from
+every completed session, and each ticker's quantile scale per horizon tracked from its own hits and misses.
+No I/O.
+
+The range model (:mod:`horizon_ranges`) is fitted once, on the cold start's training part: a few sessions.
+On the shared recording that leaves two errors a fit cannot remove (docs/forecasting.md, the range section):
+
+* **The profile.** A profile fitted on 4 sessions is noisy (with 30-minute buckets, 13:30-14:00 held 72%
+  of the 5-minute closes, 14:00-14:30 84%). Here the profile of a session is the mean scaled ``d²``
+  (and Parkinson range) of its bucket over *every session completed before it*, pooled over tickers, the
+  fitted profile standing in for :data:`PRIOR_WEIGHT` observations per bucket; it changes only when a
+  session begins, so every bar of a session is de-seasoned by one profile.
+* **The level per ticker.** The model is pooled; a ticker whose h-minute moves are wider than the pool's
+  σ̂ says (MU, TSLA) is too narrow, one whose are narrower (SPY) too wide. Adaptive conformal inference in the
+  form of quantile tracking (Gibbs & Candès 2021; Angelopoulos, Candès & Tibshirani 2023): the range at
+  ``h`` is ``q · σ̂ · exp(u)``, and each outcome of an h-minute range of the ticker, known h minutes after
+  it was made (delayed feedback), moves ``u`` by ``GAMMA · (miss - 0.2)``: up after a miss, down after a
+  hit, standing still at 80% inside. Misses of overlapping ranges come in runs, so the step is small
+  (:data:`GAMMA`; larger steps bought coverage with interval score: the table in the docs).
+
+The live form (:class:`Recalibration`, carried in :class:`range_state.RangeState` and its checkpoint) folds
+each final bar as it comes (``portfolio backtest`` runs it too); :func:`recalibrated_intervals` is the same
+computation on arrays, for research (``bench/horizon_ranges.py``) and tests.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping, Sequence
+from operator import mul
+from typing import Any
+
+import numpy as np
+
+from services.trainer.intervals.horizon_ranges import BUCKET, RangeModel
+from services.trainer.intervals.seasonal import session_ids
+
+GAMMA = 0.002  # the step of a ticker's log quantile scale per outcome
+LIMIT = math.log(2.0)  # the scale stays within a factor 2 of the fitted quantiles
+PRIOR_WEIGHT = float(BUCKET)  # the fitted profile's weight, in observations per bucket
+TARGET_MISS = 0.2  # the 80% range: q10 and q90
+_UP, _DOWN = GAMMA * (1 - TARGET_MISS), -GAMMA * TARGET_MISS  # u's step after a miss, after a hit
+
+
+def bucket_levels(profile: np.ndarray) -> list[float]:
+    """The per-minute profile's level per bucket."""
+    return [float(np.mean(profile[b : b + BUCKET])) for b in range(0, len(profile), BUCKET)]
+
+
+def profile_of(
+    prior: Sequence[float], sums: Sequence[float], counts: Sequence[float], weight: float = PRIOR_WEIGHT
+) -> list[float]:
+    """The per-minute profile from the fitted bucket levels and what completed sessions added."""
+    levels = [(weight * p + s) / (weight + n) for p, s, n in zip(prior, sums, counts, strict=True)]
+    levels = [v if v > 0 and math.isfinite(v) else p for v, p in zip(levels, prior, strict=True)]
+    return [v for v in levels for _ in range(BUCKET)]
+
+
+def _normalized(per_minute: list[float], minutes: int) -> list[float]:
+    per_minute = per_minute[:minutes]
+    mean = sum(per_minute) / len(per_minute)
+    return [v / mean for v in per_minute]
+
+
+def _cumulative(profile: Sequence[float]) -> list[float]:
+    out = [0.0]
+    for v in profile:
+        out.append(out[-1] + v)
+    return out
+
+
+class Recalibration:
+    """The live state: the two profiles' sums over completed sessions (and the session being folded), and
+    per ticker the log quantile scale of each horizon with the ranges still waiting for their outcome."""
+
+    def __init__(self, model: RangeModel, tickers: int) -> None:
+        self.model = model
+        self.minutes = len(model.profile)
+        self.horizons = sorted(model.weights)
+        self.prior = (bucket_levels(model.profile), bucket_levels(model.range_profile))
+        buckets = len(self.prior[0])
+        # [returns, ranges] x [completed sessions, the session being folded] x buckets: (sum, count).
+        self.sums = [[[0.0] * buckets for _ in range(2)] for _ in range(2)]
+        self.counts = [[[0.0] * buckets for _ in range(2)] for _ in range(2)]
+        self.session = -math.inf  # the epoch minute the session being folded opened at
+        # Per ticker and horizon (as ``horizons`` orders them): the log quantile scale u, exp(u), and the
+        # ranges made and waiting for their outcome, (target minute, log close, log low, log high), oldest
+        # first (a horizon's targets come in the order its ranges were made).
+        self.log_scale = [[0.0] * len(self.horizons) for _ in range(tickers)]
+        self.factor = [[1.0] * len(self.horizons) for _ in range(tickers)]
+        self.waiting: list[list[deque[tuple[int, float, float, float]]]] = [
+            [deque() for _ in self.horizons] for _ in range(tickers)
+        ]
+        # Per horizon: h, the weights and the two quantiles, as floats (the fold's hot path).
+        self._terms = [
+            (h, model.weights[h].tolist(), float(model.quantiles[h][0]), float(model.quantiles[h][-1]))
+            for h in self.horizons
+        ]
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self.profile, self.range_profile = (
+            _normalized(profile_of(p, s[0], n[0]), self.minutes)
+            for p, s, n in zip(self.prior, self.sums, self.counts, strict=True)
+        )
+        self.cum = _cumulative(self.profile)
+
+    def begin(self, opened: int) -> None:
+        """A bar of the session opened at epoch minute ``opened``: a later session than the one being folded
+        closes that one (its sums join the profile's)."""
+        if opened <= self.session:
+            return
+        if self.session > -math.inf:
+            for sums, counts in zip(self.sums, self.counts, strict=True):
+                for b in range(len(sums[0])):
+                    sums[0][b] += sums[1][b]
+                    counts[0][b] += counts[1][b]
+                    sums[1][b] = counts[1][b] = 0.0
+            self._refresh()
+        self.session = opened
+
+    def observe(self, opened: int, session_minute: int, d2: float, range_: float) -> None:
+        """A bar's squared scaled return and scaled Parkinson variance (NaN: none), before de-seasoning."""
+        if opened != self.session:  # a late bar of a session already closed: its profile is settled
+            return
+        b = session_minute // BUCKET
+        for k, value in ((0, d2), (1, range_)):
+            if math.isfinite(value):
+                self.sums[k][1][b] += value
+                self.counts[k][1][b] += 1.0
+
+    def settle(
+        self,
+        i: int,
+        minute: int,
+        session_minute: int,
+        close: float,
+        components: Sequence[float],
+        scale: float,
+    ) -> None:
+        """After ticker ``i``'s final bar at ``minute`` is folded: score the ranges that targeted it, then
+        keep the ranges made from it (those :meth:`RangeState.bounds` gives from the same state)."""
+        if not close > 0:
+            return
+        log_close = math.log(close)
+        queues, scales, factors = self.waiting[i], self.log_scale[i], self.factor[i]
+        for k, queue in enumerate(queues):
+            while queue and queue[0][0] <= minute:
+                target, base, low, high = queue.popleft()
+                if target == minute:  # a target minute without a bar has no outcome
+                    z = log_close - base
+                    u = scales[k] + (_UP if z < low or z > high else _DOWN)
+                    u = LIMIT if u > LIMIT else max(u, -LIMIT)
+                    scales[k], factors[k] = u, math.exp(u)
+        m = session_minute
+        if not 0 <= m < self.minutes:
+            return
+        cum, start = self.cum, self.cum[m + 1]
+        for k, (h, weights, q_low, q_high) in enumerate(self._terms):
+            if m + h >= self.minutes:
+                break  # and every longer horizon
+            level = max(sum(map(mul, weights, components)), 1e-12)
+            sigma = math.sqrt(level * (cum[m + h + 1] - start)) * scale * factors[k]
+            queues[k].append((minute + h, log_close, q_low * sigma, q_high * sigma))
+
+    def factors(self, rows: Sequence[int], horizon: int) -> np.ndarray:
+        """``exp(u)`` of each row's ticker at ``horizon``."""
+        k = self.horizons.index(horizon)
+        return np.array([self.factor[i][k] for i in rows], np.float64)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "horizons": list(self.horizons),
+            "sums": self.sums,
+            "counts": self.counts,
+            "session": self.session if math.isfinite(self.session) else None,
+            "log_scale": [list(u) for u in self.log_scale],
+            "waiting": [[[list(r) for r in queue] for queue in queues] for queues in self.waiting],
+        }
+
+    def restore(self, saved: Mapping[str, Any]) -> None:
+        """Go on from :meth:`state` (one saved for other horizons is left alone: the state starts afresh)."""
+        if [int(h) for h in saved["horizons"]] != self.horizons:
+            return
+        self.sums = [[[float(v) for v in part] for part in kind] for kind in saved["sums"]]
+        self.counts = [[[float(v) for v in part] for part in kind] for kind in saved["counts"]]
+        self.session = -math.inf if saved["session"] is None else int(saved["session"])
+        self.log_scale = [[float(u) for u in scales] for scales in saved["log_scale"]]
+        self.factor = [[math.exp(u) for u in scales] for scales in self.log_scale]
+        self.waiting = [
+            [deque((int(r[0]), float(r[1]), float(r[2]), float(r[3])) for r in queue) for queue in queues]
+            for queues in saved["waiting"]
+        ]
+        self._refresh()
+
+
+def session_profiles(
+    model: RangeModel,
+    returns: np.ndarray,
+    ranges: np.ndarray,
+    session_minute: np.ndarray,
+    prior_weight: float = PRIOR_WEIGHT,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(profile, range profile) of each row ``[rows]``, as :class:`Recalibration` has them when the row's
+    bar is folded, and the profile of each session ``[sessions, minutes]``."""
+    minutes = len(model.profile)
+    sid = session_ids(session_minute)
+    m = np.asarray(session_minute, np.int64)
+    inside = (m >= 0) & (m < minutes)
+    bucket = np.where(inside, m // BUCKET, 0)
+    values = (
+        np.square(np.asarray(returns, np.float64) / model.scale),
+        np.asarray(ranges, np.float64) / model.range_scale,
+    )
+    sessions = int(sid.max()) + 1 if len(sid) else 0
+    prior = (bucket_levels(model.profile), bucket_levels(model.range_profile))
+    per_session = [np.zeros((sessions, minutes)), np.zeros((sessions, minutes))]
+    for k, (value, fitted) in enumerate(zip(values, prior, strict=True)):
+        sums, counts = np.zeros(len(fitted)), np.zeros(len(fitted))
+        ok = np.isfinite(value) & inside[:, None]
+        for s in range(sessions):
+            per_session[k][s] = _normalized(
+                profile_of(fitted, sums.tolist(), counts.tolist(), prior_weight), minutes
+            )
+            rows = sid == s
+            np.add.at(
+                sums,
+                np.broadcast_to(bucket[rows][:, None], value[rows].shape)[ok[rows]],
+                value[rows][ok[rows]],
+            )
+            np.add.at(counts, np.broadcast_to(bucket[rows][:, None], value[rows].shape)[ok[rows]], 1.0)
+    at = np.clip(m, 0, minutes - 1)
+    return per_session[0][sid, at], per_session[1][sid, at], per_session[0]
+
+
+def recalibrated_intervals(
+    model: RangeModel,
+    minutes: np.ndarray,
+    close: np.ndarray,
+    returns: np.ndarray,
+    ranges: np.ndarray,
+    session_minute: np.ndarray,
+    horizons: Sequence[int],
+    gamma: float = GAMMA,
+    prior_weight: float = PRIOR_WEIGHT,
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per horizon (q10, q90) of the close h minutes after each row ``[rows, tickers]``, around the row's
+    close, from the bars up to the row only: what the live state gives a final bar at each row. ``minutes``:
+    each row's epoch minute (an outcome settles the range made ``h`` minutes before it). Other ``gamma`` and
+    ``prior_weight`` than the live ones serve research (``bench/horizon_ranges.py``): 0 keeps the fitted
+    quantiles, a huge weight the fitted profile."""
+    m = np.asarray(session_minute, np.int64)
+    count = len(model.profile)
+    profile, range_profile, per_session = session_profiles(model, returns, ranges, m, prior_weight)
+    x = model.components(returns, ranges, m, seasons=(profile, range_profile))
+    sid = session_ids(m)
+    cum = np.concatenate([np.zeros((len(per_session), 1)), np.cumsum(per_session, axis=1)], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log_close = np.log(np.asarray(close, np.float64))
+    minutes = np.asarray(minutes, np.int64)
+    out = {}
+    for h in horizons:
+        if h not in model.weights:
+            continue
+        level = np.maximum(x @ model.weights[h], 1e-12)
+        ahead = cum[sid, np.clip(m + h + 1, 0, count)] - cum[sid, np.clip(m + 1, 0, count)]
+        valid = (m >= 0) & (m + h < count)
+        sigma = np.where(
+            valid[:, None], np.sqrt(level * np.where(valid, ahead, 1.0)[:, None]) * model.scale, np.nan
+        )
+        q_low, q_high = float(model.quantiles[h][0]), float(model.quantiles[h][-1])
+        source = np.searchsorted(minutes, minutes - h)
+        source = np.where(
+            (source < len(minutes)) & (minutes[np.minimum(source, len(minutes) - 1)] == minutes - h),
+            source,
+            -1,
+        )
+        u = np.zeros(sigma.shape[1])
+        low, high = np.full(sigma.shape, np.nan), np.full(sigma.shape, np.nan)
+        for t in range(len(minutes)):
+            s = source[t]
+            if s >= 0:
+                z = log_close[t] - log_close[s]
+                made = np.isfinite(low[s]) & np.isfinite(z)
+                miss = (z < low[s]) | (z > high[s])
+                u = np.where(made, np.clip(u + gamma * (miss - TARGET_MISS), -LIMIT, LIMIT), u)
+            factor = np.exp(u)
+            low[t] = q_low * sigma[t] * factor
+            high[t] = q_high * sigma[t] * factor
+        out[h] = (np.exp(log_close + low), np.exp(log_close + high))
+    return out
