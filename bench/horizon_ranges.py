@@ -17,7 +17,8 @@ from services.scoring.score import POOLED
 from services.trainer.backtest import load_bars, normalized
 from services.trainer.intervals.ewma_baseline import EwmaProfileBaseline
 from services.trainer.intervals.horizon_ranges import COMPONENTS, RangeModel
-from services.trainer.intervals.range_grid import PORTFOLIO, grid_of, portfolio_closes
+from services.trainer.intervals.range_grid import grid_of, portfolio_closes
+from shared.settings import PORTFOLIO_SERIES
 
 HORIZONS = (1, 5, 15, 30)
 # A constant component was tried too (the first design): pooled coverage 79.0, 77.9, 77.4, 74.1% at
@@ -39,8 +40,8 @@ def main(path: str, cold_fraction: float = 0.25) -> None:
     test = slice(split, None)
     r, p, m = grid.returns, grid.ranges, grid.session_minute
     ewma = EwmaProfileBaseline.fit(r[train], m[train], HORIZONS)
-    groups = {POOLED: [j for j, t in enumerate(grid.tickers) if t != PORTFOLIO],
-              PORTFOLIO: [grid.tickers.index(PORTFOLIO)]}  # fmt: skip
+    groups = {POOLED: [j for j, t in enumerate(grid.tickers) if t != PORTFOLIO_SERIES],
+              PORTFOLIO_SERIES: [grid.tickers.index(PORTFOLIO_SERIES)]}  # fmt: skip
     for variant, use in VARIANTS.items():
         model = RangeModel.fit(r[train], p[train], m[train], HORIZONS, use=use)
         for h in HORIZONS:
@@ -54,7 +55,7 @@ def main(path: str, cold_fraction: float = 0.25) -> None:
                 base = {"EWMA": (b_low[c], b_high[c])}
                 score = score_ranges(h, grid.minutes[test] + h, grid.close[c], low[c], high[c], actual[c],
                                      names, base)  # fmt: skip
-                key = POOLED if name == POOLED else PORTFOLIO
+                key = POOLED if name == POOLED else PORTFOLIO_SERIES
                 ratio = score.versus["EWMA"]["interval_score"]
                 share = score.coverage[key].share
                 line += f" | {name[:4]} in {share:.3f} IS/EWMA {ratio.ratio:.4f} p {ratio.dm_p:.2g}"

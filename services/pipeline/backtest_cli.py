@@ -43,10 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from services.scoring.tables import rows_from_frames, table
     from services.trainer.backtest import load_bars, normalized, run_backtest, write_predictions
     from services.trainer.forecaster.records import Config
-    from services.trainer.intervals.range_grid import PORTFOLIO, portfolio_closes
+    from services.trainer.intervals.range_grid import portfolio_closes
     from services.trainer.intervals.range_state import TRAIN_SHARE
     from services.trainer.intervals.range_table import format_table, horizon_table
     from services.trainer.model.network import set_threads
+    from shared.settings import PORTFOLIO_SERIES
 
     set_threads(settings.trainer.torch_threads)
     tickers = [t.strip().upper() for t in args.tickers.split(",")] if args.tickers else None
@@ -65,9 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run_backtest(bars, config, args.cold_fraction, seed=args.seed)
     # The next minute's forecasts of the tickers: the walk-forward table and the report, as before.
     one = result.predictions[
-        (result.predictions["horizon_min"] == 1) & (result.predictions["ticker"] != PORTFOLIO)
+        (result.predictions["horizon_min"] == 1) & (result.predictions["ticker"] != PORTFOLIO_SERIES)
     ]
-    closes = result.closes[result.closes["ticker"] != PORTFOLIO]
+    closes = result.closes[result.closes["ticker"] != PORTFOLIO_SERIES]
     rows = rows_from_frames(closes, one, every_lineage=True)
     print(
         f"{bars['ticker'].nunique()} tickers, {len(bars):,} bars; "
@@ -76,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(table(rows))
     print(f"\n80% ranges per horizon (baselines fitted on the cold start's first {TRAIN_SHARE:.0%}; "
-          f"{PORTFOLIO}: the portfolio's value)")  # fmt: skip
+          f"{PORTFOLIO_SERIES}: the portfolio's value)")  # fmt: skip
     print(format_table(horizon_table(bars, result.predictions, result.boundary, config.horizons)))
     if args.predictions:
         write_predictions(result.predictions, args.predictions)
