@@ -205,8 +205,10 @@ class TrainerLoop:
         store_offsets(self.consumer, [m for m in messages if not m.error()])
 
     def publish_waited(self) -> None:
-        """The portfolio's bars whose wait ran out while no bar came, forecast and published."""
-        waited = with_portfolio(self.forecaster.portfolio_value, [], time.monotonic())
+        """The portfolio's bars whose wait ran out, forecast and published: asked on a poll that brought
+        nothing, so a backlog's unevenly read partitions never count as a silent ticker."""
+        value = self.forecaster.portfolio_value
+        waited = value.due(time.monotonic()) if value is not None else []
         if waited:
             self.publish(self.forecaster.step(waited, score=False))
 

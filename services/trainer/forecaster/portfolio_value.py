@@ -6,15 +6,17 @@ it at every horizon and scores it like a ticker. No I/O.
 Buy and hold: each ticker's weight (``PORTFOLIO_WEIGHTS``, equal by default) buys it at its first final
 close, and those holdings never change; the value is ``100 * sum(weight * close / first close)``, high and
 low the same sums of the highs and lows. A minute gets a bar once every ticker has a final bar at it or
-later (a ticker's bars come in minute order: it will not get one at it), or ``WAIT_S`` of wall time after
-the minute's first bar (a ticker that sends nothing for long: halted, or no longer this trainer's). Not a
-wait in data time: in a backlog the partitions are read unevenly, one ticker's bars minutes ahead of
-another's, and such a wait would build minutes before the slower tickers' bars were in. A ticker without a
-bar at the minute counts with its last close of the same session (forward-filled, as ``portfolio_closes``);
-a minute before every ticker has traded, or with a ticker that has not traded yet in the session, has no
-value. A bar that comes after its minute's bar was built (later than the wait, or a revision) does not
-change it: the series is not revised. The trainer receives only its partitions' bars: with several trainers
-in the group, none holds every ticker, and none builds the series (docs/forecasting.md).
+later (a ticker's bars come in minute order: it will not get one at it), or, for a ticker that sends
+nothing for long (halted, or no longer this trainer's), ``WAIT_S`` of wall time after the minute's first
+bar, counted only while the trainer has read everything there is (:meth:`PortfolioValue.due`, called on a
+poll that brought nothing). Not while it reads a backlog: there the partitions are read unevenly, one
+ticker's bars minutes (and seconds of reading) ahead of another's, and no wait in data or wall time would
+tell a silent ticker from one whose partition is not read yet. A ticker without a bar at the minute counts
+with its last close of the same session (forward-filled, as ``portfolio_closes``); a minute before every
+ticker has traded, or with a ticker that has not traded yet in the session, has no value. A bar that
+comes after its minute's bar was built (later than the wait, or a revision) does not change it: the series
+is not revised. The trainer receives only its partitions' bars: with several trainers in the group, none
+holds every ticker, and none builds the series (docs/forecasting.md).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from services.trainer.forecaster.records import BarIn
@@ -31,9 +33,11 @@ from shared.settings import PORTFOLIO_SERIES, Settings
 
 logger = logging.getLogger(__name__)
 
-# How long a minute waits for the bars of tickers that have sent none at or after it since: far more than
-# the spread of a minute's bars across the producer's fetch.
+# How long a minute waits for the bars of tickers that have sent none at or after it since, once the
+# trainer has read everything: far more than the spread of a minute's bars across the producer's fetch.
 WAIT_S = 5.0
+# Minutes held unbuilt at most (a day): a ticker silent through a backlog of days must not hold them all.
+MAX_OPEN = 1_440
 
 Entry = tuple[int, float, float, float]  # minute, close, high, low (high and low forward-filled)
 
@@ -75,6 +79,7 @@ class PortfolioValue:
         self.recent: dict[str, list[Entry]] = {t: [] for t in self.weights}
         # Minutes with a bar, not built yet: the wall time their first bar came.
         self.open: dict[int, float] = {}
+        self._oldest: int | None = None  # min(open), kept: asked after every bar, a backlog's open are many
         self.decided = -1  # the newest minute built (or found without a value)
         self._behind: set[str] | None = None  # tickers without a bar at or after the oldest open minute
 
@@ -87,7 +92,12 @@ class PortfolioValue:
             if bar.minute <= self.decided or (entries and bar.minute < entries[-1][0]):
                 return []  # its minute's bar is built: the series is not revised
             high, low = bar.high, bar.low
-            if entries and same_session(entries[-1][0], bar.minute):  # forward-filled, as the backtest's
+            # Forward-filled within the session, as the backtest's (only a stored bar may lack them).
+            if (
+                not (math.isfinite(high) and math.isfinite(low))
+                and entries
+                and same_session(entries[-1][0], bar.minute)
+            ):
                 high = high if math.isfinite(high) else entries[-1][2]
                 low = low if math.isfinite(low) else entries[-1][3]
             entry = (bar.minute, bar.close, high, low)
@@ -99,15 +109,17 @@ class PortfolioValue:
             if first is None or first[0] == bar.minute:
                 self.base[bar.ticker] = (bar.minute, bar.close)
             if bar.minute not in self.open:
-                if self.open and bar.minute < min(self.open):
+                if self._oldest is None or bar.minute < self._oldest:
+                    self._oldest = bar.minute
                     self._behind = None  # a new oldest open minute: who is behind it is counted again
                 self.open[bar.minute] = now
             if self._behind is not None:
                 self._behind.discard(bar.ticker)
-            return self._ready(lambda m: now - self.open[m] >= self.wait_s)
+            return self._ready(lambda _: len(self.open) > MAX_OPEN)
 
     def due(self, now: float) -> list[BarIn]:
-        """The portfolio bars whose wait is over by ``now`` (wall time), oldest first."""
+        """The portfolio bars whose wait is over by ``now`` (wall time), oldest first. Call it only when the
+        bars there are have all been read (a poll that brought nothing)."""
         if not self.open:
             return []
         with self.lock:
@@ -121,15 +133,16 @@ class PortfolioValue:
                     self.recent[t] = []
             self._behind = None
 
-    def _ready(self, waited: Any) -> list[BarIn]:
+    def _ready(self, waited: Callable[[int], bool]) -> list[BarIn]:
         out: list[BarIn] = []
-        while self.open:
-            oldest = min(self.open)
+        while self._oldest is not None:
+            oldest = self._oldest
             if self._behind is None:
                 self._behind = {t for t, e in self.recent.items() if not e or e[-1][0] < oldest}
             if self._behind and not waited(oldest):
                 break
             del self.open[oldest]
+            self._oldest = min(self.open) if self.open else None
             self._behind = None
             self.decided = oldest
             bar = self._value(oldest)
@@ -182,6 +195,7 @@ class PortfolioValue:
             for t, entries in state["recent"].items():
                 self.recent[t] = [(int(m), float(c), float(h), float(lo)) for m, c, h, lo in entries]
             self.open = {int(m): now for m in state["open"]}
+            self._oldest = min(self.open) if self.open else None
             self.decided = int(state["decided"])
             self._behind = None
         return True
@@ -199,10 +213,10 @@ def live_portfolio(settings: Settings) -> PortfolioValue | None:
 
 def with_portfolio(value: PortfolioValue | None, bars: list[BarIn], now: float) -> list[BarIn]:
     """``bars`` with the portfolio's bars put where they became ready: after the bar that completed their
-    minute (those waited out first). What the trainer's loop hands :meth:`Forecaster.step`."""
+    minute. What the trainer's loop hands :meth:`Forecaster.step`."""
     if value is None:
         return bars
-    out = value.due(now)
+    out: list[BarIn] = []
     for bar in bars:
         out.append(bar)
         if bar.final:
