@@ -190,11 +190,12 @@ class TrainerLoop:
         self.load_history(sorted({b.ticker for b in bars} - self.loaded), arrived)
         # Every bar is forecast (a backlog too), batched across tickers: the backtest's own call. The
         # forecasts the bars settle are scored once the new ones are out. The portfolio's bars go in where
-        # they became ready (portfolio_value.py).
-        mixed = with_portfolio(
-            self.forecaster.portfolio_value, [bar_in(bar) for bar in bars], time.monotonic()
-        )
-        forecasts = self.forecaster.step(mixed, score=False)
+        # they became ready (portfolio_value.py), under the lock the checkpoint copies under: a checkpoint
+        # never holds a portfolio bar built but not in its series.
+        taken = [bar_in(bar) for bar in bars]
+        with self.forecaster.lock:
+            mixed = with_portfolio(self.forecaster.portfolio_value, taken, time.monotonic())
+            forecasts = self.forecaster.step(mixed, score=False)
         self.publish(forecasts)
         seconds = time.perf_counter() - arrived
         observe_many(self.metrics.latency, seconds, len(forecasts))
@@ -208,9 +209,13 @@ class TrainerLoop:
         """The portfolio's bars whose wait ran out, forecast and published: asked on a poll that brought
         nothing, so a backlog's unevenly read partitions never count as a silent ticker."""
         value = self.forecaster.portfolio_value
-        waited = value.due(time.monotonic()) if value is not None else []
-        if waited:
-            self.publish(self.forecaster.step(waited, score=False))
+        if value is None or not value.open:
+            return
+        with self.forecaster.lock:
+            waited = value.due(time.monotonic())
+            forecasts = self.forecaster.step(waited, score=False) if waited else []
+        if forecasts:
+            self.publish(forecasts)
 
     def take(self) -> list[Message]:
         """The bars already fetched, or else the first to come within the poll timeout and those fetched

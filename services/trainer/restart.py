@@ -40,8 +40,9 @@ def ingest_stored(forecaster: Forecaster, rows: Rows) -> int:
     value, now = forecaster.portfolio_value, time.monotonic()
     for ticker, ts, close, rev, high, low in rows:
         bar = BarIn(ticker, to_minute(ts), close, rev, True, math.nan, high, low)
-        for b in with_portfolio(value, [bar], now):
-            forecaster.ingest(b.ticker, b.minute, b.close, b.rev, final=True, high=b.high, low=b.low)
+        with forecaster.lock:  # a checkpoint never holds a portfolio bar built but not in its series
+            for b in with_portfolio(value, [bar], now):
+                forecaster.ingest(b.ticker, b.minute, b.close, b.rev, final=True, high=b.high, low=b.low)
         count += 1
     return count
 
