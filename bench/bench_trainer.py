@@ -185,25 +185,34 @@ def _memory_child(tickers: int, minutes: int) -> None:
                       "torch_loaded_mib": round(before, 1)}))  # fmt: skip
 
 
+def _env_value(value: object) -> str:
+    if value is None:
+        return ""
+    return ",".join(value) if isinstance(value, list) else str(value)
+
+
 def latency(tickers: int, rounds: int, window: int, threads: int = 0) -> dict[str, list[float]]:
     """Seconds from each bar to its model forecast, the trainer running as its own process (``portfolio
     trainer``, as users run it: the bench's producing and reading share no interpreter with it).
 
     ``arrival``: the bar's broker append time (its topic stamps LogAppendTime) to the prediction's
     CreateTime (the trainer's publish), the issue's "bar arrival -> prediction published". ``sent``: from
-    the bench's produce() call of the bar instead, so the bar producer's 20 ms linger is included."""
+    the bench's produce() call of the bar instead, so the bar producer's 20 ms linger is included.
+    ``portfolio``: the portfolio's value (``_PORTFOLIO``, over every ticker: ``PORTFOLIO_TICKERS`` is the
+    bench's) from the minute's last bar's arrival to its forecast's CreateTime."""
     from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME
 
     from shared.kafka import ReliableProducer, ensure_topics, make_consumer, subscribe
     from shared.mongo import make_client
     from shared.schemas import encode
-    from shared.settings import load_settings, variables
+    from shared.settings import PORTFOLIO_SERIES, load_settings, variables
     from testkit.bars import synthetic_bar
     from testkit.kafka import value_of
     from testkit.services import start_service, stop_service
 
     tag = uuid.uuid4().hex[:8]
     run_dir = f"/tmp/bench-{tag}"
+    names = [f"T{i}" for i in range(tickers)]
     trainer_settings: dict[str, Any] = {
         "group_id": f"bench-{tag}", "http_port": 0, "max_epochs": 1, "window": window,
         "checkpoint_store": "volume", "checkpoint_dir": run_dir,
@@ -211,7 +220,7 @@ def latency(tickers: int, rounds: int, window: int, threads: int = 0) -> dict[st
     if threads:
         trainer_settings["torch_threads"] = threads
     overrides: dict[str, dict[str, Any]] = {
-        "common": {"download_period_s": 10, "log_file": None},
+        "common": {"download_period_s": 10, "log_file": None, "tickers": names},
         "kafka": {
             "bars_topic": f"bench-{tag}.bars",
             "predictions_topic": f"bench-{tag}.predictions",
@@ -224,7 +233,6 @@ def latency(tickers: int, rounds: int, window: int, threads: int = 0) -> dict[st
     ensure_topics(settings, [settings.kafka.bars_topic], config={"message.timestamp.type": "LogAppendTime"})
     ensure_topics(settings, [settings.kafka.predictions_topic])
     producer = ReliableProducer(settings, client_id="bench-bars")
-    names = [f"T{i}" for i in range(tickers)]
     history = 5 * (window + 1) + 10
     closes = {t: synthetic_closes(history + rounds, seed=i) for i, t in enumerate(names)}
 
@@ -245,7 +253,7 @@ def latency(tickers: int, rounds: int, window: int, threads: int = 0) -> dict[st
     os.makedirs(run_dir, exist_ok=True)
     variable = {where: name for name, where in variables().items()}  # (group, field) -> PORTFOLIO_*
     env = os.environ | {
-        variable[(group, field)]: "" if value is None else str(value)
+        variable[(group, field)]: _env_value(value)
         for group, fields in overrides.items()
         for field, value in fields.items()
     }
@@ -274,8 +282,9 @@ def latency(tickers: int, rounds: int, window: int, threads: int = 0) -> dict[st
 
     try:
         # History consumed, the (one-epoch) cold start done, and the model's forecasts out for every
-        # ticker (the backlog of history and a cold start of every ticker take minutes at 2,000 tickers).
-        drain(time.monotonic() + 120 + 0.3 * tickers, lambda: len(modelled) == len(names))
+        # ticker and the portfolio (the backlog of history and a cold start of every ticker take minutes at
+        # 2,000 tickers).
+        drain(time.monotonic() + 120 + 0.3 * tickers, lambda: modelled >= {*names, PORTFOLIO_SERIES})
         started: list[float] = []
         for r in range(rounds):
             started.append(time.time())
@@ -285,13 +294,16 @@ def latency(tickers: int, rounds: int, window: int, threads: int = 0) -> dict[st
     finally:
         stop_service(trainer, 60)
         reader.close()
-    out: dict[str, list[float]] = {"arrival": [], "sent": []}
+    out: dict[str, list[float]] = {"arrival": [], "sent": [], "portfolio": []}
     for r in range(rounds):
         stamp = (START + timedelta(minutes=history + r)).strftime("%Y-%m-%dT%H:%M:%SZ")
         keys = [(t, stamp) for t in names if (t, stamp) in published and (t, stamp) in arrived]
         this = [(published[k] - arrived[k]) / 1000 for k in keys]
         out["arrival"] += this
         out["sent"] += [(published[k] - sent[k]) / 1000 for k in keys]
+        if (PORTFOLIO_SERIES, stamp) in published and keys:
+            last_bar = max(arrived[k] for k in keys)
+            out["portfolio"].append((published[(PORTFOLIO_SERIES, stamp)] - last_bar) / 1000)
         # Per minute, so a slow one can be matched with the trainer's log (PORTFOLIO_LOG_LEVEL=DEBUG).
         print(f"   minute {r} sent {time.strftime('%H:%M:%S', time.localtime(started[r]))}: {len(this)} of "
               f"{len(names)} forecasts, from arrival median {statistics.median(this or [math.nan]):.3f} s, "
@@ -378,17 +390,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         for name, values in lat.items():
             if values:
-                prefix = "latency" if name == "arrival" else "latency_from_send"
+                prefix = {"arrival": "latency", "sent": "latency_from_send"}.get(name, f"latency_{name}")
                 figures[f"{prefix}_{n}_median_s"] = round(statistics.median(values), 4)
                 figures[f"{prefix}_{n}_p99_s"] = round(p99(values), 4)
         figures[f"latency_{n}_samples"] = len(lat["arrival"])
         full_s = baselines.get(f"forecast_{n}_full_window_median_s")
         arrival = [figures.get(f"latency_{n}_{q}_s") for q in ("median", "p99")]
         from_send = [figures.get(f"latency_from_send_{n}_{q}_s") for q in ("median", "p99")]
+        portfolio = figures.get(f"latency_portfolio_{n}_median_s")
         print(f"3. bar -> prediction latency, {n} tickers: {len(lat['arrival'])} samples; from the bar's "
               f"arrival median {arrival[0]} s, p99 {arrival[1]} s; from its produce() call median "
               f"{from_send[0]} s, p99 {from_send[1]} s (full-window forecast in process, this run: "
-              f"{full_s} s)")  # fmt: skip
+              f"{full_s} s); the portfolio's value from the minute's last bar: median "
+              f"{portfolio} s, {len(lat['portfolio'])} minutes")  # fmt: skip
 
     if not args.quick and "memory" in only:
         memory = resident_memory(2000, 3000)

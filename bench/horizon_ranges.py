@@ -22,9 +22,10 @@ from services.scoring.score import POOLED
 from services.trainer.backtest import load_bars, normalized
 from services.trainer.intervals.ewma_baseline import EwmaProfileBaseline
 from services.trainer.intervals.horizon_ranges import COMPONENTS, RangeModel
-from services.trainer.intervals.range_grid import PORTFOLIO, Grid, epoch_minutes, grid_of, portfolio_closes
+from services.trainer.intervals.range_grid import Grid, epoch_minutes, grid_of, portfolio_closes
 from services.trainer.intervals.range_recalibration import GAMMA, PRIOR_WEIGHT, recalibrated_intervals
 from shared.session import SessionClock, clock_for
+from shared.settings import PORTFOLIO_SERIES
 
 HORIZONS = (1, 5, 15, 30)
 # A constant component was tried too (the first design): pooled coverage 79.0, 77.9, 77.4, 74.1% at
@@ -53,15 +54,17 @@ def _line(name: str, h: int, grid: Grid, test: slice, low: np.ndarray, high: np.
           base: tuple[np.ndarray, np.ndarray], session: SessionClock) -> str:  # fmt: skip
     actual = grid.ahead(h)
     out = f"{name:28s} h={h:2d}"
-    for series in (POOLED, PORTFOLIO):
-        cols = [j for j, t in enumerate(grid.tickers) if (t == PORTFOLIO) == (series == PORTFOLIO)]
+    for series in (POOLED, PORTFOLIO_SERIES):
+        cols = [
+            j for j, t in enumerate(grid.tickers) if (t == PORTFOLIO_SERIES) == (series == PORTFOLIO_SERIES)
+        ]
         c = (test, cols)
         names = [grid.tickers[j] for j in cols]
         score = score_ranges(h, grid.minutes[test] + h, grid.close[c], low[c], high[c], actual[c], names,
                              session, {"EWMA": (base[0][c], base[1][c])})  # fmt: skip
         ratio = score.versus["EWMA"]["interval_score"]
         share = score.coverage[series].share
-        if series == PORTFOLIO:
+        if series == PORTFOLIO_SERIES:
             out += f" | portfolio in {share:.3f} IS/EWMA {ratio.ratio:.4f}"
             continue
         kupiec = (score.kupiec_spaced if h > 1 else score.kupiec)[series][1]

@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared.settings import TICKER_PATTERN
+from shared.settings import SERIES_PATTERN, TICKER_PATTERN
 
 # BSON and MongoDB integers are signed 64-bit: a larger one cannot be stored (pymongo raises OverflowError).
 INT64_MAX = 2**63 - 1
@@ -105,6 +105,10 @@ def _on_the_minute(value: datetime) -> datetime:
 
 MinuteTs = Annotated[UtcDatetime, AfterValidator(_on_the_minute)]
 Ticker = Annotated[str, Field(pattern=TICKER_PATTERN.pattern, description="Exchange symbol, e.g. AAPL")]
+# What a prediction forecasts: a ticker, or the portfolio's value (PORTFOLIO_SERIES), which no bar carries.
+Series = Annotated[
+    str, Field(pattern=SERIES_PATTERN.pattern, description="A ticker, or _PORTFOLIO: the portfolio's value")
+]
 Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
 # Printable ASCII without spaces: these strings become stored values and log fields.
@@ -152,10 +156,11 @@ class BarV1(_Message):
 
 
 class PredictionV1(_Message):
-    """A forecast of one ticker's close. Key: the ticker. Topic: ``PORTFOLIO_PREDICTIONS_TOPIC``."""
+    """A forecast of one ticker's close, or of the portfolio's value (ticker ``_PORTFOLIO``). Key: the
+    ticker. Topic: ``PORTFOLIO_PREDICTIONS_TOPIC``."""
 
     v: Literal[1] = 1
-    ticker: Ticker
+    ticker: Series
     ts: MinuteTs = Field(description="The minute predicted, UTC")
     yhat: Price = Field(description="Predicted close price")
     horizon_min: int = Field(1, ge=1, le=10_080)

@@ -46,39 +46,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_SETTINGS
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # torch comes with the trainer's modules: imported only once the arguments are known to be good.
-    import pandas as pd
-
     from services.scoring.tables import rows_from_frames, table
-    from services.trainer.backtest import load_bars, normalized, run_backtest, write_predictions
+    from services.trainer.backtest import run_backtest, write_predictions
     from services.trainer.forecaster.records import Config
-    from services.trainer.intervals.range_grid import PORTFOLIO, epoch_minutes, portfolio_closes
     from services.trainer.intervals.range_state import TRAIN_SHARE
     from services.trainer.intervals.range_table import format_table, horizon_table
     from services.trainer.model.network import set_threads
+    from shared.settings import PORTFOLIO_SERIES
 
     set_threads(settings.trainer.torch_threads)
-    tickers = [t.strip().upper() for t in args.tickers.split(",")] if args.tickers else None
-    try:
-        bars = load_bars(args.file, tickers)
-    except (ValueError, OSError) as error:
-        print(f"portfolio backtest: {error}", file=sys.stderr)
+    loaded = _bars_with_portfolio(args, settings)
+    if loaded is None:
         return EXIT_BAD_SETTINGS
-    session = _session(settings, epoch_minutes(bars["ts"]))
-    if session is None:
-        return EXIT_BAD_SETTINGS
-    try:
-        portfolio = portfolio_closes(bars, session, settings.trainer.weights or None)
-    except ValueError as error:
-        print(f"portfolio backtest: PORTFOLIO_WEIGHTS: {error}", file=sys.stderr)
-        return EXIT_BAD_SETTINGS
-    bars = normalized(pd.concat([bars, portfolio.assign(final=True, rev=0)], ignore_index=True))
+    bars, session = loaded
     config = dataclasses.replace(Config.from_settings(settings), session=session)
     result = run_backtest(bars, config, args.cold_fraction, seed=args.seed)
     # The next minute's forecasts of the tickers: the walk-forward table and the report, as before.
     one = result.predictions[
-        (result.predictions["horizon_min"] == 1) & (result.predictions["ticker"] != PORTFOLIO)
+        (result.predictions["horizon_min"] == 1) & (result.predictions["ticker"] != PORTFOLIO_SERIES)
     ]
-    closes = result.closes[result.closes["ticker"] != PORTFOLIO]
+    closes = result.closes[result.closes["ticker"] != PORTFOLIO_SERIES]
     rows = rows_from_frames(closes, one, every_lineage=True)
     print(
         f"{bars['ticker'].nunique()} tickers, {len(bars):,} bars; "
@@ -87,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(table(rows))
     print(f"\n80% ranges per horizon (baselines fitted on the cold start's first {TRAIN_SHARE:.0%}; "
-          f"{PORTFOLIO}: the portfolio's value; the {session.name} session)")  # fmt: skip
+          f"{PORTFOLIO_SERIES}: the portfolio's value; the {session.name} session)")  # fmt: skip
     print(format_table(horizon_table(bars, result.predictions, result.boundary, config.horizons, session)))
     if args.predictions:
         write_predictions(result.predictions, args.predictions)
@@ -98,6 +85,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_report(args.out, closes, one, title=f"backtest of {args.file.name}")
         print(f"wrote {args.out}")
     return 0
+
+
+def _bars_with_portfolio(args: argparse.Namespace, settings: Settings) -> tuple[Any, SessionClock] | None:
+    """The recording's bars (of ``--tickers``) with the portfolio's value as one more series, and the session
+    clock they trade in; None (said on stderr) when the file, the weights or a horizon does not fit."""
+    import pandas as pd
+
+    from services.trainer.backtest import load_bars, normalized
+    from services.trainer.intervals.range_grid import epoch_minutes, portfolio_closes
+
+    tickers = [t.strip().upper() for t in args.tickers.split(",")] if args.tickers else None
+    try:
+        bars = load_bars(args.file, tickers)
+    except (ValueError, OSError) as error:
+        print(f"portfolio backtest: {error}", file=sys.stderr)
+        return None
+    session = _session(settings, epoch_minutes(bars["ts"]))
+    if session is None:
+        return None
+    try:
+        portfolio = portfolio_closes(bars, session, settings.trainer.weights or None)
+    except ValueError as error:
+        print(f"portfolio backtest: PORTFOLIO_WEIGHTS: {error}", file=sys.stderr)
+        return None
+    return normalized(pd.concat([bars, portfolio.assign(final=True, rev=0)], ignore_index=True)), session
 
 
 def _session(settings: Settings, minutes: Any) -> SessionClock | None:

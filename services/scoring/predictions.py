@@ -9,7 +9,7 @@ import pandas as pd
 
 from services.scoring.coverage import Coverage, coverage_of
 from services.scoring.panel import ScorePanels
-from services.scoring.score import NAIVE_PREFIX, POOLED, Score, add_to_panels, pool
+from services.scoring.score import NAIVE_PREFIX, POOLED, Score, add_to_panels, pool, pooled_series
 from services.scoring.significance import Z95, newey_west_lags
 
 SCORED_COLUMNS = ["ticker", "ts", "yhat", "actual", "naive", "model_version"]
@@ -45,7 +45,8 @@ def is_standin(model_version: pd.Series) -> pd.Series:
 
 
 def scores_by_ticker(scored: pd.DataFrame) -> dict[str, Score]:
-    """One :class:`Score` per ticker and the pool under :data:`POOLED` (present once anything is scored)."""
+    """One :class:`Score` per ticker (and the portfolio's value) and the pool of the tickers under
+    :data:`POOLED` (present once any ticker is scored)."""
     out: dict[str, Score] = {}
     for ticker, group in scored.groupby("ticker", sort=True):
         standin = is_standin(group["model_version"])
@@ -53,14 +54,15 @@ def scores_by_ticker(scored: pd.DataFrame) -> dict[str, Score]:
         score = Score(standins=int(standin.sum()))
         score.add(model["naive"].to_numpy(), model["yhat"].to_numpy(), model["actual"].to_numpy())
         out[str(ticker)] = score
-    if out:
+    scored = scored[scored["ticker"].map(pooled_series).astype(bool)] if len(scored) else scored
+    if any(pooled_series(t) for t in out):
         model = scored[~is_standin(scored["model_version"])].sort_values("ts", kind="stable")
         panel = ScorePanels()
         minutes = (pd.to_datetime(model["ts"], utc=True) - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(
             minutes=1
         )
         add_to_panels(panel, minutes.to_numpy(), *(model[c].to_numpy() for c in ("naive", "yhat", "actual")))
-        out[POOLED] = pool(out.values(), panel)
+        out[POOLED] = pool((s for t, s in out.items() if pooled_series(t)), panel)
     return out
 
 
@@ -76,7 +78,8 @@ def interval_coverage(scored: pd.DataFrame) -> dict[str, Coverage]:
     out = {
         str(t): coverage_of(*(p[idx] for p in parts)) for t, idx in model.groupby("ticker").indices.items()
     }
-    out[POOLED] = coverage_of(*parts)
+    pooled = model["ticker"].map(pooled_series).to_numpy(bool)
+    out[POOLED] = coverage_of(*(p[pooled] for p in parts))
     return out
 
 
@@ -100,7 +103,8 @@ def range_coverage(closes: pd.DataFrame, predictions: pd.DataFrame) -> dict[str,
     for (ticker, h), rows in joined.groupby([joined["ticker"], horizon], sort=True):
         parts = (np.asarray(rows[c], dtype=np.float64) for c in ("close", "q10", "q90"))
         out.setdefault(str(ticker), {})[int(h)] = coverage_of(*parts)
-    for h, rows in joined.groupby(horizon, sort=True):
+    pooled = joined["ticker"].map(pooled_series).astype(bool)
+    for h, rows in joined[pooled].groupby(horizon[pooled], sort=True):
         parts = (np.asarray(rows[c], dtype=np.float64) for c in ("close", "q10", "q90"))
         out.setdefault(POOLED, {})[int(h)] = coverage_of(*parts)
     return out

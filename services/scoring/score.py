@@ -34,9 +34,18 @@ import numpy as np
 
 from services.scoring.panel import ScorePanels
 from services.scoring.significance import MAX_LAG, clark_west_test, dm_test, wilson_interval
+from shared.settings import PORTFOLIO_SERIES
 
 POOLED = "*"
 LEVEL = 0.05  # every claim made about a score is a test at 5%
+
+
+def pooled_series(ticker: str) -> bool:
+    """Whether a series' forecasts go into the pool (:data:`POOLED`): every ticker's, never the portfolio's
+    value (``PORTFOLIO_SERIES``), which is scored as its own series only (docs/forecasting.md)."""
+    return ticker != PORTFOLIO_SERIES
+
+
 NAIVE_PREFIX = "naive"
 
 

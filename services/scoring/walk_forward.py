@@ -8,7 +8,7 @@ import copy
 from dataclasses import dataclass, field
 
 from services.scoring.panel import ScorePanels
-from services.scoring.score import Score, pool
+from services.scoring.score import Score, pool, pooled_series
 
 
 @dataclass
@@ -50,16 +50,19 @@ class WalkForward:
             score.standins += 1
             return
         last, yhat, truth = float(pending.last), float(pending.yhat), float(actual)
+        pooled = pooled_series(ticker)
         d, f = score.add_one(last, yhat, truth)
-        panel = self.panels.get(lineage) or self.panels.setdefault(lineage, ScorePanels())
-        panel.add(minute, d, f)
+        if pooled:
+            panel = self.panels.get(lineage) or self.panels.setdefault(lineage, ScorePanels())
+            panel.add(minute, d, f)
         if pending.baseline is not None:
             base = self.baseline.get(key) or self.baseline.setdefault(key, Score())
             d, f = base.add_one(last, float(pending.baseline), truth)
-            panel = self.baseline_panels.get(lineage) or self.baseline_panels.setdefault(
-                lineage, ScorePanels()
-            )
-            panel.add(minute, d, f)
+            if pooled:
+                panel = self.baseline_panels.get(lineage) or self.baseline_panels.setdefault(
+                    lineage, ScorePanels()
+                )
+                panel.add(minute, d, f)
         self.versions[key] = pending.version
 
     def copy(self, lineages: set[str] | None = None) -> WalkForward:
@@ -79,9 +82,9 @@ class WalkForward:
         )
 
     def pooled(self, lineage: str) -> Score:
-        scores = (s for (_, lin), s in self.scores.items() if lin == lineage)
+        scores = (s for (t, lin), s in self.scores.items() if lin == lineage and pooled_series(t))
         return pool(scores, self.panels.get(lineage, ScorePanels()))
 
     def pooled_baseline(self, lineage: str) -> Score:
-        scores = (s for (_, lin), s in self.baseline.items() if lin == lineage)
+        scores = (s for (t, lin), s in self.baseline.items() if lin == lineage and pooled_series(t))
         return pool(scores, self.baseline_panels.get(lineage, ScorePanels()))

@@ -28,6 +28,7 @@ from pymongo.errors import PyMongoError
 
 from services.scoring.score import NAIVE_PREFIX
 from services.trainer.forecaster.core import Forecaster
+from services.trainer.forecaster.portfolio_value import live_portfolio, with_portfolio
 from services.trainer.forecaster.records import Config, Forecast
 from services.trainer.messages import PredictionEncoder, bar_in
 from services.trainer.metrics import TrainerMetrics, observe_many
@@ -94,6 +95,7 @@ def run(settings: Settings, stop: StopFlag, *, member: str | None = None) -> Non
     metrics = TrainerMetrics(registry)
     health = Health("kafka", "mongodb", "consuming", "training")
     forecaster = Forecaster(Config.from_settings(settings))
+    forecaster.portfolio_value = live_portfolio(settings)
     with ExitStack() as stack:
         ops = stack.enter_context(
             OpsServer(settings.common.http_host, settings.trainer.http_port, registry, health)
@@ -182,12 +184,18 @@ class TrainerLoop:
         if refresh:
             self.publish(self.forecaster.forecast(refresh))
         if not messages:
+            self.publish_waited()
             return
         bars = self.decode(messages)
         self.load_history(sorted({b.ticker for b in bars} - self.loaded), arrived)
         # Every bar is forecast (a backlog too), batched across tickers: the backtest's own call. The
-        # forecasts the bars settle are scored once the new ones are out.
-        forecasts = self.forecaster.step([bar_in(bar) for bar in bars], score=False)
+        # forecasts the bars settle are scored once the new ones are out. The portfolio's bars go in where
+        # they became ready (portfolio_value.py), under the lock the checkpoint copies under: a checkpoint
+        # never holds a portfolio bar built but not in its series.
+        taken = [bar_in(bar) for bar in bars]
+        with self.forecaster.lock:
+            mixed = with_portfolio(self.forecaster.portfolio_value, taken, time.monotonic())
+            forecasts = self.forecaster.step(mixed, score=False)
         self.publish(forecasts)
         seconds = time.perf_counter() - arrived
         observe_many(self.metrics.latency, seconds, len(forecasts))
@@ -196,6 +204,18 @@ class TrainerLoop:
         self.producer.poll(0)
         self.forecaster.score_settled()
         store_offsets(self.consumer, [m for m in messages if not m.error()])
+
+    def publish_waited(self) -> None:
+        """The portfolio's bars whose wait ran out, forecast and published: asked on a poll that brought
+        nothing, so a backlog's unevenly read partitions never count as a silent ticker."""
+        value = self.forecaster.portfolio_value
+        if value is None or not value.open:
+            return
+        with self.forecaster.lock:
+            waited = value.due(time.monotonic())
+            forecasts = self.forecaster.step(waited, score=False) if waited else []
+        if forecasts:
+            self.publish(forecasts)
 
     def take(self) -> list[Message]:
         """The bars already fetched, or else the first to come within the poll timeout and those fetched

@@ -10,7 +10,7 @@ from services.trainer.forecaster.records import BarIn, Forecast
 from services.trainer.model.series import from_minute, to_minute
 from services.trainer.model.windows import Target
 from shared.schemas import EARLIEST_TS, MAX_AHEAD, BarV1, PredictionV1, encode, format_ts
-from shared.settings import TICKER_PATTERN
+from shared.settings import SERIES_PATTERN
 
 
 def prediction_message(forecast: Forecast, target: Target) -> PredictionV1:
@@ -112,7 +112,7 @@ class PredictionEncoder:
         try:
             return self._tickers[ticker]
         except KeyError:
-            ok = self._tickers[ticker] = TICKER_PATTERN.fullmatch(ticker) is not None
+            ok = self._tickers[ticker] = SERIES_PATTERN.fullmatch(ticker) is not None
             return ok
 
     def _tail(self, version: str, trained_at: datetime) -> str | None:

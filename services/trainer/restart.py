@@ -10,6 +10,7 @@ without series, are read by :func:`load_history` when their first bar comes, as 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterable
 from datetime import datetime
@@ -20,6 +21,8 @@ from pymongo.errors import PyMongoError
 
 from services.trainer.forecaster import checkpoint_state
 from services.trainer.forecaster.core import Forecaster
+from services.trainer.forecaster.portfolio_value import with_portfolio
+from services.trainer.forecaster.records import BarIn
 from services.trainer.model.series import from_minute, to_minute
 from services.trainer.stores.checkpoints import CheckpointStore, checkpoint_name
 from services.trainer.stores.history import bars_after, recent_bars
@@ -32,9 +35,14 @@ Rows = Iterable[tuple[str, datetime, float, int, float, float]]
 
 
 def ingest_stored(forecaster: Forecaster, rows: Rows) -> int:
+    """Ingest stored bars (oldest first), and the portfolio's bars they make (``portfolio_value.py``)."""
     count = 0
+    value, now = forecaster.portfolio_value, time.monotonic()
     for ticker, ts, close, rev, high, low in rows:
-        forecaster.ingest(ticker, to_minute(ts), close, rev, final=True, high=high, low=low)
+        bar = BarIn(ticker, to_minute(ts), close, rev, True, math.nan, high, low)
+        with forecaster.lock:  # a checkpoint never holds a portfolio bar built but not in its series
+            for b in with_portfolio(value, [bar], now):
+                forecaster.ingest(b.ticker, b.minute, b.close, b.rev, final=True, high=b.high, low=b.low)
         count += 1
     return count
 

@@ -17,7 +17,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.settings.base import DEFAULT_TICKERS, PREFIX, TICKER_PATTERN, Group, SettingsError
+from shared.settings.base import (
+    DEFAULT_TICKERS,
+    PORTFOLIO_SERIES,
+    PREFIX,
+    SERIES_PATTERN,
+    TICKER_PATTERN,
+    Group,
+    SettingsError,
+)
 from shared.settings.connections import KafkaSettings, MongoSettings
 from shared.settings.services import (
     SESSION_LENGTH_MIN,
@@ -30,6 +38,8 @@ from shared.settings.services import (
 
 __all__ = [
     "DEFAULT_TICKERS",
+    "PORTFOLIO_SERIES",
+    "SERIES_PATTERN",
     "TICKER_PATTERN",
     "CommonSettings",
     "DashboardSettings",

@@ -17,6 +17,11 @@ PLACEHOLDER_SECRETS = frozenset({"change-me", "changeme"})
 
 # Tickers become MongoDB field names (``close.<TICKER>``) and Kafka keys: no '.', no '$', no spaces.
 TICKER_PATTERN = re.compile(r"^[A-Z0-9^=\-]{1,15}$")
+# The portfolio's value, forecast and scored as one more series beside the tickers (issue 18): the one name
+# a series may have that no ticker can take (the leading '_' is outside TICKER_PATTERN). Only prediction
+# messages may carry it (SERIES_PATTERN); a bar carrying it is refused like any bad ticker.
+PORTFOLIO_SERIES = "_PORTFOLIO"
+SERIES_PATTERN = re.compile(rf"^(?:[A-Z0-9^=\-]{{1,15}}|{PORTFOLIO_SERIES})$")
 
 
 DAY_S = 86_400.0

@@ -19,6 +19,7 @@ from shared.kafka import ReliableProducer, ensure_topics
 from shared.lifecycle import StopFlag
 from shared.mongo import ensure_indexes
 from shared.schemas import BarV1, encode
+from shared.settings import PORTFOLIO_SERIES
 from testkit.bars import bar
 from testkit.kafka import headers_of
 from testkit.poison import poison as variant
@@ -46,6 +47,8 @@ def poison_kinds() -> dict[str, bytes | None]:
         "price_bool": variant(good, open=True),
         "price_nan": variant(good, close=float("nan")),
         "extra_field": variant(good, note="hi"),
+        # The portfolio's reserved name is for predictions only: a bar carrying it is poison.
+        "portfolio_bar": variant(good, ticker=PORTFOLIO_SERIES),
         "not_json": b"\xff not json",
         "deeply_nested": b"[" * 50_000,
         "null_value": None,

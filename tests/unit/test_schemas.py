@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from shared.schemas import BarV1, MessageError, PredictionV1, decode_bar, decode_prediction, encode
+from shared.settings import PORTFOLIO_SERIES
 from testkit.bars import bar_message as bar
 from testkit.bars import prediction_message as prediction
 from testkit.poison import poison, without
@@ -73,6 +74,17 @@ def test_prediction_round_trips_in_the_documented_shape() -> None:
     original = PredictionV1.model_validate(prediction())
     assert json.loads(encode(original)) == prediction()
     assert decode_prediction(encode(original)) == original
+
+
+def test_only_a_prediction_may_carry_the_portfolios_reserved_name() -> None:
+    portfolio = decode_prediction(poison(prediction(), ticker=PORTFOLIO_SERIES))
+    assert portfolio.ticker == PORTFOLIO_SERIES
+    with pytest.raises(MessageError) as error:
+        decode_bar(poison(bar(), ticker=PORTFOLIO_SERIES))
+    assert error.value.reason == "invalid"  # a bar carrying it is poison: the sink dead-letters it
+    for near in ("_PORTFOLIO2", "_portfolio", "PORTFOLIO_", "_AAPL"):
+        with pytest.raises(MessageError):
+            decode_prediction(poison(prediction(), ticker=near))
 
 
 def test_prediction_interval_is_optional_and_round_trips() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from services.trainer.intervals.calibration import Calibration
 from services.trainer.intervals.range_state import RangeState
 from services.trainer.model.ar_baseline import LinearAR
 from services.trainer.model.scaling import scaler_from_state, scaler_to_state
+from shared.settings import PORTFOLIO_SERIES
 
 if TYPE_CHECKING:
     from services.trainer.forecaster.core import Forecaster
@@ -59,6 +61,8 @@ def state_of(forecaster: Forecaster) -> dict[str, Any] | None:
         ranges = forecaster.range_state
         if ranges is not None and forecaster.ranges_for == forecaster.lineage:
             state["ranges"] = ranges.state()
+        if forecaster.portfolio_value is not None:
+            state["portfolio_value"] = forecaster.portfolio_value.state()
     state["series"] = series_state(*held)
     state["walk_forward"] = [
         {
@@ -127,6 +131,7 @@ def restore(forecaster: Forecaster, state: dict[str, Any]) -> bool:
                 )
         if state.get("series"):
             restore_series(forecaster, state["series"])
+            _restore_portfolio(forecaster, state.get("portfolio_value"))
             if state.get("ranges"):
                 forecaster.range_state = RangeState.from_state(state["ranges"])
                 forecaster.ranges_for = forecaster.lineage
@@ -134,6 +139,18 @@ def restore(forecaster: Forecaster, state: dict[str, Any]) -> bool:
         # Fitted now, on the series as saved, not on them with the first bars after the restart.
         fit_ranges(forecaster)
     return True
+
+
+def _restore_portfolio(forecaster: Forecaster, saved: dict[str, Any] | None) -> None:
+    """The portfolio series' builder with its series (lock held). A series saved for other weights (or
+    without its builder) is another portfolio's: dropped, and built again from the bars that come."""
+    value = forecaster.portfolio_value
+    if value is not None and value.restore(saved, time.monotonic()):
+        return
+    if PORTFOLIO_SERIES in forecaster.series:
+        logger.info("checkpoint's %s series is of other weights: built again", PORTFOLIO_SERIES)
+        forecaster.forget([PORTFOLIO_SERIES])
+        forecaster.scalers.pop(PORTFOLIO_SERIES, None)
 
 
 def reached(state: dict[str, Any]) -> int | None:

@@ -26,6 +26,7 @@ from services.trainer.forecaster.horizons import with_horizons
 from services.trainer.forecaster.learning import Learner
 from services.trainer.forecaster.per_stock import PerStockStrategy
 from services.trainer.forecaster.portfolio import PortfolioStrategy
+from services.trainer.forecaster.portfolio_value import PortfolioValue
 from services.trainer.forecaster.records import NAIVE_VERSION, BarIn, Config, CycleReport, Forecast
 from services.trainer.forecaster.strategy import ModelForecast, Strategy
 from services.trainer.intervals.calibration import Calibration
@@ -97,6 +98,9 @@ class Forecaster:
         self.range_state: RangeState | None = None
         self.ranges_for = ""
         self.variances: dict[str, dict[int, float]] = {}
+        # The live trainer's portfolio series (portfolio_value.py; set by the service, checkpointed with the
+        # rest). A backtest adds the portfolio's bars itself (range_grid.portfolio_closes) and leaves it None.
+        self.portfolio_value: PortfolioValue | None = None
 
     @property
     def has_model(self) -> bool:
@@ -136,6 +140,8 @@ class Forecaster:
                 self.trained_changes.pop(t, None)
             if self.running_sigma is not None:
                 self.running_sigma.forget(tickers)
+            if self.portfolio_value is not None:
+                self.portfolio_value.forget(tickers)
 
     def ingest(
         self,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from services.scoring.panel import ScorePanels
-from services.scoring.score import Score, add_to_panels, pool
+from services.scoring.score import Score, add_to_panels, pool, pooled_series
 from services.trainer.forecaster.horizons import fit_ranges
 from services.trainer.forecaster.records import CycleReport, HoldoutResult
 from services.trainer.model.chunks import predict_windows
@@ -125,9 +125,11 @@ class Learner:
                 per_ticker[name], baseline[name] = Score(), Score()
                 per_ticker[name].add(last[:, j], prices[:, j], actual[:, j])
                 baseline[name].add(last[:, j], base_prices[:, j], actual[:, j])
-                add_to_panels(panel, p.holdout.minute, last[:, j], prices[:, j], actual[:, j])
-                add_to_panels(base_panel, p.holdout.minute, last[:, j], base_prices[:, j], actual[:, j])
-        pooled, pooled_base = pool(per_ticker.values(), panel), pool(baseline.values(), base_panel)
+                if pooled_series(name):  # the portfolio's value is scored on its own, never pooled
+                    add_to_panels(panel, p.holdout.minute, last[:, j], prices[:, j], actual[:, j])
+                    add_to_panels(base_panel, p.holdout.minute, last[:, j], base_prices[:, j], actual[:, j])
+        pooled = pool((s for t, s in per_ticker.items() if pooled_series(t)), panel)
+        pooled_base = pool((s for t, s in baseline.items() if pooled_series(t)), base_panel)
         result = HoldoutResult(self.f.lineage, version, report, per_ticker, pooled, pooled_base)
         with self.f.lock:
             self.f.refresh |= self.f.strategy.served_after(prepared)

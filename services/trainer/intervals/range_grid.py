@@ -16,9 +16,7 @@ import pandas as pd
 
 from services.trainer.intervals.horizon_ranges import parkinson
 from shared.session import SessionClock
-
-# The portfolio's series: the name no ticker can take (tickers match ``^[A-Z0-9^=\-]{1,15}$``).
-PORTFOLIO = "_PORTFOLIO"
+from shared.settings import PORTFOLIO_SERIES
 
 
 @dataclass(frozen=True)
@@ -81,9 +79,11 @@ def grid_of(bars: pd.DataFrame, session: SessionClock) -> Grid:
 def portfolio_closes(
     bars: pd.DataFrame, session: SessionClock, weights: Mapping[str, float] | None = None
 ) -> pd.DataFrame:
-    """The portfolio's value as bars of :data:`PORTFOLIO`: buy and hold, each ticker's weight of 1.0 at its
-    first close (equal weights by default), closes forward-filled on the grid within a ``session``; a minute
-    before every weighted ticker has traded has no value. High and low are left out (unknown)."""
+    """The portfolio's value as bars of ``PORTFOLIO_SERIES`` (the name in ``shared.settings``): buy and hold,
+    each ticker's weight of 1.0 at its first close (equal weights by default), closes forward-filled on the
+    grid within a ``session``; a minute before every weighted ticker has traded has no value. High and low
+    are the weighted sums of the tickers' (the close where a bar has none). The live trainer builds the same
+    bars minute by minute (``services.trainer.forecaster.portfolio_value``)."""
     grid = grid_of(bars, session)
     w = pd.Series(weights or dict.fromkeys(grid.tickers, 1.0), dtype=np.float64)
     w = w[w.index.isin(grid.tickers)]
@@ -101,7 +101,7 @@ def portfolio_closes(
         out[column] = 100.0 * (filled / first * w).sum(axis=1, min_count=len(w)).to_numpy()
     ok = np.isfinite(out["close"])
     stamps = pd.to_datetime(grid.minutes[ok] * 60, unit="s", utc=True)
-    return pd.DataFrame({"ticker": PORTFOLIO, "ts": stamps, **{k: v[ok] for k, v in out.items()}})
+    return pd.DataFrame({"ticker": PORTFOLIO_SERIES, "ts": stamps, **{k: v[ok] for k, v in out.items()}})
 
 
 def _pivot(bars: pd.DataFrame, column: str, grid: Grid) -> pd.DataFrame:

@@ -3,8 +3,8 @@ the cold start's history, all scored by the one scorer (:func:`services.scoring.
 and the point forecast's MSE ratio to naive with Clark-West. No I/O.
 
 Rows are the based-on minutes at which the trainer forecast the horizon; the baselines are scored on the
-same rows (their ranges from the returns up to the row only). The portfolio series (:data:`PORTFOLIO`) is
-scored on its own, never pooled with the tickers.
+same rows (their ranges from the returns up to the row only). The portfolio series (``PORTFOLIO_SERIES``)
+is scored on its own, never pooled with the tickers.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from services.scoring.range_score import RangeScore, score_ranges
 from services.scoring.score import POOLED, Score, add_to_panels, pool
 from services.trainer.intervals.ewma_baseline import EwmaProfileBaseline
 from services.trainer.intervals.mcs_garch import McsGarchBaseline
-from services.trainer.intervals.range_grid import PORTFOLIO, Grid, epoch_minutes, grid_of
+from services.trainer.intervals.range_grid import Grid, epoch_minutes, grid_of
 from services.trainer.intervals.range_state import TRAIN_SHARE
 from shared.session import SessionClock
+from shared.settings import PORTFOLIO_SERIES
 
 BASELINES = ("EWMA", "GARCH")
 
@@ -31,7 +32,7 @@ BASELINES = ("EWMA", "GARCH")
 @dataclass(frozen=True)
 class HorizonRow:
     horizon: int
-    series: str  # POOLED, PORTFOLIO or a ticker
+    series: str  # POOLED, PORTFOLIO_SERIES or a ticker
     forecaster: str  # "model" or a baseline's name
     coverage: Coverage
     kupiec_p: float | None  # on ranges h minutes apart (independent hits) for h > 1
@@ -103,9 +104,9 @@ def horizon_table(
         "EWMA": EwmaProfileBaseline.fit(r[train], m[train], horizons, length=session.length),
         "GARCH": McsGarchBaseline.fit(r[train], m[train], horizons, length=session.length),
     }
-    groups = [[j for j, t in enumerate(grid.tickers) if t != PORTFOLIO]]
-    if PORTFOLIO in grid.tickers:
-        groups.append([grid.tickers.index(PORTFOLIO)])
+    groups = [[j for j, t in enumerate(grid.tickers) if t != PORTFOLIO_SERIES]]
+    if PORTFOLIO_SERIES in grid.tickers:
+        groups.append([grid.tickers.index(PORTFOLIO_SERIES)])
     out = []
     for h in horizons:
         model = _model_arrays(grid, predictions, h)

@@ -7,6 +7,8 @@ import pytest
 
 from services.scoring.predictions import running_ratio, score_predictions, scores_by_ticker, summary_rows
 from services.scoring.score import POOLED
+from services.scoring.walk_forward import Pending, WalkForward
+from shared.settings import PORTFOLIO_SERIES
 
 T0 = pd.Timestamp("2026-11-25T14:30:00Z")
 
@@ -71,6 +73,30 @@ def test_summary_pools_tickers_and_counts_direction_only_on_moves() -> None:
     assert table[POOLED]["n"] == 4
     ratio = table["AAPL"]["mse_ratio"]
     assert isinstance(ratio, float) and not math.isnan(ratio)
+
+
+def test_the_portfolios_value_is_scored_as_its_own_series_never_pooled() -> None:
+    bars = pd.concat([closes("AAPL", [100.0, 101.0, 101.0]), closes(PORTFOLIO_SERIES, [100.0, 90.0, 95.0])])
+    preds = pd.concat(
+        [predictions("AAPL", {1: 100.5, 2: 101.2}), predictions(PORTFOLIO_SERIES, {1: 99.0, 2: 91.0})]
+    )
+    scores = scores_by_ticker(score_predictions(bars, preds))
+    assert scores[PORTFOLIO_SERIES].n == 2 and scores[POOLED].n == 2 == scores["AAPL"].n
+    assert scores[POOLED].summary()["mse_ratio"] == scores["AAPL"].summary()["mse_ratio"]
+    alone = scores_by_ticker(score_predictions(bars, predictions(PORTFOLIO_SERIES, {1: 99.0, 2: 91.0})))
+    assert set(alone) == {PORTFOLIO_SERIES}  # no pool of no ticker
+
+
+def test_walk_forward_pools_the_tickers_only() -> None:
+    walk = WalkForward()
+    for t, (last, yhat, actual) in {
+        "AAPL": (100.0, 100.5, 101.0),
+        PORTFOLIO_SERIES: (100.0, 99.0, 101.0),
+    }.items():
+        walk.add(t, Pending(last, yhat, "L", "v1", baseline=last), actual, minute=7)
+    assert walk.scores[(PORTFOLIO_SERIES, "L")].n == 1
+    assert walk.pooled("L").n == 1 == walk.pooled_baseline("L").n
+    assert walk.pooled("L").summary()["mse_ratio"] == walk.scores[("AAPL", "L")].summary()["mse_ratio"]
 
 
 def test_nothing_scored_yet_gives_an_empty_table_with_its_columns() -> None:

@@ -9,10 +9,10 @@ import pytest
 
 from services.scoring.score import POOLED
 from services.trainer.backtest import run_backtest
-from services.trainer.intervals.range_grid import PORTFOLIO, grid_of, portfolio_closes
+from services.trainer.intervals.range_grid import grid_of, portfolio_closes
 from services.trainer.intervals.range_table import format_table, horizon_table
 from shared.session import XNYS
-from shared.settings import TICKER_PATTERN
+from shared.settings import PORTFOLIO_SERIES, TICKER_PATTERN
 from tests.unit.trainer.synthetic import tiny_config
 
 from .test_horizons import HORIZONS, OPEN, market
@@ -31,7 +31,7 @@ def frame(bars: list) -> pd.DataFrame:  # type: ignore[type-arg]
 
 
 def test_the_portfolio_is_a_buy_and_hold_value_under_a_name_no_ticker_can_take() -> None:
-    assert not TICKER_PATTERN.match(PORTFOLIO)
+    assert not TICKER_PATTERN.match(PORTFOLIO_SERIES)
     ts = pd.date_range("2026-01-05 14:30", periods=3, freq="min", tz="UTC")
     bars = pd.DataFrame({"ticker": ["A"] * 3 + ["B"] * 3, "ts": list(ts) * 2,
                          "close": [10.0, 15.0, 20.0, 50.0, 50.0, 50.0]})  # fmt: skip
@@ -71,7 +71,7 @@ def test_backtest_forecasts_every_horizon_and_tables_them_against_both_baselines
     rows = horizon_table(data, predictions, result.boundary, HORIZONS, XNYS)
     keys = [(r.horizon, r.series, r.forecaster) for r in rows]
     for h in HORIZONS:
-        for series in (POOLED, PORTFOLIO):
+        for series in (POOLED, PORTFOLIO_SERIES):
             assert [k for k in keys if k[:2] == (h, series)] == [
                 (h, series, n) for n in ("model", "EWMA", "GARCH")
             ]
@@ -86,5 +86,5 @@ def test_backtest_forecasts_every_horizon_and_tables_them_against_both_baselines
     assert model.buckets is not None and model.buckets[0] <= model.buckets[1]
     assert "_PORTFOLIO" in format_table(rows)
     # The grid holds every series the table scored.
-    assert set(grid_of(data, XNYS).tickers) == {"T0", "T1", "T2", PORTFOLIO}
+    assert set(grid_of(data, XNYS).tickers) == {"T0", "T1", "T2", PORTFOLIO_SERIES}
     assert np.isfinite(grid_of(data, XNYS).ranges).any()
