@@ -10,14 +10,22 @@ Tickers the model was not fitted on get no range (until the next cold start).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
 import numpy as np
 
-from services.trainer.intervals.horizon_ranges import FAST, LONG, RANGE, RANGE_SLOW, SLOW, RangeModel
+from services.trainer.intervals.horizon_ranges import (
+    FAST,
+    LONG,
+    RANGE,
+    RANGE_SLOW,
+    SLOW,
+    RangeModel,
+    no_pause,
+)
 from shared.session import SESSION_MINUTES, SESSION_OPEN_MINUTE, session_minutes, utc_offset_minutes
 
 # Of the cold start's history: the share the range model is fitted on (the trainer's 8:2 split).
@@ -152,10 +160,11 @@ def fit_state(
     series: Mapping[str, tuple[np.ndarray, np.ndarray]],
     ranges: Mapping[str, Mapping[int, float]],
     horizons: Sequence[int],
+    pause: Callable[[], None] = no_pause,
 ) -> RangeState | None:
     """The range model fitted on the first :data:`TRAIN_SHARE` of the tickers' grid (``series``: each
     ticker's minutes and closes), its state folded through every bar (a bar's Parkinson variance from
-    ``ranges[ticker][minute]`` where known)."""
+    ``ranges[ticker][minute]`` where known). ``pause()`` is called between steps (see ``fit_weights``)."""
     tickers = sorted(series)
     arrays = {t: series[t] for t in tickers}
     minutes = np.unique(np.concatenate([m for m, _ in arrays.values()])) if tickers else np.zeros(0)
@@ -176,11 +185,12 @@ def fit_state(
     returns[~np.concatenate([[False], (np.diff(minutes) == 1) & (session[1:] > 0)])] = np.nan
     split = int(len(minutes) * TRAIN_SHARE)
     try:
-        model = RangeModel.fit(returns[:split], pk[:split], session[:split], tuple(horizons))
+        model = RangeModel.fit(returns[:split], pk[:split], session[:split], tuple(horizons), pause=pause)
     except (ValueError, np.linalg.LinAlgError):
         return None
     state = RangeState(model, {t: j for j, t in enumerate(tickers)})
     for t in tickers:
+        pause()  # the fold is Python, bar by bar: it holds the interpreter
         known = ranges.get(t, {})
         for m, c in zip(*arrays[t], strict=True):
             state.fold(t, int(m), float(c), known.get(int(m), math.nan))
