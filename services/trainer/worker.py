@@ -81,7 +81,7 @@ class TrainingWorker(threading.Thread):
                 _fmt(ar["mse_ratio"]), _fmt(ar["dm_p"]),
             )  # fmt: skip
             mode, target = self.settings.trainer.mode, self.settings.trainer.target
-            self._write(lambda: write_holdout(self.db, cold, mode, target, pause=self.gate.give_way))
+            self._write(lambda: write_holdout(self.db, cold, mode, target, pause=self.forecaster.pause))
         self.flush_scores()
         if time.monotonic() - self._last_checkpoint >= self.settings.trainer.checkpoint_interval_s:
             self.checkpoint()

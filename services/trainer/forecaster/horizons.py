@@ -10,11 +10,13 @@ horizon is forecast only when its target minute is in the same session and the r
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from services.trainer.forecaster.records import Forecast
+from services.trainer.intervals.horizon_ranges import no_pause
 from services.trainer.intervals.range_state import RangeState, fit_state, session_minute
 from shared.session import SESSION_MINUTES
 
@@ -24,14 +26,14 @@ if TYPE_CHECKING:
 
 def fit_ranges(forecaster: Forecaster) -> None:
     """Fit the range model on the history held and install it for the current lineage (a restored trainer:
-    :func:`with_horizons`, ``checkpoint_state.py``)."""
-    adopt_ranges(forecaster, prepare_ranges(forecaster), forecaster.lineage)
+    :func:`with_horizons`, ``checkpoint_state.py``; on the polling thread, so without giving way)."""
+    adopt_ranges(forecaster, prepare_ranges(forecaster, no_pause), forecaster.lineage)
 
 
-def prepare_ranges(forecaster: Forecaster) -> RangeState | None:
+def prepare_ranges(forecaster: Forecaster, pause: Callable[[], None]) -> RangeState | None:
     """The range model fitted on the history held, off the lock but for the snapshot (training thread, at a
-    cold start: it is installed together with the new weights, :func:`adopt_ranges`). Gives way to the
-    minutes being served between its steps (``Forecaster.pause``)."""
+    cold start: it is installed together with the new weights, :func:`adopt_ranges`), calling ``pause``
+    between its steps (``Forecaster.pause``: giving way to the minutes being served)."""
     with forecaster.lock:
         arrays = {
             t: (np.array(s.arrays()[0]), np.array(s.arrays()[1]))
@@ -39,7 +41,7 @@ def prepare_ranges(forecaster: Forecaster) -> RangeState | None:
             if s.minutes
         }
         variances = {t: dict(v) for t, v in forecaster.variances.items()}
-    return fit_state(arrays, variances, forecaster.config.horizons, pause=forecaster.pause)
+    return fit_state(arrays, variances, forecaster.config.horizons, pause=pause)
 
 
 def adopt_ranges(forecaster: Forecaster, state: RangeState | None, lineage: str) -> None:

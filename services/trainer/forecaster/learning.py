@@ -99,7 +99,7 @@ class Learner:
         by the polling thread at once; set here, not once the hold-out is scored (by then their next bars
         had been served with the new weights, and the refresh re-primed every one of them)."""
         model = copy.deepcopy(trainee).eval()
-        ranges = prepare_ranges(self.f) if new_lineage else None
+        ranges = prepare_ranges(self.f, self.f.pause) if new_lineage else None
         self.f.pause()
         primed = self.f.strategy.prime(model)
         calibration = self.f.calibration

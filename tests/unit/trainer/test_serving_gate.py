@@ -133,3 +133,23 @@ def test_a_minute_served_between_a_cold_starts_install_and_its_hold_out_has_ever
         fcs: dict[int, Forecast] = by_horizon(forecasts, ticker)
         assert sorted(fcs) == list(HORIZONS)
         assert {fc.model_version for fc in fcs.values()} == {forecaster.model_version}
+
+
+def test_a_range_model_fitted_on_the_polling_thread_does_not_give_way_to_itself() -> None:
+    # A restored lineage's range model is fitted inside a forecast (lock held, the minute being served by
+    # this very thread): waiting there would hold the minute up to the gate's bound.
+    bars = market(7)
+    forecaster = Forecaster(tiny_config(max_epochs=1))
+    for bar in bars:
+        if bar.minute < OPEN + 6 * 1440 + 100:
+            forecaster.ingest(bar.ticker, bar.minute, bar.close, bar.rev, bar.final, bar.high, bar.low)
+    assert forecaster.train_cycle().cold_start is not None
+    forecaster.range_state, forecaster.ranges_for = None, ""  # as restored from a checkpoint without one
+
+    def polling_thread_must_not_wait() -> None:
+        raise AssertionError("the polling thread gave way to itself")
+
+    forecaster.pause = polling_thread_must_not_wait
+    forecasts = forecaster.forecast(forecaster.tickers())
+    assert forecaster.ranges_for == forecaster.lineage
+    assert sorted(by_horizon(forecasts, "T0")) == list(HORIZONS)
