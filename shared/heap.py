@@ -7,6 +7,11 @@ moves the survivors to the permanent generation (``gc.freeze``), so later collec
 only at what was made since. Called at start and after each training cycle, a settle costs what that cycle
 left behind. Frozen objects are still freed by reference counting when dropped; only a reference cycle among
 them would stay, and the long-lived state (series, scores, carried states) holds none.
+
+A latency-bound loop can also leave full collections to :func:`settle` alone (:func:`defer_full_collections`)
+and call it at moments it chooses: the automatic ones otherwise still fall on whichever allocation crosses
+the threshold (in the trainer, ~200 ms in the first minute after a cold start, issue 18). Young generations
+are collected automatically as before.
 """
 
 from __future__ import annotations
@@ -14,12 +19,21 @@ from __future__ import annotations
 import atexit
 import gc
 
+# A third-generation threshold no count reaches: the collector's own full collections never start.
+_NEVER = 2**31 - 1
+
 
 def settle() -> int:
     """Collect garbage, then exempt every survivor from later collections; return how many were freed."""
     freed = gc.collect()
     gc.freeze()
     return freed
+
+
+def defer_full_collections() -> None:
+    """Leave full collections to :func:`settle` (called by the caller at its quiet moments)."""
+    first, second, _ = gc.get_threshold()
+    gc.set_threshold(first, second, _NEVER)
 
 
 # Give the frozen objects back at exit, so the interpreter's last collection frees them like any others

@@ -34,6 +34,7 @@ from services.trainer.messages import PredictionEncoder, bar_in
 from services.trainer.metrics import TrainerMetrics, observe_many
 from services.trainer.model.network import set_threads
 from services.trainer.restart import catch_up, load_history, resume
+from services.trainer.serving.gate import ServingGate
 from services.trainer.stores.checkpoints import make_store
 from services.trainer.worker import TrainingWorker, finish_worker
 from shared import heap
@@ -126,14 +127,17 @@ def run(settings: Settings, stop: StopFlag, *, member: str | None = None) -> Non
         assignment = Assignment(forecaster)
         subscribe(consumer, [settings.kafka.bars_topic], assignment.on_assign, assignment.on_revoke)
 
-        worker = TrainingWorker(settings, forecaster, db, store, metrics, stop)
+        gate = ServingGate()
+        forecaster.pause = gate.give_way
+        worker = TrainingWorker(settings, forecaster, db, store, metrics, stop, gate)
         worker.start()
         stack.callback(finish_worker, worker)
         health.set("training", True)
         heap.settle()  # torch and the rest imported, the checkpoint loaded: see shared/heap.py
-        TrainerLoop(settings, consumer, producer, db, forecaster, assignment, metrics, health, member).run(
-            stop
-        )
+        heap.defer_full_collections()  # later ones in the quiet after a minute (serving/gate.py)
+        TrainerLoop(
+            settings, consumer, producer, db, forecaster, assignment, metrics, health, member, gate=gate
+        ).run(stop)
     if worker.error is not None:
         raise worker.error
 
@@ -161,6 +165,7 @@ class TrainerLoop:
         metrics: TrainerMetrics,
         health: Health,
         member: str,
+        gate: ServingGate | None = None,
     ) -> None:
         self.settings, self.consumer, self.producer, self.db = settings, consumer, producer, db
         self.forecaster, self.assignment, self.metrics, self.health = forecaster, assignment, metrics, health
@@ -169,22 +174,28 @@ class TrainerLoop:
         self.history_backoff = Backoff(cap=60.0)
         self.history_retry_at = 0.0
         self.next_lag = 0.0
+        # Told when a minute is being served and when it is over (the training thread gives way to it).
+        self.gate = gate or ServingGate()
 
     def run(self, stop: StopFlag) -> None:
         while not stop.is_set():
             self.poll_once()
+        self.gate.quiet()  # no more minutes: the last scores and checkpoint are written without waiting
 
     def poll_once(self) -> None:
         messages = self.take()
         arrived = time.perf_counter()
+        refresh = self.forecaster.take_refresh()
+        if messages or refresh:
+            self.gate.serving()
         self.producer.poll(0)
         self.health.set("consuming", True)
         self.update_lag(arrived)
-        refresh = self.forecaster.take_refresh()
         if refresh:
             self.publish(self.forecaster.forecast(refresh))
         if not messages:
             self.publish_waited()
+            self.gate.quiet()
             return
         bars = self.decode(messages)
         self.load_history(sorted({b.ticker for b in bars} - self.loaded), arrived)

@@ -1,6 +1,7 @@
 """The training thread: training cycles (cold start or warm update), scores to MongoDB, checkpoints.
 
-It is the only thread that changes weights; it never blocks the polling thread (see ``forecaster.py``).
+It is the only thread that changes weights; it never blocks the polling thread (see ``forecaster.py``), and
+gives way to it while a minute is being served (``serving/gate.py``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from tqdm import tqdm
 
 from services.trainer.forecaster.core import Forecaster
 from services.trainer.metrics import TrainerMetrics
+from services.trainer.serving.gate import ServingGate
 from services.trainer.stores.checkpoints import CheckpointStore, checkpoint_name
 from services.trainer.stores.metrics_store import POOLED, lineage_scores, write_holdout, write_walk_forward
-from shared import heap
 from shared.lifecycle import StopFlag
 from shared.settings import Settings
 
@@ -37,10 +38,11 @@ class TrainingWorker(threading.Thread):
         store: CheckpointStore,
         metrics: TrainerMetrics,
         stop: StopFlag,
+        gate: ServingGate,
     ) -> None:
         super().__init__(name="trainer-worker", daemon=True)
         self.settings, self.forecaster, self.db, self.store = settings, forecaster, db, store
-        self.metrics, self.stop = metrics, stop
+        self.metrics, self.stop, self.gate = metrics, stop, gate
         self.finished = threading.Event()
         self.error: BaseException | None = None
         self._saved_version: str | None = None
@@ -79,14 +81,13 @@ class TrainingWorker(threading.Thread):
                 s["directional_n"], _fmt(s["directional_ci_low"]), _fmt(s["directional_ci_high"]),
                 _fmt(ar["mse_ratio"]), _fmt(ar["dm_p"]),
             )  # fmt: skip
-            self._write(
-                lambda: write_holdout(self.db, cold, self.settings.trainer.mode, self.settings.trainer.target)
-            )
+            mode, target = self.settings.trainer.mode, self.settings.trainer.target
+            self._write(lambda: write_holdout(self.db, cold, mode, target, pause=self.forecaster.pause))
         self.flush_scores()
         if time.monotonic() - self._last_checkpoint >= self.settings.trainer.checkpoint_interval_s:
             self.checkpoint()
-        # The cycle's garbage collected here, off the polling thread's minutes (shared/heap.py).
-        heap.settle()
+        # The cycle's garbage, collected by the polling thread after its minute (serving/gate.py).
+        self.gate.settle_later()
         self.metrics.cycle.observe(time.perf_counter() - started)
         logger.info(
             "cycle model=%s updated=%d loss=%s train_s=%.3f tickers=%d",
@@ -96,6 +97,7 @@ class TrainingWorker(threading.Thread):
 
     def flush_scores(self, everything: bool = False) -> None:
         forecaster = self.forecaster
+        self.gate.give_way()
         self._write(lambda: write_walk_forward(self.db, forecaster, everything))
         if forecaster.lineage:
             lineage = forecaster.lineage
@@ -113,6 +115,7 @@ class TrainingWorker(threading.Thread):
 
     def checkpoint(self) -> None:
         self._last_checkpoint = time.monotonic()
+        self.gate.give_way()
         state = self.forecaster.state()
         if state is None or state["lineage"] + str(state["updates"]) == self._saved_version:
             return

@@ -189,6 +189,7 @@ class TrainerSettings(Group):
     # Intra-op threads per torch call (0: one per core). 1 by default: the trainer calls torch from two
     # threads (forecasting, training) and its batches are small, so more threads mostly wait on each other;
     # on 2 shared cores the backtest took 30 s on one thread and 380 s on two (bench/bench_backtest.py).
+    # numpy's BLAS gets the same limit (its least-squares fits at a cold start took every core, issue 18).
     torch_threads: int = Field(1, ge=0, validation_alias="PORTFOLIO_TORCH_THREADS")
     http_port: int = http_port_field(9103, "PORTFOLIO_TRAINER_HTTP_PORT")
     # Minutes ahead forecast for every final bar (one prediction each; none past the session's close).

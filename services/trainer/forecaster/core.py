@@ -30,7 +30,7 @@ from services.trainer.forecaster.portfolio_value import PortfolioValue
 from services.trainer.forecaster.records import NAIVE_VERSION, BarIn, Config, CycleReport, Forecast
 from services.trainer.forecaster.strategy import ModelForecast, Strategy
 from services.trainer.intervals.calibration import Calibration
-from services.trainer.intervals.horizon_ranges import parkinson_bar
+from services.trainer.intervals.horizon_ranges import no_pause, parkinson_bar
 from services.trainer.intervals.range_state import RangeState
 from services.trainer.intervals.running_sigma import RunningSigma
 from services.trainer.model.ar_baseline import LinearAR
@@ -52,6 +52,9 @@ class Forecaster:
         self.seed = seed
         # Told each cold-start epoch (epoch, hold-out loss): the service shows a progress bar with it.
         self.on_epoch: Callable[[int, float], None] | None = None
+        # Called by the training thread between its steps, never under the lock: the service makes it wait
+        # while a minute is being served (serving/gate.py).
+        self.pause: Callable[[], None] = no_pause
         self.lock = threading.RLock()
         self.series: dict[str, TickerSeries] = {}
         self.scalers: dict[str, Scaler] = {}

@@ -10,11 +10,13 @@ horizon is forecast only when its target minute is in the same session and the r
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from services.trainer.forecaster.records import Forecast
+from services.trainer.intervals.horizon_ranges import no_pause
 from services.trainer.intervals.range_state import RangeState, fit_state
 
 if TYPE_CHECKING:
@@ -22,17 +24,28 @@ if TYPE_CHECKING:
 
 
 def fit_ranges(forecaster: Forecaster) -> None:
-    """Fit the range model on the history held (training thread: off the lock but for the snapshot and
-    the install), and fold into its state what arrived meanwhile."""
+    """Fit the range model on the history held and install it for the current lineage (a restored trainer:
+    :func:`with_horizons`, ``checkpoint_state.py``; on the polling thread, so without giving way)."""
+    adopt_ranges(forecaster, prepare_ranges(forecaster, no_pause), forecaster.lineage)
+
+
+def prepare_ranges(forecaster: Forecaster, pause: Callable[[], None]) -> RangeState | None:
+    """The range model fitted on the history held, off the lock but for the snapshot (training thread, at a
+    cold start: it is installed together with the new weights, :func:`adopt_ranges`), calling ``pause``
+    between its steps (``Forecaster.pause``: giving way to the minutes being served)."""
     with forecaster.lock:
-        lineage = forecaster.lineage
         arrays = {
             t: (np.array(s.arrays()[0]), np.array(s.arrays()[1]))
             for t, s in forecaster.series.items()
             if s.minutes
         }
         variances = {t: dict(v) for t, v in forecaster.variances.items()}
-    state = fit_state(arrays, variances, forecaster.config.horizons, forecaster.config.session)
+    return fit_state(arrays, variances, forecaster.config.horizons, forecaster.config.session, pause=pause)
+
+
+def adopt_ranges(forecaster: Forecaster, state: RangeState | None, lineage: str) -> None:
+    """Install ``state`` (from :func:`prepare_ranges`) for ``lineage``, folding into it the bars that arrived
+    since its snapshot (lock held here: a few minutes' bars at most)."""
     with forecaster.lock:
         if state is not None:  # what arrived since the snapshot
             for t in state.column:

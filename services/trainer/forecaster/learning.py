@@ -20,7 +20,7 @@ import torch
 
 from services.scoring.panel import ScorePanels
 from services.scoring.score import Score, add_to_panels, pool, pooled_series
-from services.trainer.forecaster.horizons import fit_ranges
+from services.trainer.forecaster.horizons import adopt_ranges, prepare_ranges
 from services.trainer.forecaster.records import CycleReport, HoldoutResult
 from services.trainer.model.chunks import predict_windows
 from services.trainer.model.network import ForecastLSTM
@@ -45,8 +45,6 @@ class Learner:
         started = datetime.now(UTC)
         report = CycleReport()
         report.cold_start = self.f.strategy.cold_start(self._retrain_due(), should_stop)
-        if report.cold_start is not None and not report.cold_start.joined:
-            fit_ranges(self.f)
         if report.cold_start is None and self.f.model is not None:
             report.updated_tickers, report.loss = self._warm_update()
         report.seconds = (datetime.now(UTC) - started).total_seconds()
@@ -74,18 +72,35 @@ class Learner:
         holdout: Examples,
         should_stop: Callable[[], bool] | None,
     ) -> FitReport:
+        def between_batches() -> bool:
+            self.f.pause()
+            return should_stop is not None and should_stop()
+
         return fit(
             model, optimizer, train, holdout, window=self.f.config.window,
             max_epochs=self.f.config.max_epochs, patience=self.f.config.patience,
-            batch_size=self.f.config.batch_size, seed=self.f.seed, should_stop=should_stop,
+            batch_size=self.f.config.batch_size, seed=self.f.seed, should_stop=between_batches,
             epoch_windows=self.f.config.epoch_windows, on_epoch=self.f.on_epoch,
         )  # fmt: skip
 
-    def install(self, trainee: ForecastLSTM, optimizer: torch.optim.Optimizer, *, new_lineage: bool) -> None:
+    def install(
+        self,
+        trainee: ForecastLSTM,
+        optimizer: torch.optim.Optimizer,
+        *,
+        new_lineage: bool,
+        refresh: set[str] | None = None,
+    ) -> None:
         """Publish the trainee's weights to forecasting, with the carried states recomputed for them: the
         states are primed here (training thread) from a snapshot, and weights and states are swapped in
-        together under one short lock."""
+        together under one short lock; so is a new lineage's range model, fitted here first, so that the
+        lineage's first forecasts carry every horizon (fitted after the swap, the minutes in between had
+        the next minute's only). ``refresh``: the tickers a cold start makes forecastable, forecast again
+        by the polling thread at once; set here, not once the hold-out is scored (by then their next bars
+        had been served with the new weights, and the refresh re-primed every one of them)."""
         model = copy.deepcopy(trainee).eval()
+        ranges = prepare_ranges(self.f, self.f.pause) if new_lineage else None
+        self.f.pause()
         primed = self.f.strategy.prime(model)
         calibration = self.f.calibration
         shift = calibration.drift(model) if calibration is not None and not new_lineage else None
@@ -98,12 +113,11 @@ class Learner:
             if new_lineage:
                 self.f.lineage_minute = self.f.newest_minute
                 self.f.lineage, self.f.updates = uuid.uuid4().hex[:8], 0
-                # This thread fits the new lineage's range model next (train_cycle): the polling thread
-                # must not (horizons.with_horizons fits one only for a restored lineage).
-                self.f.ranges_for = self.f.lineage
+                adopt_ranges(self.f, ranges, self.f.lineage)
             else:
                 self.f.updates += 1
             self.f.trained_at = datetime.now(UTC)
+            self.f.refresh |= refresh or set()
 
     def score_holdout(self, prepared: dict[str, Any], report: FitReport | None) -> HoldoutResult:
         # Runs on the training thread, the only one that changes weights: no lock needed to read them, and
@@ -114,6 +128,7 @@ class Learner:
         baseline: dict[str, Score] = {}
         panel, base_panel = ScorePanels(), ScorePanels()
         for t, p in prepared.items():
+            self.f.pause()
             columns = self.f.strategy.holdout_columns(t)
             x, last, actual = p.holdout.x, p.holdout.last, p.holdout.actual
             outputs = predict_windows(model, p.holdout, self.f.config.window) - self.f.strategy.output_offset(
@@ -130,10 +145,7 @@ class Learner:
                     add_to_panels(base_panel, p.holdout.minute, last[:, j], base_prices[:, j], actual[:, j])
         pooled = pool((s for t, s in per_ticker.items() if pooled_series(t)), panel)
         pooled_base = pool((s for t, s in baseline.items() if pooled_series(t)), base_panel)
-        result = HoldoutResult(self.f.lineage, version, report, per_ticker, pooled, pooled_base)
-        with self.f.lock:
-            self.f.refresh |= self.f.strategy.served_after(prepared)
-        return result
+        return HoldoutResult(self.f.lineage, version, report, per_ticker, pooled, pooled_base)
 
     def _warm_update(self) -> tuple[int, float]:
         """A few optimizer steps on the windows that closed since the last update, for the tickers that got

@@ -75,8 +75,16 @@ class PerStockStrategy:
             old = self.f.serving
             snapshots = old.snapshot(self.f.series) if old is not None else {}
             scalers = dict(self.f.scalers)
+            # No states to carry over (the first cold start): every served ticker's series, copied.
+            tails = (
+                {t: (list(s.minutes), list(s.closes)) for t, s in self.f.series.items() if t in scalers}
+                if old is None
+                else {}
+            )
         if old is None:
-            return _PrimedStates(self.serving_for(model), None, {})
+            serving = self.serving_for(model)
+            serving.prime_all(tails, scalers)
+            return _PrimedStates(serving, None, {})
         return _PrimedStates(old.primed(model, snapshots, scalers), old, snapshots)
 
     def serving_for(self, model: ForecastLSTM) -> PerStockServing:
@@ -220,7 +228,7 @@ class PerStockStrategy:
             )
         with self.f.lock:
             self.f.calibration = calibration
-        self.f.learner.install(model, optimizer, new_lineage=True)
+        self.f.learner.install(model, optimizer, new_lineage=True, refresh=self.served_after(prepared))
         return self.f.learner.score_holdout(prepared, report)
 
     def _join(self, tickers: list[str]) -> HoldoutResult | None:
@@ -247,6 +255,7 @@ class PerStockStrategy:
         with self.f.lock:
             for t, p in prepared.items():
                 self.f.scalers[t] = p.scalers[0]
+            self.f.refresh |= self.served_after(prepared)
         result = self.f.learner.score_holdout(prepared, None)
         result.joined = True
         return result

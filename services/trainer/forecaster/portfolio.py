@@ -107,7 +107,7 @@ class PortfolioStrategy:
             self.f.scalers = dict(zip(columns, prepared.scalers, strict=True))
             self.f.baseline = LinearAR.fit(prepared.train.x, prepared.train.y)
             self.f.pending.clear()
-        self.f.learner.install(model, optimizer, new_lineage=True)
+        self.f.learner.install(model, optimizer, new_lineage=True, refresh=self.served_after({"*": prepared}))
         return self.f.learner.score_holdout({"*": prepared}, report)
 
     def newest_windows(self, need: int, count: int) -> tuple[Examples, dict[str, int]]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,11 +85,19 @@ def previous_session(d2: np.ndarray, session_minute: np.ndarray) -> np.ndarray:
     return before[:-1][sid]
 
 
-def fit_weights(x: np.ndarray, y: np.ndarray, iterations: int = 30) -> np.ndarray:
-    """Non-negative ``w`` minimizing mean QLIKE ``ln(x w) + y / (x w)`` (rows of ``x`` complete)."""
+def no_pause() -> None:
+    """The default ``pause``: nothing to give way to."""
+
+
+def fit_weights(
+    x: np.ndarray, y: np.ndarray, iterations: int = 30, pause: Callable[[], None] = no_pause
+) -> np.ndarray:
+    """Non-negative ``w`` minimizing mean QLIKE ``ln(x w) + y / (x w)`` (rows of ``x`` complete). ``pause()``
+    is called between iterations (the trainer's training thread gives way to a minute being served)."""
     w = np.zeros(x.shape[1])
     w[0] = max(float(np.mean(y)), _MIN)
     for _ in range(iterations):
+        pause()
         v = np.maximum(x @ w, _MIN)
         sw = 1.0 / v
         active = np.ones(x.shape[1], bool)
@@ -124,6 +132,7 @@ class RangeModel:
         probs: Sequence[float] = PROBS,
         use: Sequence[str] = COMPONENTS,
         session: SessionClock = XNYS,
+        pause: Callable[[], None] = no_pause,
     ) -> RangeModel:
         """On the training part: 1-minute log returns and Parkinson variances ``[rows, tickers]``
         (conventions: :mod:`seasonal`); components not in ``use`` get weight 0."""
@@ -150,7 +159,7 @@ class RangeModel:
                 continue
             picked = np.array([c in use for c in COMPONENTS])
             model.weights[h] = np.zeros(len(COMPONENTS))
-            model.weights[h][picked] = fit_weights(x[ok][:, picked], y[ok])
+            model.weights[h][picked] = fit_weights(x[ok][:, picked], y[ok], pause=pause)
             z = horizon_returns(r, session_minute, h) / model.sigma_from(x, session_minute, h)
             model.quantiles[h] = np.quantile(z[np.isfinite(z)], probs)
         return model

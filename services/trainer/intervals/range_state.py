@@ -10,14 +10,22 @@ Tickers the model was not fitted on get no range (until the next cold start).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
 import numpy as np
 
-from services.trainer.intervals.horizon_ranges import FAST, LONG, RANGE, RANGE_SLOW, SLOW, RangeModel
+from services.trainer.intervals.horizon_ranges import (
+    FAST,
+    LONG,
+    RANGE,
+    RANGE_SLOW,
+    SLOW,
+    RangeModel,
+    no_pause,
+)
 from services.trainer.intervals.range_recalibration import Recalibration
 from shared.session import XNYS, SessionClock, clock_named
 
@@ -166,10 +174,12 @@ def fit_state(
     ranges: Mapping[str, Mapping[int, float]],
     horizons: Sequence[int],
     session: SessionClock,
+    pause: Callable[[], None] = no_pause,
 ) -> RangeState | None:
     """The range model fitted on the first :data:`TRAIN_SHARE` of the tickers' grid (``series``: each
     ticker's minutes and closes) by the ``session`` clock, its state folded through every bar (a bar's
-    Parkinson variance from ``ranges[ticker][minute]`` where known)."""
+    Parkinson variance from ``ranges[ticker][minute]`` where known). ``pause()`` is called between steps
+    (see ``fit_weights``)."""
     tickers = sorted(series)
     arrays = {t: series[t] for t in tickers}
     minutes = np.unique(np.concatenate([m for m, _ in arrays.values()])) if tickers else np.zeros(0)
@@ -191,12 +201,13 @@ def fit_state(
     split = int(len(minutes) * TRAIN_SHARE)
     try:
         model = RangeModel.fit(
-            returns[:split], pk[:split], sessions[:split], tuple(horizons), session=session
+            returns[:split], pk[:split], sessions[:split], tuple(horizons), session=session, pause=pause
         )
     except (ValueError, np.linalg.LinAlgError):
         return None
     state = RangeState(model, {t: j for j, t in enumerate(tickers)})
     for t in tickers:
+        pause()  # the fold is Python, bar by bar: it holds the interpreter
         known = ranges.get(t, {})
         for m, c in zip(*arrays[t], strict=True):
             state.fold(t, int(m), float(c), known.get(int(m), math.nan))

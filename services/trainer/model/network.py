@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 
@@ -37,9 +38,12 @@ class ForecastLSTM(nn.Module):
 
 
 def set_threads(threads: int) -> int:
-    """Use ``threads`` intra-op threads (0: one per core); torch's default can oversubscribe containers."""
+    """Use ``threads`` intra-op threads (0: one per core); torch's default can oversubscribe containers.
+    numpy's BLAS and any OpenMP pool get the same limit: left at one thread per core, the range model's
+    least-squares fits at a cold start ran on every core, beside the minutes being served (issue 18)."""
     count = threads or os.cpu_count() or 1
     torch.set_num_threads(count)
+    threadpool_limits(limits=count)
     return count
 
 
