@@ -19,7 +19,7 @@ from services.dashboard.models import (
     PredictionsOut,
     TickerOut,
 )
-from services.dashboard.queries import END_OF_TIME, QueryError
+from services.dashboard.queries import END_OF_TIME, PORTFOLIO_SERIES, QueryError
 from services.dashboard.stored_reads import read_bars, read_predictions
 
 JSON = "application/json"
@@ -31,9 +31,11 @@ def context_of(request: Request) -> Context:
     return context
 
 
-def _known_ticker(context: Context, request: Request) -> str:
-    ticker = queries.ticker(request.query_params)
-    if not context.window.knows(ticker):
+def _known_ticker(context: Context, request: Request, series: bool = False) -> str:
+    """A ticker the window holds; with ``series``, also the portfolio's series, held or not yet (the page
+    asks for its forecasts before the trainer has published any)."""
+    ticker = queries.ticker(request.query_params, series)
+    if ticker != PORTFOLIO_SERIES and not context.window.knows(ticker):
         raise QueryError("ticker: no such ticker (GET /api/tickers lists them)", status=404)
     return ticker
 
@@ -48,11 +50,12 @@ async def bars(request: Request) -> Response:
     context = context_of(request)
     ticker = _known_ticker(context, request)
     since, until = queries.span(request.query_params).bounds(context.window.newest(ticker))
+    last = queries.last(request.query_params)
     if context.window.holds_since(ticker, since):
-        rows = context.window.bars(ticker, since, until)
+        rows = context.window.bars(ticker, since, until, last)
     else:
         stored = await run_in_threadpool(read_bars, context.db, [ticker], since, until)
-        rows = [{key: row.get(key) for key in BarOut.model_fields} for row in stored]
+        rows = [{key: row.get(key) for key in BarOut.model_fields} for row in stored[-last if last else 0 :]]
     return Response(
         BarsOut.model_validate({"ticker": ticker, "bars": rows}).model_dump_json(), media_type=JSON
     )
@@ -60,10 +63,12 @@ async def bars(request: Request) -> Response:
 
 async def predictions(request: Request) -> Response:
     context = context_of(request)
-    ticker = _known_ticker(context, request)
+    ticker = _known_ticker(context, request, series=True)
     span = queries.span(request.query_params)
     horizon = queries.horizon(request.query_params)
-    since, until = span.bounds(context.window.newest(ticker))
+    # The portfolio's series has forecasts, no bars: its "last N minutes" end at the newest bar of any ticker.
+    newest = context.window.newest_of_all() if ticker == PORTFOLIO_SERIES else context.window.newest(ticker)
+    since, until = span.bounds(newest)
     if span.minutes is not None:
         # The forecasts ahead of the newest bar belong to "the last N minutes" too: they are what is new.
         until = END_OF_TIME
@@ -82,10 +87,8 @@ async def predictions(request: Request) -> Response:
 
 async def portfolio(request: Request) -> Response:
     context = context_of(request)
-    held = context.window.tickers()
-    newest = max((ts for _, ts in held if ts is not None), default=None)
-    since, until = queries.span(request.query_params).bounds(newest)
-    rows = context.window.portfolio(since, until)
+    since, until = queries.span(request.query_params).bounds(context.window.newest_of_all())
+    rows = context.window.portfolio(since, until, queries.last(request.query_params))
     return Response(PortfolioOut.model_validate({"rows": rows}).model_dump_json(), media_type=JSON)
 
 

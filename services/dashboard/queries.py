@@ -13,9 +13,15 @@ from datetime import UTC, datetime, timedelta
 from shared.settings import TICKER_PATTERN
 
 DEFAULT_MINUTES = 120
+# The series of the portfolio's value, forecast by the trainer beside the tickers: the one name outside the
+# ticker pattern that /api/predictions answers for. For now defined here; shared.settings.PORTFOLIO_SERIES
+# (the message schemas' name) replaces it when that lands.
+PORTFOLIO_SERIES = "_PORTFOLIO"
 # A year of calendar minutes: beyond it a request is a mistake, and its answer would not fit a page.
 MAX_MINUTES = 525_600
 MAX_HORIZON = 10_080
+# ``last``: the newest rows of a span; 100 sessions of 390 minutes is more than any panel draws.
+MAX_LAST = 39_000
 # The longest RFC 3339 time ("2026-11-25T14:31:00.123456789+00:00") with room to spare.
 _MAX_TIME_CHARS = 40
 START_OF_TIME = datetime(1990, 1, 1, tzinfo=UTC)
@@ -48,10 +54,13 @@ class Span:
         return self.since or START_OF_TIME, self.until or END_OF_TIME
 
 
-def ticker(params: Mapping[str, str]) -> str:
+def ticker(params: Mapping[str, str], series: bool = False) -> str:
+    """A ticker symbol; with ``series``, the portfolio's series (:data:`PORTFOLIO_SERIES`) too."""
     value = params.get("ticker")
     if not value:
         raise QueryError("ticker: required, e.g. ?ticker=AAPL")
+    if series and value == PORTFOLIO_SERIES:
+        return value
     value = value.upper()
     if not TICKER_PATTERN.fullmatch(value):
         raise QueryError("ticker: not a ticker symbol (1 to 15 of A-Z, 0-9, ^, = and -)")
@@ -98,3 +107,9 @@ def span(params: Mapping[str, str]) -> Span:
 
 def horizon(params: Mapping[str, str]) -> int | None:
     return _integer(params, "horizon", MAX_HORIZON)
+
+
+def last(params: Mapping[str, str]) -> int | None:
+    """``last=N``: only the newest N rows of the span (its newest N trading minutes: a panel asks for five
+    calendar days and draws the newest 390 minutes that hold bars, whatever nights lie between)."""
+    return _integer(params, "last", MAX_LAST)

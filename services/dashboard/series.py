@@ -71,10 +71,12 @@ class MinuteSeries:
     def count_from(self, minute: int) -> int:
         return len(self._minutes) - bisect_left(self._minutes, minute)
 
-    def rows(self, since: int, until: int) -> Iterator[tuple[int, Row]]:
-        """``(minute, row)`` for ``since <= minute <= until``, oldest first."""
+    def rows(self, since: int, until: int, last: int | None = None) -> Iterator[tuple[int, Row]]:
+        """``(minute, row)`` for ``since <= minute <= until``, oldest first; the newest ``last`` of them."""
         lo = bisect_left(self._minutes, since)
         hi = bisect_right(self._minutes, until)
+        if last is not None:
+            lo = max(lo, hi - last)
         columns = [column[lo:hi] for column in self._columns]
         for offset, minute in enumerate(self._minutes[lo:hi]):
             yield minute, tuple(column[offset] for column in columns)

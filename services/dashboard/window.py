@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from services.dashboard.queries import PORTFOLIO_SERIES
 from services.dashboard.series import MinuteSeries, nan_to_none
 from shared.schemas import BarV1, PredictionV1
 
@@ -107,9 +108,18 @@ class Window:
 
     # --- Reads ------------------------------------------------------------------------------------------
     def tickers(self) -> list[tuple[str, datetime | None]]:
+        """Every ticker held and its newest bar; the portfolio's series (forecasts only) is no ticker."""
         with self._lock:
-            newest = {t: held.bars.last() for t, held in self._tickers.items()}
+            newest = {t: held.bars.last() for t, held in self._tickers.items() if t != PORTFOLIO_SERIES}
         return [(t, None if m is None else from_minute(m)) for t, m in sorted(newest.items())]
+
+    def newest_of_all(self) -> datetime | None:
+        """The newest bar of any ticker: where "the last N minutes" of the portfolio end."""
+        with self._lock:
+            newest = max(
+                (m for held in self._tickers.values() if (m := held.bars.last()) is not None), default=None
+            )
+        return None if newest is None else from_minute(newest)
 
     def knows(self, ticker: str) -> bool:
         with self._lock:
@@ -128,10 +138,13 @@ class Window:
             start = self._loaded_from if held is None else held.complete_from
         return start is None or to_minute(since) >= start
 
-    def bars(self, ticker: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    def bars(
+        self, ticker: str, since: datetime, until: datetime, last: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Bars of ``[since, until]``, oldest first; the newest ``last`` of them."""
         with self._lock:
             held = self._tickers.get(ticker)
-            rows = [] if held is None else list(held.bars.rows(to_minute(since), to_minute(until)))
+            rows = [] if held is None else list(held.bars.rows(to_minute(since), to_minute(until), last))
         return [
             {"ts": from_minute(m), "open": o, "high": h, "low": lo, "close": c, "volume": v, "final": bool(f)}
             for m, (o, h, lo, c, v, _, f) in rows
@@ -163,11 +176,18 @@ class Window:
             for m, h, row in found
         ]
 
-    def portfolio(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
-        """One row per minute with a bar of any ticker: ``{"ts", "close": {ticker: close}}``, oldest first."""
+    def portfolio(self, since: datetime, until: datetime, last: int | None = None) -> list[dict[str, Any]]:
+        """One row per minute with a bar of any ticker: ``{"ts", "close": {ticker: close}}``, oldest first;
+        the newest ``last`` of those minutes."""
         lo, hi = to_minute(since), to_minute(until)
         merged: dict[int, dict[str, float]] = {}
         with self._lock:
+            if last is not None:
+                # The newest ``last`` minutes of the union lie within each ticker's newest ``last``.
+                minutes: set[int] = set()
+                for held in self._tickers.values():
+                    minutes.update(m for m, _ in held.bars.rows(lo, hi, last))
+                lo = max(lo, sorted(minutes)[-last] if len(minutes) >= last else lo)
             for ticker, held in self._tickers.items():
                 for minute, row in held.bars.rows(lo, hi):
                     merged.setdefault(minute, {})[ticker] = float(row[3])

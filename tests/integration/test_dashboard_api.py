@@ -11,9 +11,10 @@ from datetime import timedelta
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
+from services.dashboard.queries import PORTFOLIO_SERIES
 from shared.ops import Health, OpsServer
 from shared.schemas import format_ts
-from testkit.bars import T0, bar_at, forecast
+from testkit.bars import T0, bar_at, forecast, synthetic_bar
 from testkit.waiting import wait_until
 from tests.integration.dashboard_support import DashboardCase
 
@@ -130,6 +131,38 @@ def test_a_span_older_than_the_window_is_read_from_the_database(dashboard: Dashb
     assert status == 200 and [b["ts"] for b in body["bars"]] == [ts(m) for m in range(60)]
     status, body = dashboard.get(f"/api/predictions?ticker=AAA&since={ts(0)}&until={ts(5)}")
     assert [(p["ts"], p["horizon_min"]) for p in body["predictions"]] == [(ts(1), 1)]
+
+
+def test_the_portfolio_spans_sessions_and_its_forecasts_are_served(dashboard: DashboardCase) -> None:
+    friday = [T0 - timedelta(days=3) + timedelta(minutes=m) for m in range(390)]
+    portfolio_forecasts = [
+        forecast("AAA", 9, h).model_copy(update={"ticker": PORTFOLIO_SERIES}) for h in (1, 5)
+    ]
+    dashboard.store(
+        [*(synthetic_bar(t, at, 100.0, final=True) for t in ("AAA", "BBB") for at in friday),
+         *(bar_at(t, m) for t in ("AAA", "BBB") for m in range(10))],
+        portfolio_forecasts,
+    )  # fmt: skip
+    dashboard.start()
+    # Five calendar days, the newest 20 trading minutes: Friday's last 10 beside Monday's 10.
+    status, body = dashboard.get(f"/api/portfolio?minutes={5 * 1440}&last=20")
+    assert status == 200
+    assert [r["ts"] for r in body["rows"]] == [
+        *(format_ts(at) for at in friday[-10:]), *(ts(m) for m in range(10))
+    ]  # fmt: skip
+    status, body = dashboard.get(f"/api/bars?ticker=BBB&minutes={5 * 1440}&last=12")
+    assert [b["ts"] for b in body["bars"]] == [
+        *(format_ts(at) for at in friday[-2:]),
+        *(ts(m) for m in range(10)),
+    ]
+
+    # The portfolio's series: forecasts only, never listed as a ticker; "the last N minutes" end at the
+    # newest bar of any ticker; asked for before any forecast of it is held, it has none (not a 404).
+    assert "_PORTFOLIO" not in {t["ticker"] for t in dashboard.get("/api/tickers")[1]}
+    status, body = dashboard.get("/api/predictions?ticker=_PORTFOLIO&minutes=5")
+    assert status == 200 and body["ticker"] == "_PORTFOLIO"
+    assert [(p["ts"], p["horizon_min"]) for p in body["predictions"]] == [(ts(10), 1), (ts(14), 5)]
+    assert dashboard.get("/api/bars?ticker=_PORTFOLIO")[0] == 400
 
 
 def _read_events(sock: socket.socket, until: float) -> list[dict[str, object]]:

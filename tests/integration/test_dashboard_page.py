@@ -3,13 +3,15 @@ the event stream without a reload, search and pages for many tickers, and no con
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from services.dashboard.queries import PORTFOLIO_SERIES
 from shared.schemas import format_ts
-from testkit.bars import bar_at, forecast
+from testkit.bars import T0, bar_at, forecast, synthetic_bar
 from testkit.browser import chromium, console_errors, missing_browser, screenshot
 from testkit.waiting import wait_until
 from tests.integration.dashboard_support import DashboardCase
@@ -31,19 +33,24 @@ return painted;
 """
 
 
-def _panels(driver: Any) -> dict[str, str]:
+def _panels(driver: Any, attribute: str = "data-newest-ts") -> dict[str, str]:
     found = driver.find_elements("css selector", "[data-ticker]")
-    return {p.get_attribute("data-ticker"): p.get_attribute("data-newest-ts") for p in found}
+    return {p.get_attribute("data-ticker"): p.get_attribute(attribute) for p in found}
 
 
 def test_the_page_shows_panels_with_charts_and_follows_the_stream(
     dashboard: DashboardCase, tmp_path: Path
 ) -> None:
     minutes = range(120)
+    # Friday's session before Monday's 120 minutes: each panel draws the newest 390 trading minutes.
+    friday = [T0 - timedelta(days=3) + timedelta(minutes=m) for m in range(390)]
     dashboard.store(
-        [bar_at(t, m) for t in TICKERS for m in minutes],
-        [forecast(t, m, h) for t in TICKERS[:3] for m in range(100, 119) for h in (1, 5, 15, 30)],
-    )
+        [*(bar_at(t, m) for t in TICKERS for m in minutes),
+         *(synthetic_bar(t, at, 100.0, final=True) for t in TICKERS[:13] for at in friday)],
+        [*(forecast(t, m, h) for t in TICKERS[:3] for m in range(100, 119) for h in (1, 5, 15, 30)),
+         *(forecast("AAA", m, h).model_copy(update={"ticker": PORTFOLIO_SERIES})
+           for m in range(100, 120) for h in (1, 5, 15, 30))],
+    )  # fmt: skip
     dashboard.start()
     with chromium() as driver:
         driver.get(dashboard.base + "/")
@@ -54,6 +61,11 @@ def test_the_page_shows_panels_with_charts_and_follows_the_stream(
         assert _panels(driver)["T00"] == format_ts(bar_at("T00", 119).ts)
         for ticker in ("portfolio", "T00", "T11"):
             assert driver.execute_script(PAINTED, ticker) > 500, f"{ticker}'s chart is blank"
+        # The portfolio spans the sessions a ticker's panel does, and draws the trainer's forecasts of its
+        # value (series _PORTFOLIO) ahead of its newest minute, 30 minutes out.
+        oldest = _panels(driver, "data-oldest-ts")
+        assert oldest["portfolio"] == oldest["T00"] == format_ts(friday[-270])
+        assert _panels(driver, "data-ahead")["portfolio"] == "30"
         wait_until(lambda: "producer" in driver.find_element("id", "health").text, 15, "the health header")
         screenshot(driver, tmp_path / "dashboard.png")
 

@@ -8,6 +8,8 @@ const MINUTES = 390;
 // minutes= is data time: five calendar days hold the last 390 trading minutes across a night or a weekend.
 const FETCH_MINUTES = 5 * 1440;
 const PORTFOLIO = "portfolio";
+// The trainer's forecasts of the portfolio's value come as this series (services/dashboard/queries.py).
+const PORTFOLIO_SERIES = "_PORTFOLIO";
 const REDRAW_MS = 250;
 
 const state = {
@@ -39,6 +41,13 @@ function minutesBetween(a, b) {
   return Math.round((Date.parse(b) - Date.parse(a)) / 60000);
 }
 
+// Trading minutes side by side: a session's first minute (a new date) carries its date, the others HH:MM.
+function sessionLabels(keys) {
+  return keys.map((ts, i) =>
+    i && keys[i - 1].slice(0, 10) === ts.slice(0, 10) ? ts.slice(11, 16) : `${ts.slice(5, 10)} ${ts.slice(11, 16)}`,
+  );
+}
+
 // --- One ticker's panel ----------------------------------------------------------------------------
 class Panel {
   constructor(ticker) {
@@ -67,15 +76,21 @@ class Panel {
 
   async load() {
     const q = encodeURIComponent(this.ticker);
-    const bars = await getJSON(`/api/bars?ticker=${q}&minutes=${FETCH_MINUTES}`);
-    bars.bars = bars.bars.slice(-MINUTES);
-    const oldest = bars.bars.length ? bars.bars[0].ts : null;
-    const span = oldest ? `since=${encodeURIComponent(oldest)}` : `minutes=${MINUTES}`;
-    const preds = await getJSON(`/api/predictions?ticker=${q}&${span}`);
+    const bars = await getJSON(`/api/bars?ticker=${q}&minutes=${FETCH_MINUTES}&last=${MINUTES}`);
     // What the stream brought while these were read is newer: kept.
     for (const bar of bars.bars) if (!this.bars.has(bar.ts)) this.addBar(bar);
+    await this.loadPredictions(q, bars.bars.length ? bars.bars[0].ts : null);
+  }
+
+  async loadPredictions(series, oldest) {
+    const span = oldest ? `since=${encodeURIComponent(oldest)}` : `minutes=${MINUTES}`;
+    const preds = await getJSON(`/api/predictions?ticker=${series}&${span}`);
     for (const p of preds.predictions) if (!this.preds.has(`${p.ts}|${p.horizon_min}`)) this.addPrediction(p);
     refreshHorizons();
+  }
+
+  forecasts() {
+    return this.preds.values();
   }
 
   trim() {
@@ -97,7 +112,7 @@ class Panel {
     let reach = 0;
     const wanted = state.horizon === "" ? smallestHorizon(this.preds) : Number(state.horizon);
     const behind = new Array(n).fill(null);
-    for (const p of this.preds.values()) {
+    for (const p of this.forecasts()) {
       if (newest && p.ts > newest) {
         const k = minutesBetween(newest, p.ts);
         const held = ahead.get(k);
@@ -122,18 +137,19 @@ class Panel {
       q10[n - 1 + k] = p.q10 ?? p.yhat;
       q90[n - 1 + k] = p.q90 ?? p.yhat;
     }
-    // A session's first minute carries its date: sessions sit side by side on the axis.
-    this.labels = keys.map((ts, i) =>
-      i && keys[i - 1].slice(0, 10) === ts.slice(0, 10) ? ts.slice(11, 16) : `${ts.slice(5, 10)} ${ts.slice(11, 16)}`,
-    );
+    this.labels = sessionLabels(keys);
+    this.oldest = keys[0] || "";
     this.newest = newest || "";
     this.horizonShown = wanted;
+    this.reach = reach;
     return [x, close, behind.concat(new Array(reach).fill(null)), yhat, q10, q90];
   }
 
   draw() {
     const data = this.data();
     this.root.setAttribute("data-newest-ts", this.newest);
+    this.root.setAttribute("data-oldest-ts", this.oldest);
+    this.root.setAttribute("data-ahead", String(this.reach));
     const bar = this.bars.get(this.newest);
     this.meta.textContent = bar
       ? `${this.newest.replace("T", " ").slice(0, 16)} UTC · ${bar.close.toFixed(2)}${bar.final ? "" : " (in progress)"}`
@@ -194,6 +210,8 @@ function smallestHorizon(preds) {
 }
 
 // --- The portfolio panel: an equal-weight index of the tickers' closes -------------------------------
+// The same span as a ticker's panel (the newest 390 trading minutes, sessions side by side), and the
+// trainer's forecasts of the portfolio's value (series _PORTFOLIO) with their ranges where it publishes them.
 class PortfolioPanel extends Panel {
   constructor() {
     super(PORTFOLIO);
@@ -201,8 +219,9 @@ class PortfolioPanel extends Panel {
   }
 
   async load() {
-    const body = await getJSON(`/api/portfolio?minutes=${MINUTES}`);
-    for (const row of body.rows) this.rows.set(row.ts, { ...row.close });
+    const body = await getJSON(`/api/portfolio?minutes=${FETCH_MINUTES}&last=${MINUTES}`);
+    for (const row of body.rows) this.rows.set(row.ts, { ...row.close, ...this.rows.get(row.ts) });
+    await this.loadPredictions(PORTFOLIO_SERIES, body.rows.length ? body.rows[0].ts : null);
   }
 
   addBar(bar) {
@@ -211,14 +230,29 @@ class PortfolioPanel extends Panel {
     this.rows.set(bar.ts, row);
   }
 
-  addPrediction() {}
+  // The trainer's value of the portfolio is 100 at the first minute it holds, this index at the first minute
+  // shown: its forecasts are drawn scaled by the ratio of the two at the newest minute that has both this
+  // index and a forecast (of the shortest horizon; a forecast stands in for the trainer's value there, off by
+  // that forecast's error, a small part of the ranges drawn).
+  forecasts() {
+    let anchor = null;
+    for (const p of this.preds.values()) {
+      if (p.ts > this.newestRow || !this.bars.has(p.ts)) continue;
+      if (!anchor || p.ts > anchor.ts || (p.ts === anchor.ts && p.horizon_min < anchor.horizon_min)) anchor = p;
+    }
+    if (!anchor) return [];
+    const ratio = this.bars.get(anchor.ts).close / anchor.yhat;
+    const scale = (v) => (v === null || v === undefined ? v : v * ratio);
+    return [...this.preds.values()].map((p) => ({ ...p, yhat: scale(p.yhat), q10: scale(p.q10), q90: scale(p.q90) }));
+  }
 
   data() {
     const keys = [...this.rows.keys()].sort().slice(-MINUTES);
     for (const ts of [...this.rows.keys()]) if (ts < keys[0]) this.rows.delete(ts);
     const base = {};
     const carried = {};
-    const index = keys.map((ts) => {
+    this.bars = new Map();
+    for (const ts of keys) {
       Object.assign(carried, this.rows.get(ts));
       let sum = 0;
       let count = 0;
@@ -227,13 +261,10 @@ class PortfolioPanel extends Panel {
         sum += (100 * close) / base[ticker];
         count += 1;
       }
-      return count ? sum / count : null;
-    });
-    this.labels = keys.map((ts) => ts.slice(11, 16));
-    this.newest = keys[keys.length - 1] || "";
-    this.bars = new Map(this.newest ? [[this.newest, { close: index[index.length - 1], final: true }]] : []);
-    const empty = new Array(keys.length).fill(null);
-    return [keys.map((_, i) => i), index, empty, empty, empty, empty];
+      if (count) this.bars.set(ts, { ts, close: sum / count, final: true });
+    }
+    this.newestRow = keys[keys.length - 1] || "";
+    return super.data();
   }
 }
 
@@ -290,8 +321,9 @@ async function loadTickers() {
 function onEvents(events) {
   let unknown = false;
   for (const ev of events) {
-    if (!state.known.has(ev.ticker)) unknown = true;
-    const panel = state.panels.get(ev.ticker);
+    const series = ev.ticker === PORTFOLIO_SERIES;
+    if (!series && !state.known.has(ev.ticker)) unknown = true;
+    const panel = state.panels.get(series ? PORTFOLIO : ev.ticker);
     if (ev.kind === "bar") {
       const portfolio = state.panels.get(PORTFOLIO);
       if (portfolio) {
@@ -302,7 +334,7 @@ function onEvents(events) {
     } else if (panel) {
       panel.addPrediction(ev);
     }
-    if (panel) markDirty(ev.ticker);
+    if (panel) markDirty(panel.ticker);
   }
   if (unknown) loadTickers().then(showPage).catch(report);
 }

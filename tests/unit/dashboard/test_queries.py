@@ -57,3 +57,20 @@ def test_bad_times_are_refused(params: dict[str, str]) -> None:
 def test_times_are_read_in_any_offset_and_kept_in_utc() -> None:
     span = queries.span({"since": "2026-11-25T09:31:00-05:00", "until": "2026-11-25T14:40:00Z"})
     assert span.since == datetime(2026, 11, 25, 14, 31, tzinfo=UTC)
+
+
+def test_the_portfolio_series_is_a_name_only_where_a_series_is_asked_for() -> None:
+    assert queries.ticker({"ticker": "_PORTFOLIO"}, series=True) == queries.PORTFOLIO_SERIES
+    assert queries.ticker({"ticker": "aapl"}, series=True) == "AAPL"
+    for params, series in (({"ticker": "_PORTFOLIO"}, False), ({"ticker": "_portfolio"}, True)):
+        with pytest.raises(QueryError):
+            queries.ticker(params, series)
+    with pytest.raises(QueryError):
+        queries.ticker({"ticker": "_OTHER"}, series=True)
+
+
+@pytest.mark.parametrize("last", ["0", "-1", "x", "39001"])
+def test_last_is_a_whole_number_in_range(last: str) -> None:
+    assert queries.last({}) is None and queries.last({"last": "390"}) == 390
+    with pytest.raises(QueryError, match="last: a whole number"):
+        queries.last({"last": last})

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from services.dashboard.queries import PORTFOLIO_SERIES
 from services.dashboard.series import MinuteSeries
 from services.dashboard.window import Window
-from testkit.bars import T0, bar_at, forecast
+from testkit.bars import T0, bar_at, forecast, synthetic_bar
 
 
 def test_an_older_revision_does_not_replace_a_newer_one() -> None:
@@ -61,3 +62,29 @@ def test_the_portfolio_merges_every_ticker_by_minute() -> None:
         {"ts": T0, "close": {"AAA": 100.0, "BBB": 100.0}},
         {"ts": T0 + timedelta(minutes=1), "close": {"BBB": 100.1}},
     ]
+
+
+def test_the_portfolio_spans_the_newest_trading_minutes_across_a_weekend() -> None:
+    window = Window(history=1_000)
+    friday = [T0 - timedelta(days=3) + timedelta(minutes=m) for m in range(390)]
+    for ts in friday:
+        window.add_bar(synthetic_bar("AAA", ts, 100.0, final=True))
+    for minute in range(60):
+        window.add_bar(bar_at("AAA", minute))
+    window.add_bar(bar_at("BBB", 59))
+    newest = window.newest_of_all()
+    assert newest == T0 + timedelta(minutes=59)
+    since = newest - timedelta(days=5)
+    rows = window.portfolio(since, newest, last=100)
+    assert [r["ts"] for r in rows] == [*friday[-40:], *(T0 + timedelta(minutes=m) for m in range(60))]
+    assert rows[-1]["close"] == {"AAA": 105.9, "BBB": 105.9}
+    assert [b["ts"] for b in window.bars("AAA", since, newest, last=2)] == [rows[-2]["ts"], rows[-1]["ts"]]
+
+
+def test_the_portfolio_series_has_forecasts_and_is_no_ticker() -> None:
+    window = Window(history=100)
+    window.add_bar(bar_at("AAA", 0))
+    window.add_prediction(forecast("AAA", 0, 5).model_copy(update={"ticker": PORTFOLIO_SERIES}))
+    assert [t for t, _ in window.tickers()] == ["AAA"]
+    [held] = window.predictions(PORTFOLIO_SERIES, T0, T0 + timedelta(minutes=5))
+    assert held["horizon_min"] == 5 and held["yhat"] == 101.0
