@@ -22,9 +22,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from pymongo import DESCENDING
 from pymongo.database import Database
 
-from shared.mongo import LATEST, PORTFOLIO
+from shared.mongo import BARS, LATEST, PORTFOLIO
 
 Document = dict[str, Any]
 
@@ -90,6 +91,31 @@ def open_items(db: Database[Document], kind: str) -> Iterator[Document]:
     yield from db[open_collection(kind)].find({}, SINK_FIELDS)
     for doc in db[LATEST].find({"kind": kind, "open": {"$exists": True}}, {"open": 1}):
         yield from load_json(doc.get("open"))
+
+
+def newest_bar_time(
+    db: Database[Document], tickers: list[str] | None = None, in_progress: bool = True
+) -> datetime | None:
+    """The newest bar's minute (of ``tickers``, all when None; the minute in progress included unless
+    ``in_progress`` is False). From small collections when they know it: ``bars_open`` and the ``recent``
+    entries of the sink's ``latest`` documents, which keep each ticker's last settled bars. Only a database
+    without them (one the earlier layout or another writer filled) pays one sorted query of ``bars``, a
+    scan on FerretDB (over the 120 s socket timeout at 1M bars under load: measured)."""
+    wanted = set(tickers) if tickers else None
+    known = [
+        entry["ts"]
+        for doc in db[LATEST].find({"kind": BARS}, {"recent": 1})
+        for entry in load_json(doc.get("recent"))
+        if wanted is None or entry["ticker"] in wanted
+    ]
+    if in_progress:
+        known += [d["ts"] for d in open_items(db, BARS) if wanted is None or d.get("ticker") in wanted]
+    if not known:
+        query: Document = {"ticker": {"$in": sorted(wanted)}} if wanted else {}
+        doc = db[BARS].find_one(query, {"_id": 0, "ts": 1}, sort=[("ts", DESCENDING)])
+        known = [doc["ts"]] if doc else []
+    stamps = [datetime.fromisoformat(ts) if isinstance(ts, str) else ts for ts in known]
+    return max((ts if ts.tzinfo else ts.replace(tzinfo=UTC) for ts in stamps), default=None)
 
 
 def portfolio_rows(db: Database[Document], since: datetime, until: datetime) -> list[Document]:

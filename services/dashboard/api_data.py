@@ -19,8 +19,9 @@ from services.dashboard.models import (
     PredictionsOut,
     TickerOut,
 )
-from services.dashboard.queries import END_OF_TIME, PORTFOLIO_SERIES, QueryError
+from services.dashboard.queries import END_OF_TIME, QueryError
 from services.dashboard.stored_reads import read_bars, read_predictions
+from shared.settings import PORTFOLIO_SERIES
 
 JSON = "application/json"
 _TICKER_LIST = TypeAdapter(list[TickerOut])

@@ -10,13 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from shared.settings import TICKER_PATTERN
+from shared.settings import PORTFOLIO_SERIES, TICKER_PATTERN
 
 DEFAULT_MINUTES = 120
-# The series of the portfolio's value, forecast by the trainer beside the tickers: the one name outside the
-# ticker pattern that /api/predictions answers for. For now defined here; shared.settings.PORTFOLIO_SERIES
-# (the message schemas' name) replaces it when that lands.
-PORTFOLIO_SERIES = "_PORTFOLIO"
 # A year of calendar minutes: beyond it a request is a mistake, and its answer would not fit a page.
 MAX_MINUTES = 525_600
 MAX_HORIZON = 10_080
@@ -55,7 +51,8 @@ class Span:
 
 
 def ticker(params: Mapping[str, str], series: bool = False) -> str:
-    """A ticker symbol; with ``series``, the portfolio's series (:data:`PORTFOLIO_SERIES`) too."""
+    """A ticker symbol; with ``series``, the portfolio's series (``shared.settings.PORTFOLIO_SERIES``, the
+    one name outside the ticker pattern that /api/predictions answers for) too."""
     value = params.get("ticker")
     if not value:
         raise QueryError("ticker: required, e.g. ?ticker=AAPL")

@@ -16,7 +16,8 @@ from typing import Any
 from pymongo.database import Database
 
 from services.dashboard.window import Window
-from services.scoring.stored import newest_bar_time, stored_rows
+from services.scoring.stored import stored_rows
+from shared.layout import newest_bar_time
 from shared.mongo import BARS, PREDICTIONS
 from shared.schemas import BarV1, PredictionV1
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from services.dashboard.queries import PORTFOLIO_SERIES
 from services.dashboard.series import MinuteSeries, nan_to_none
 from shared.schemas import BarV1, PredictionV1
+from shared.settings import PORTFOLIO_SERIES
 
 BAR_COLUMNS = {"open": "d", "high": "d", "low": "d", "close": "d", "volume": "q", "rev": "q", "final": "b"}
 # q10/q90 are NaN where a forecast has no range; model is an index into the interned model versions.

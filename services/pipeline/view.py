@@ -23,8 +23,9 @@ from rich.text import Text
 
 from services.pipeline.supervisor import Child, last_line
 from services.scoring.score import POOLED
-from services.scoring.stored import load_closes, load_predictions, newest_bar_time
+from services.scoring.stored import load_closes, load_predictions
 from services.scoring.tables import rows_from_frames
+from shared.layout import newest_bar_time
 
 # The span shown ends at the newest stored bar (data time): a replay of last year looks like a live day.
 WINDOW = timedelta(minutes=30)

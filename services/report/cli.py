@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     # matplotlib and pandas load only for this command.
     from services.report.page import write_report
     from services.scoring import stored as data
-    from services.scoring.stored import newest_bar_time
+    from shared.layout import newest_bar_time
 
     tickers = (
         [t.strip().upper() for t in args.tickers.split(",")]

@@ -8,28 +8,14 @@ whatever the number of tickers.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from pymongo import DESCENDING
 from pymongo.database import Database
 
 from shared.layout import in_range, open_items, portfolio_rows
 from shared.mongo import BARS, METRICS, PREDICTIONS
-
-
-def newest_bar_time(db: Database[dict[str, Any]], tickers: list[str] | None = None) -> datetime | None:
-    """The newest bar's minute, the minute in progress included: views default to the span of the newest
-    data, not to the wall clock, so a replay of last year looks like a live day."""
-    wanted = set(tickers) if tickers else None
-    found = [d["ts"] for d in open_items(db, BARS) if wanted is None or d.get("ticker") in wanted]
-    query: dict[str, Any] = {"ticker": {"$in": tickers}} if tickers else {}
-    doc = db[BARS].find_one(query, {"_id": 0, "ts": 1}, sort=[("ts", DESCENDING)])
-    if doc is not None:
-        found.append(doc["ts"])
-    stamps = [datetime.fromisoformat(ts) if isinstance(ts, str) else ts for ts in found]
-    return max((ts if ts.tzinfo else ts.replace(tzinfo=UTC) for ts in stamps), default=None)
 
 
 def _time_filter(since: datetime, until: datetime) -> dict[str, Any]:

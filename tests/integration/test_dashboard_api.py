@@ -11,9 +11,9 @@ from datetime import timedelta
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
-from services.dashboard.queries import PORTFOLIO_SERIES
 from shared.ops import Health, OpsServer
 from shared.schemas import format_ts
+from shared.settings import PORTFOLIO_SERIES
 from testkit.bars import T0, bar_at, forecast, synthetic_bar
 from testkit.waiting import wait_until
 from tests.integration.dashboard_support import DashboardCase

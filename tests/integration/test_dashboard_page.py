@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from services.dashboard.queries import PORTFOLIO_SERIES
 from shared.schemas import format_ts
+from shared.settings import PORTFOLIO_SERIES
 from testkit.bars import T0, bar_at, forecast, synthetic_bar
 from testkit.browser import chromium, console_errors, missing_browser, screenshot
 from testkit.waiting import wait_until

@@ -12,11 +12,10 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import DESCENDING
 from pymongo.database import Database
 
-from shared.layout import load_json
-from shared.mongo import BARS, LATEST
+from shared.layout import newest_bar_time
+from shared.mongo import BARS
 
 BATCH = 10_000
 
@@ -29,24 +28,6 @@ def _as_datetime(value: Any) -> datetime | None:
     return None
 
 
-def newest_settled(db: Database[dict[str, Any]], tickers: list[str]) -> datetime | None:
-    """The newest stored bar's minute among ``tickers``: from the sink's small ``latest`` documents when
-    they know it (no scan of ``bars``), else (a database of the earlier layout) one sorted query."""
-    wanted = set(tickers)
-    known = [
-        entry["ts"]
-        for doc in db[LATEST].find({"kind": BARS}, {"recent": 1})
-        for entry in load_json(doc.get("recent"))
-        if entry["ticker"] in wanted
-    ]
-    if known:
-        return max(known)
-    newest = db[BARS].find_one(
-        {"ticker": {"$in": sorted(wanted)}}, {"_id": 0, "ts": 1}, sort=[("ts", DESCENDING)]
-    )
-    return _as_datetime(newest["ts"]) if newest else None
-
-
 def recent_bars(
     db: Database[dict[str, Any]], tickers: list[str], minutes: int
 ) -> Iterator[tuple[str, datetime, float, int, float, float]]:
@@ -57,7 +38,7 @@ def recent_bars(
     if not tickers:
         return
     wanted = {"ticker": {"$in": sorted(tickers)}}
-    newest_ts = newest_settled(db, tickers)
+    newest_ts = newest_bar_time(db, tickers, in_progress=False)
     if newest_ts is None:
         return
     yield from _read(db, wanted | {"ts": {"$gt": newest_ts - timedelta(minutes=minutes)}})

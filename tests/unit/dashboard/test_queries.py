@@ -8,6 +8,7 @@ import pytest
 
 from services.dashboard import queries
 from services.dashboard.queries import QueryError
+from shared.settings import PORTFOLIO_SERIES
 
 
 @pytest.mark.parametrize(
@@ -60,7 +61,7 @@ def test_times_are_read_in_any_offset_and_kept_in_utc() -> None:
 
 
 def test_the_portfolio_series_is_a_name_only_where_a_series_is_asked_for() -> None:
-    assert queries.ticker({"ticker": "_PORTFOLIO"}, series=True) == queries.PORTFOLIO_SERIES
+    assert queries.ticker({"ticker": "_PORTFOLIO"}, series=True) == PORTFOLIO_SERIES
     assert queries.ticker({"ticker": "aapl"}, series=True) == "AAPL"
     for params, series in (({"ticker": "_PORTFOLIO"}, False), ({"ticker": "_portfolio"}, True)):
         with pytest.raises(QueryError):

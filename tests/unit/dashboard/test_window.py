@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.dashboard.queries import PORTFOLIO_SERIES
 from services.dashboard.series import MinuteSeries
 from services.dashboard.window import Window
+from shared.settings import PORTFOLIO_SERIES
 from testkit.bars import T0, bar_at, forecast, synthetic_bar
 
 
