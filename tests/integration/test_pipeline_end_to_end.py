@@ -10,6 +10,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from shared.kafka import make_consumer, subscribe
 from shared.mongo import BARS, PORTFOLIO, PREDICTIONS, database, make_client
 from shared.schemas import decode_prediction
-from shared.settings import Settings
+from shared.settings import PORTFOLIO_SERIES, Settings
 from testkit.ports import free_port
 from testkit.services import cli, service_env, start_service
 from testkit.waiting import wait_until
@@ -113,6 +114,19 @@ def test_synthetic_market_flows_to_bars_portfolio_and_predictions_then_stops_cle
                 process=runner,
             )
 
+            # Every default horizon is forecast and stored (the synthetic market's session is the UTC day:
+            # a horizon whose target would pass midnight is not forecast, so near midnight fewer are due).
+            now = datetime.now(UTC)
+            left = 24 * 60 - (now.hour * 60 + now.minute)
+            due = {h for h in settings.trainer.horizons if h + 5 < left}
+            wait_until(
+                lambda: set(db[PREDICTIONS].distinct("horizon_min", trained)) >= due,
+                120,
+                f"the model's predictions at every horizon of {sorted(due)} minutes",
+                every=1,
+                process=runner,
+            )
+
             # The merged portfolio holds each ticker's close under close.<TICKER>, never NaN.
             row = db[PORTFOLIO].find_one(sort=[("ts", -1)])
             assert row is not None
@@ -121,19 +135,20 @@ def test_synthetic_market_flows_to_bars_portfolio_and_predictions_then_stops_cle
 
             check_services(ports)
 
-            # Predictions are on the topic too, valid v1 messages for every ticker.
+            # Predictions are on the topic too, valid v1 messages for every ticker and the portfolio's value.
+            series = {*TICKERS, PORTFOLIO_SERIES}
             consumer = make_consumer(settings, f"{settings.kafka.predictions_topic}-reader", client_id="test")
             subscribe(consumer, [settings.kafka.predictions_topic])
             seen: set[str] = set()
             deadline = time.monotonic() + 30
-            while seen < set(TICKERS) and time.monotonic() < deadline:
+            while not seen >= series and time.monotonic() < deadline:
                 msg = consumer.poll(0.5)
                 if msg is not None and not msg.error():
                     prediction = decode_prediction(msg.value())
                     assert prediction.ts > prediction.based_on_ts
                     seen.add(prediction.ticker)
             consumer.close()
-            assert seen == set(TICKERS)
+            assert seen == series
     finally:
         if runner.poll() is None:
             runner.send_signal(signal.SIGINT)
