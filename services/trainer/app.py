@@ -2,15 +2,15 @@
 
 Start: the checkpoint, with the series it carries and the bars stored after them (``restart.py``).
 Polling thread: poll a micro-batch of bars -> validate -> load MongoDB history for tickers seen for the
-first time -> ingest -> forecast every ticker with a fresh bar -> publish -> score the forecasts the new
-bars settled -> store offsets. Forecasting first, on arrival, keeps the bar-to-prediction latency far
-below the cycle; training never runs here, so a long cold start cannot make this member miss
+first time -> ingest (with the portfolio's value) -> forecast every ticker with a fresh bar -> publish ->
+score the forecasts the new bars settled -> store offsets. Forecasting first keeps the bar-to-prediction
+latency far below the cycle; training never runs here, so a long cold start cannot make this member miss
 ``max.poll.interval.ms`` and leave its group.
 
-Training thread: every ``download_period_s`` one training cycle (cold start or warm update), then the
-walk-forward scores to MongoDB and, every ``checkpoint_interval_s``, a checkpoint. On stop: the worker
-finishes its step, the producer is flushed, a last checkpoint and the scores are written, offsets committed.
-"""
+Training thread: every ``download_period_s`` one training cycle (cold start or warm update), giving way
+to the minutes being served (``serving/gate.py``), then the walk-forward scores and, every
+``checkpoint_interval_s``, a checkpoint. On stop: the worker finishes its step, the producer is flushed, a
+last checkpoint and the scores are written, offsets committed."""
 
 from __future__ import annotations
 
@@ -199,10 +199,9 @@ class TrainerLoop:
             return
         bars = self.decode(messages)
         self.load_history(sorted({b.ticker for b in bars} - self.loaded), arrived)
-        # Every bar is forecast (a backlog too), batched across tickers: the backtest's own call. The
-        # forecasts the bars settle are scored once the new ones are out. The portfolio's bars go in where
-        # they became ready (portfolio_value.py), under the lock the checkpoint copies under: a checkpoint
-        # never holds a portfolio bar built but not in its series.
+        # Every bar is forecast (a backlog too), batched across tickers: the backtest's own call; what they
+        # settle is scored after. The portfolio's bars go in where they became ready, under the lock the
+        # checkpoint copies under: no checkpoint holds a portfolio bar built but not in its series.
         taken = [bar_in(bar) for bar in bars]
         with self.forecaster.lock:
             mixed = with_portfolio(self.forecaster.portfolio_value, taken, time.monotonic())
