@@ -231,6 +231,9 @@ class SinkLoop:
         self.in_hand.drop(gone)
         if self.flight is not None:
             self.flight.excluded |= gone
+        for topic, partition in gone:
+            if topic in self.sweeps.kinds:
+                self.repository.forget(self.sweeps.kinds[topic], [partition])
 
     def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         logger.info("partitions assigned: %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))

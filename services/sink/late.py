@@ -1,0 +1,115 @@
+"""Late paths gathered across batches: revisions of stored bars and predictions, closes for stored portfolio
+rows, applied together in one find and one replacement per history collection when they are due.
+
+On FerretDB 1.24 every find and delete scans its whole collection, whatever it matches: a backlog whose
+every batch revised stored bars paid two scans of ``bars`` per batch. Here a batch only inserts what it
+brought into ``late_<kind>_<partition>`` (O(log n), like any insert) and keeps it in memory; once the
+oldest item of a kind has waited half of ``PORTFOLIO_SINK_SETTLE_S`` (an item untouched that long
+settles, as in progress), at a stop, or at ``LATE_MAX`` items, everything gathered of that kind is
+compared with history in one find and replaced in one delete and one insert
+(:mod:`services.sink.replace`), and the collections are dropped (a drop costs nothing; a delete would
+scan them).
+
+Written before the batch's offsets are committed (and before ``latest`` forgets the items), the entries
+make the batch durable: a crash replays only what was never gathered, and a restarted sink (or the new
+owner of a partition) reads the entries of its partitions back before it writes them. One collection per
+partition of the topic the items came from: only that partition's owner writes, applies and drops it, one
+writer per document as everywhere in the sink (a former owner's write still in flight commits nothing,
+so what it gathers is read again from Kafka by the new owner).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo.database import Database
+
+LATE = "late"
+# Gathered items of one kind that force an application before they are due: what the memory and one
+# redo log may hold (a bar is ~1 kB in memory). A 390-minute backfill of 500 tickers is 195,000.
+LATE_MAX = 200_000
+Document = dict[str, Any]
+Scope = tuple[str, int]  # kind (history collection), partition
+
+
+class LateItems:
+    """The late items of the partitions this sink writes, in memory and in ``late``."""
+
+    def __init__(self, db: Database[Document], idle: timedelta) -> None:
+        self.db = db
+        self.idle = idle
+        self.held: dict[Scope, list[Document]] = {}
+        self.oldest: dict[Scope, datetime] = {}
+        # ``forget`` runs on the loop's thread (a rebalance) while a write may be clearing.
+        self.lock = threading.Lock()
+
+    def load(self, kind: str, partitions: Iterable[int]) -> None:
+        """Read back the entries of partitions not held yet (after a start or a rebalance): one find of
+        their collections, none when every partition is held."""
+        new = sorted({p for p in partitions if (kind, p) not in self.held})
+        if not new:
+            return
+        existing = set(self.db.list_collection_names())
+        for p in new:
+            self.held[(kind, p)] = []
+            if late_collection(kind, p) in existing:
+                for entry in self.db[late_collection(kind, p)].find():
+                    self._hold((kind, p), entry["document"], entry["gathered_at"])
+
+    def forget(self, kind: str, partitions: Iterable[int]) -> None:
+        """Partitions gone to another member: their entries are its to apply (read back if they return)."""
+        with self.lock:
+            for p in partitions:
+                self.held.pop((kind, p), None)
+                self.oldest.pop((kind, p), None)
+
+    def add(self, kind: str, items: list[tuple[int, Document]], now: datetime) -> None:
+        """Gather ``(partition, document)`` pairs: one insert per partition, before anything forgets them."""
+        by_partition: dict[int, list[Document]] = {}
+        for p, document in items:
+            by_partition.setdefault(p, []).append(document)
+        for p, documents in sorted(by_partition.items()):
+            entries = [{"gathered_at": now, "document": d} for d in documents]
+            self.db[late_collection(kind, p)].insert_many(entries, ordered=False)
+            for document in documents:
+                self._hold((kind, p), document, now)
+
+    def _hold(self, scope: Scope, document: Document, gathered_at: datetime) -> None:
+        self.held.setdefault(scope, []).append(document)
+        if scope not in self.oldest or gathered_at < self.oldest[scope]:
+            self.oldest[scope] = gathered_at
+
+    def due(self, kind: str, partitions: Iterable[int], now: datetime, settle_all: bool) -> list[int]:
+        """The partitions whose items are applied now: all held of ``partitions`` when one of them waited
+        ``idle``, when they reach ``LATE_MAX``, or at a stop; else none."""
+        mine = [p for p in sorted(set(partitions)) if self.held.get((kind, p))]
+        if not mine:
+            return []
+        waited = min(self.oldest[(kind, p)] for p in mine) <= now - self.idle
+        full = sum(len(self.held[(kind, p)]) for p in mine) >= LATE_MAX
+        return mine if settle_all or waited or full else []
+
+    def documents(self, kind: str, partitions: list[int]) -> list[Document]:
+        return [d for p in partitions for d in self.held.get((kind, p), [])]
+
+    def clear(self, kind: str, partitions: list[int]) -> None:
+        """Applied: the partitions' collections dropped, but of a partition handed to another member
+        meanwhile (``forget``, under the same lock, waits for the drop): its new owner applies them again."""
+        with self.lock:
+            for p in partitions:
+                if (kind, p) in self.held:
+                    self.db.drop_collection(late_collection(kind, p))
+                    self.held[(kind, p)] = []
+                self.oldest.pop((kind, p), None)
+
+    def count(self) -> int:
+        with self.lock:
+            return sum(len(v) for v in self.held.values())
+
+
+def late_collection(kind: str, partition: int) -> str:
+    """``late_bars_3``: the late items of ``kind`` from partition 3, while there are any."""
+    return f"{LATE}_{kind}_{partition}"
