@@ -72,7 +72,10 @@ def with_horizons(forecaster: Forecaster, base: list[Forecast]) -> list[Forecast
             Forecast(ticker, based_on, based_on + 1, yhat, last_close, version, trained_at, ar, q10, q90)
         )
         for h in horizons:
-            if h == 1 or not 0 <= session[i] < SESSION_MINUTES - h or not _ok(lows[h][i], highs[h][i]):
+            # A horizon without a range (no training session had room for it) is skipped like a bad range.
+            if h == 1 or h not in lows or not 0 <= session[i] < SESSION_MINUTES - h:
+                continue
+            if not _ok(lows[h][i], highs[h][i]):
                 continue
             out.append(
                 Forecast(
