@@ -131,7 +131,8 @@ class SinkLoop:
         self, flight: Flight, items: list[Item], sweep: Sweep | None
     ) -> Isolated[Item, Written] | None:
         """Write on a worker thread while this one keeps polling with the partitions paused."""
-        self.writer.start(flight, items, sweep)
+        # A batch short of the maximum: the sink has caught up, late items gathered are applied now.
+        self.writer.start(flight, items, sweep, len(flight.records) < self.settings.sink.batch_max)
         try:
             finished = self._keep_polling_paused(flight, flight.done.is_set)
         finally:

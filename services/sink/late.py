@@ -3,12 +3,12 @@ rows, applied together in one find and one replacement per history collection wh
 
 On FerretDB 1.24 every find and delete scans its whole collection, whatever it matches: a backlog whose
 every batch revised stored bars paid two scans of ``bars`` per batch. Here a batch only inserts what it
-brought into ``late_<kind>_<partition>`` (O(log n), like any insert) and keeps it in memory; once the
-oldest item of a kind has waited half of ``PORTFOLIO_SINK_SETTLE_S`` (an item untouched that long
-settles, as in progress), at a stop, or at ``LATE_MAX`` items, everything gathered of that kind is
-compared with history in one find and replaced in one delete and one insert
-(:mod:`services.sink.replace`), and the collections are dropped (a drop costs nothing; a delete would
-scan them).
+brought into ``late_<kind>_<partition>`` (O(log n), like any insert) and keeps it in memory. Everything
+gathered of a kind is compared with history in one find and replaced in one delete and one insert
+(:mod:`services.sink.replace`), and the collections dropped (a drop costs nothing; a delete would scan
+them), when: the oldest item has waited half of ``PORTFOLIO_SINK_SETTLE_S`` (an item untouched that long
+settles, as in progress); the sink has caught up (a batch short of ``PORTFOLIO_SINK_BATCH_MAX``: live,
+late items are rare and applied at once); the sink stops; or ``LATE_MAX`` items are held.
 
 Written before the batch's offsets are committed (and before ``latest`` forgets the items), the entries
 make the batch durable: a crash replays only what was never gathered, and a restarted sink (or the new
@@ -82,15 +82,16 @@ class LateItems:
         if scope not in self.oldest or gathered_at < self.oldest[scope]:
             self.oldest[scope] = gathered_at
 
-    def due(self, kind: str, partitions: Iterable[int], now: datetime, settle_all: bool) -> list[int]:
+    def due(self, kind: str, partitions: Iterable[int], now: datetime, apply_now: bool) -> list[int]:
         """The partitions whose items are applied now: all held of ``partitions`` when one of them waited
-        ``idle``, when they reach ``LATE_MAX``, or at a stop; else none."""
+        ``idle``, when they reach ``LATE_MAX``, or with ``apply_now`` (a stop, or the sink caught up: a
+        batch short of the maximum, so no backlog left to gather across); else none."""
         mine = [p for p in sorted(set(partitions)) if self.held.get((kind, p))]
         if not mine:
             return []
         waited = min(self.oldest[(kind, p)] for p in mine) <= now - self.idle
         full = sum(len(self.held[(kind, p)]) for p in mine) >= LATE_MAX
-        return mine if settle_all or waited or full else []
+        return mine if apply_now or waited or full else []
 
     def documents(self, kind: str, partitions: list[int]) -> list[Document]:
         return [d for p in partitions for d in self.held.get((kind, p), [])]

@@ -157,6 +157,7 @@ class PortfolioWriter:
         sweep: set[int],
         now: datetime,
         untouched_since: datetime | None,
+        apply_now: bool = False,
     ) -> RowsWritten:
         """Merge ``(partition, close)`` pairs into their rows and settle the rows of those partitions and of
         ``sweep`` that are complete, far enough behind, or untouched since ``untouched_since`` (all when
@@ -180,7 +181,7 @@ class PortfolioWriter:
             _settle_rows(states[partition], settle, untouched_since)
             owner |= {ts: partition for ts in settle if ts not in owner}
         result = self._settle(settle, owner, now)
-        result.written += self._merge_late(by_partition, now, untouched_since is None)
+        result.written += self._merge_late(by_partition, now, apply_now or untouched_since is None)
         rewrite_open(
             self.db[open_collection(PORTFOLIO)],
             [minute_id(ts) for state in states.values() for ts in state.dirty],
@@ -204,11 +205,11 @@ class PortfolioWriter:
         self.late.add(PORTFOLIO, [(owner[minutes[i]], documents[i]) for i in clashing], now)
         return RowsWritten(written=len(minutes) - len(clashing), late=len(clashing))
 
-    def _merge_late(self, partitions: Iterable[int], now: datetime, settle_all: bool) -> int:
+    def _merge_late(self, partitions: Iterable[int], now: datetime, apply_now: bool) -> int:
         """When due, merge every gathered close of these partitions into its stored row, keeping per
         ticker the close of the highest ``rev``: one find by ``ts`` (rows of the earlier layout have an
         ObjectId ``_id``) and one replacement of the rows that change."""
-        due = self.late.due(PORTFOLIO, partitions, now, settle_all)
+        due = self.late.due(PORTFOLIO, partitions, now, apply_now)
         if not due:
             return 0
         late: dict[datetime, dict[str, tuple[float, int]]] = {}

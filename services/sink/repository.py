@@ -189,16 +189,17 @@ class SinkRepository:
         outcome.predictions_written = written.inserted
         outcome.late_gathered = len(settled.late) + len(written.late)
 
-        applied = self._apply_late(BAR_KIND, bar_plans, now, batch.settle_all)
+        apply_now = batch.settle_all or batch.caught_up
+        applied = self._apply_late(BAR_KIND, bar_plans, now, apply_now)
         outcome.bars_updated, outcome.bars_replayed = (
             applied.updated,
             outcome.bars_replayed + applied.replayed,
         )
         outcome.revisions_ignored += applied.stale
-        applied = self._apply_late(PREDICTION_KIND, prediction_plans, now, batch.settle_all)
+        applied = self._apply_late(PREDICTION_KIND, prediction_plans, now, apply_now)
         outcome.predictions_written += applied.updated
 
-        rows = self.portfolio.write(batch.closes, batch.sweep.get(PORTFOLIO, set()), now, since)
+        rows = self.portfolio.write(batch.closes, batch.sweep.get(PORTFOLIO, set()), now, since, apply_now)
         outcome.portfolio_rows, outcome.late_gathered = rows.written, outcome.late_gathered + rows.late
         for kind in (BAR_KIND, PREDICTION_KIND):
             self._write_open(kind, {k: v for k, v in states.items() if k.startswith(f"{kind.name}|")})
@@ -264,11 +265,11 @@ class SinkRepository:
     def _document(kind: _Kind, item: Item, now: datetime) -> Document:
         return {"_id": kind.id_of(item.key)} | item.doc | {"ingested_at": now}
 
-    def _apply_late(self, kind: _Kind, plans: dict[int, Plan], now: datetime, settle_all: bool) -> Settled:
+    def _apply_late(self, kind: _Kind, plans: dict[int, Plan], now: datetime, apply_now: bool) -> Settled:
         """When due (``LateItems.due``), compare every gathered item of the plans' partitions with history
         (one find) and replace the stored documents they outrank (one delete, one insert), then clear them."""
         result = Settled()
-        partitions = self.late.due(kind.name, plans, now, settle_all)
+        partitions = self.late.due(kind.name, plans, now, apply_now)
         if not partitions:
             return result
         newest: dict[Key, Item] = {}
