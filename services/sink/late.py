@@ -106,10 +106,6 @@ class LateItems:
                     self.held[(kind, p)] = []
                 self.oldest.pop((kind, p), None)
 
-    def count(self) -> int:
-        with self.lock:
-            return sum(len(v) for v in self.held.values())
-
 
 def late_collection(kind: str, partition: int) -> str:
     """``late_bars_3``: the late items of ``kind`` from partition 3, while there are any."""
