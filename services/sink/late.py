@@ -82,11 +82,13 @@ class LateItems:
         if scope not in self.oldest or gathered_at < self.oldest[scope]:
             self.oldest[scope] = gathered_at
 
-    def due(self, kind: str, partitions: Iterable[int], now: datetime, apply_now: bool) -> list[int]:
-        """The partitions whose items are applied now: all held of ``partitions`` when one of them waited
-        ``idle``, when they reach ``LATE_MAX``, or with ``apply_now`` (a stop, or the sink caught up: a
-        batch short of the maximum, so no backlog left to gather across); else none."""
-        mine = [p for p in sorted(set(partitions)) if self.held.get((kind, p))]
+    def due(self, kind: str, now: datetime, apply_now: bool) -> list[int]:
+        """The partitions whose items are applied now: every one holding items of ``kind`` (all of them
+        this sink's: a partition handed over is forgotten), when one waited ``idle``, when they reach
+        ``LATE_MAX``, or with ``apply_now`` (a stop, or the sink caught up: a batch short of the maximum,
+        so no backlog left to gather across; whatever partitions that batch held); else none."""
+        with self.lock:
+            mine = sorted(p for (k, p), held in self.held.items() if k == kind and held)
         if not mine:
             return []
         waited = min(self.oldest[(kind, p)] for p in mine) <= now - self.idle

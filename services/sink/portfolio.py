@@ -166,7 +166,7 @@ class PortfolioWriter:
         for partition, close in closes:
             by_partition.setdefault(partition, []).append(close)
         if not by_partition:
-            return RowsWritten()
+            return RowsWritten(written=self._merge_late(now, apply_now or untouched_since is None))
         self.late.load(PORTFOLIO, by_partition)
         ids = {latest_id(PORTFOLIO, p): p for p in by_partition}
         stored = {doc["_id"]: doc for doc in self.latest.find({"_id": {"$in": sorted(ids)}})}
@@ -181,7 +181,7 @@ class PortfolioWriter:
             _settle_rows(states[partition], settle, untouched_since)
             owner |= {ts: partition for ts in settle if ts not in owner}
         result = self._settle(settle, owner, now)
-        result.written += self._merge_late(by_partition, now, apply_now or untouched_since is None)
+        result.written += self._merge_late(now, apply_now or untouched_since is None)
         rewrite_open(
             self.db[open_collection(PORTFOLIO)],
             [minute_id(ts) for state in states.values() for ts in state.dirty],
@@ -205,11 +205,11 @@ class PortfolioWriter:
         self.late.add(PORTFOLIO, [(owner[minutes[i]], documents[i]) for i in clashing], now)
         return RowsWritten(written=len(minutes) - len(clashing), late=len(clashing))
 
-    def _merge_late(self, partitions: Iterable[int], now: datetime, apply_now: bool) -> int:
-        """When due, merge every gathered close of these partitions into its stored row, keeping per
+    def _merge_late(self, now: datetime, apply_now: bool) -> int:
+        """When due, merge every gathered close into its stored row, keeping per
         ticker the close of the highest ``rev``: one find by ``ts`` (rows of the earlier layout have an
         ObjectId ``_id``) and one replacement of the rows that change."""
-        due = self.late.due(PORTFOLIO, partitions, now, apply_now)
+        due = self.late.due(PORTFOLIO, now, apply_now)
         if not due:
             return 0
         late: dict[datetime, dict[str, tuple[float, int]]] = {}

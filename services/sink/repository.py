@@ -190,13 +190,13 @@ class SinkRepository:
         outcome.late_gathered = len(settled.late) + len(written.late)
 
         apply_now = batch.settle_all or batch.caught_up
-        applied = self._apply_late(BAR_KIND, bar_plans, now, apply_now)
+        applied = self._apply_late(BAR_KIND, now, apply_now)
         outcome.bars_updated, outcome.bars_replayed = (
             applied.updated,
             outcome.bars_replayed + applied.replayed,
         )
         outcome.revisions_ignored += applied.stale
-        applied = self._apply_late(PREDICTION_KIND, prediction_plans, now, apply_now)
+        applied = self._apply_late(PREDICTION_KIND, now, apply_now)
         outcome.predictions_written += applied.updated
 
         rows = self.portfolio.write(batch.closes, batch.sweep.get(PORTFOLIO, set()), now, since, apply_now)
@@ -265,11 +265,11 @@ class SinkRepository:
     def _document(kind: _Kind, item: Item, now: datetime) -> Document:
         return {"_id": kind.id_of(item.key)} | item.doc | {"ingested_at": now}
 
-    def _apply_late(self, kind: _Kind, plans: dict[int, Plan], now: datetime, apply_now: bool) -> Settled:
-        """When due (``LateItems.due``), compare every gathered item of the plans' partitions with history
-        (one find) and replace the stored documents they outrank (one delete, one insert), then clear them."""
+    def _apply_late(self, kind: _Kind, now: datetime, apply_now: bool) -> Settled:
+        """When due (``LateItems.due``), compare every gathered item of ``kind`` with history (one find) and
+        replace the stored documents they outrank (one delete, one insert), then clear them."""
         result = Settled()
-        partitions = self.late.due(kind.name, plans, now, apply_now)
+        partitions = self.late.due(kind.name, now, apply_now)
         if not partitions:
             return result
         newest: dict[Key, Item] = {}
