@@ -21,11 +21,16 @@ so what it gathers is read again from Kafka by the new owner).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.database import Database
+
+from services.sink.inserts import WriteConflict
+from services.sink.open_items import Item, Key
+from services.sink.replace import Replacement, replace_documents
 
 LATE = "late"
 # Gathered items of one kind that force an application before they are due: what the memory and one
@@ -33,6 +38,13 @@ LATE = "late"
 LATE_MAX = 200_000
 Document = dict[str, Any]
 Scope = tuple[str, int]  # kind (history collection), partition
+
+
+@dataclass
+class Applied:
+    updated: int = 0  # replaced a stored document of a lower rank
+    replayed: int = 0  # what history holds already (same rank, or same values)
+    stale: int = 0  # older than what history holds
 
 
 class LateItems:
@@ -97,6 +109,49 @@ class LateItems:
 
     def documents(self, kind: str, partitions: list[int]) -> list[Document]:
         return [d for p in partitions for d in self.held.get((kind, p), [])]
+
+    def apply(
+        self,
+        kind: str,
+        from_stored: Callable[[Any], Item],
+        key_query: Callable[[Iterable[Item]], Document],
+        now: datetime,
+        apply_now: bool,
+    ) -> Applied:
+        """When due, compare every gathered item of ``kind`` (bars or predictions) with history (one find
+        by ``key_query``) and replace the stored documents they outrank (one delete, one insert), then
+        clear them."""
+        result = Applied()
+        partitions = self.due(kind, now, apply_now)
+        if not partitions:
+            return result
+        newest: dict[Key, Item] = {}
+        documents: dict[Key, Document] = {}
+        for document in self.documents(kind, partitions):
+            item = from_stored(document)
+            held = newest.get(item.key)
+            if held is None or item.rank >= held.rank:
+                newest[item.key], documents[item.key] = item, document
+        found = self.db[kind].find(key_query(newest.values()), batch_size=len(newest) + 1)
+        stored = {key: doc for doc in found if (key := from_stored(doc).key) in newest}
+        replacements = []
+        for key, item in newest.items():
+            doc = stored.get(key)
+            if doc is None:
+                raise WriteConflict(f"{kind} {key} vanished since it met the insert")
+            held = from_stored(doc)
+            if item.rank > held.rank and item.values != held.values:
+                # A revision after the item settled, guarded by the rank just read: an older one never
+                # overwrites a newer one.
+                replacements.append(Replacement(kind, doc["_id"], documents[key]))
+                result.updated += 1
+            elif item.rank >= held.rank:
+                result.replayed += 1
+            else:
+                result.stale += 1
+        replace_documents(self.db, replacements)
+        self.clear(kind, partitions)
+        return result
 
     def clear(self, kind: str, partitions: list[int]) -> None:
         """Applied: the partitions' collections dropped, but of a partition handed to another member

@@ -26,7 +26,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from services.sink.batch import DecodedBatch
-from services.sink.inserts import WriteConflict, insert_new
+from services.sink.inserts import insert_new
 from services.sink.late import LateItems
 from services.sink.open_items import (
     Item,
@@ -40,10 +40,8 @@ from services.sink.open_items import (
 )
 from services.sink.portfolio import CloseV1, PortfolioWriter, encode_close
 from services.sink.replace import (
-    Replacement,
     by_minute,
     finish_replacements,
-    replace_documents,
     rewrite_open,
 )
 from services.sink.writes import (
@@ -190,13 +188,13 @@ class SinkRepository:
         outcome.late_gathered = len(settled.late) + len(written.late)
 
         apply_now = batch.settle_all or batch.caught_up
-        applied = self._apply_late(BAR_KIND, now, apply_now)
+        applied = self.late.apply(BARS, stored_bar_item, _key_query, now, apply_now)
         outcome.bars_updated, outcome.bars_replayed = (
             applied.updated,
             outcome.bars_replayed + applied.replayed,
         )
         outcome.revisions_ignored += applied.stale
-        applied = self._apply_late(PREDICTION_KIND, now, apply_now)
+        applied = self.late.apply(PREDICTIONS, stored_prediction_item, _key_query, now, apply_now)
         outcome.predictions_written += applied.updated
 
         rows = self.portfolio.write(batch.closes, batch.sweep.get(PORTFOLIO, set()), now, since, apply_now)
@@ -264,41 +262,6 @@ class SinkRepository:
     @staticmethod
     def _document(kind: _Kind, item: Item, now: datetime) -> Document:
         return {"_id": kind.id_of(item.key)} | item.doc | {"ingested_at": now}
-
-    def _apply_late(self, kind: _Kind, now: datetime, apply_now: bool) -> Settled:
-        """When due (``LateItems.due``), compare every gathered item of ``kind`` with history (one find) and
-        replace the stored documents they outrank (one delete, one insert), then clear them."""
-        result = Settled()
-        partitions = self.late.due(kind.name, now, apply_now)
-        if not partitions:
-            return result
-        newest: dict[Key, Item] = {}
-        documents: dict[Key, Document] = {}
-        for document in self.late.documents(kind.name, partitions):
-            item = kind.from_stored(document)
-            held = newest.get(item.key)
-            if held is None or item.rank >= held.rank:
-                newest[item.key], documents[item.key] = item, document
-        found = self.db[kind.name].find(_key_query(newest.values()), batch_size=len(newest) + 1)
-        stored = {key: doc for doc in found if (key := kind.from_stored(doc).key) in newest}
-        replacements = []
-        for key, item in newest.items():
-            doc = stored.get(key)
-            if doc is None:
-                raise WriteConflict(f"{kind.name} {key} vanished since it met the insert")
-            held = kind.from_stored(doc)
-            if item.rank > held.rank and item.values != held.values:
-                # A revision after the item settled, guarded by the rank just read: an older one never
-                # overwrites a newer one.
-                replacements.append(Replacement(kind.name, doc["_id"], documents[key]))
-                result.updated += 1
-            elif item.rank >= held.rank:
-                result.replayed += 1
-            else:
-                result.stale += 1
-        replace_documents(self.db, replacements)
-        self.late.clear(kind.name, partitions)
-        return result
 
 
 def check_storable(batch: DecodedBatch) -> None:
