@@ -11,7 +11,8 @@ The collections (database ``PORTFOLIO_MONGODB_DB``):
   unique index on ``(ticker, ts, horizon_min)``.
 * ``bars_open``, ``predictions_open``, ``portfolio_open``: the items still in progress, one plain document
   each, keyed like history (``shared.layout``); ``latest``: the sink's bookkeeping per Kafka partition;
-  ``replacing``: the sink's redo log while it replaces history documents (empty between writes).
+  ``replacing``: the sink's redo log while it replaces history documents (empty between writes);
+  ``late_<kind>_<partition>``: late items gathered until applied (``services.sink.late``; dropped then).
 * ``metrics``: the trainer's walk-forward scores against the naive forecast.
 
 Only what FerretDB and MongoDB both support is used (no partial/TTL indexes, no transactions).

@@ -39,6 +39,7 @@ def service_env(settings: Settings, log_file: Path | None, **extra: str) -> dict
         "PORTFOLIO_TICKERS": ",".join(settings.common.tickers),
         "PORTFOLIO_SINK_BATCH_MAX": str(settings.sink.batch_max),
         "PORTFOLIO_SINK_BATCH_MS": str(settings.sink.batch_ms),
+        "PORTFOLIO_SINK_SETTLE_S": str(settings.sink.settle_s),
         "PORTFOLIO_KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka.session_timeout_ms),
         "PORTFOLIO_KAFKA_MAX_POLL_INTERVAL_MS": str(settings.kafka.max_poll_interval_ms),
         "PORTFOLIO_STOP_TIMEOUT_S": str(settings.common.stop_timeout_s),

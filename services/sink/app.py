@@ -131,7 +131,7 @@ class SinkLoop:
         self, flight: Flight, items: list[Item], sweep: Sweep | None
     ) -> Isolated[Item, Written] | None:
         """Write on a worker thread while this one keeps polling with the partitions paused."""
-        self.writer.start(flight, items, sweep)
+        self.writer.start(flight, items, sweep, caught_up=len(flight.records) < self.settings.sink.batch_max)
         try:
             finished = self._keep_polling_paused(flight, flight.done.is_set)
         finally:
@@ -231,6 +231,8 @@ class SinkLoop:
         self.in_hand.drop(gone)
         if self.flight is not None:
             self.flight.excluded |= gone
+        for topic, partition in gone & {(t, p) for t, p in gone if t in self.sweeps.kinds}:
+            self.repository.forget(self.sweeps.kinds[topic], [partition])  # their late items are its own
 
     def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         logger.info("partitions assigned: %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))

@@ -47,6 +47,8 @@ class DecodedBatch:
     # although the batch may hold nothing of theirs: how an item settles once its messages stop.
     sweep: dict[str, set[int]] = field(default_factory=dict)
     settle_all: bool = False  # settle everything in progress there (the sink is stopping)
+    # Less than a full batch was in hand: no backlog to gather late items across, so they are applied now.
+    caught_up: bool = False
 
 
 def decode_batch(

@@ -71,7 +71,8 @@ def record_batch(metrics: SinkMetrics, flight: Flight, outcome: Isolated[Item, W
     metrics.revisions_ignored.inc(totals.revisions_ignored)
     logger.info(
         "wrote batch messages=%d bars_inserted=%d bars_updated=%d bars_replayed=%d bars_in_progress=%d "
-        "revisions_ignored=%d portfolio_rows=%d predictions=%d closes=%d dead_letters=%d seconds=%.3f",
+        "revisions_ignored=%d portfolio_rows=%d predictions=%d late_gathered=%d closes=%d dead_letters=%d "
+        "seconds=%.3f",
         len(flight.records),
         totals.bars_inserted,
         totals.bars_updated,
@@ -80,6 +81,7 @@ def record_batch(metrics: SinkMetrics, flight: Flight, outcome: Isolated[Item, W
         totals.revisions_ignored,
         totals.portfolio_rows,
         totals.predictions_written,
+        totals.late_gathered,
         flight.closes,
         len(flight.poison),
         elapsed,

@@ -9,7 +9,8 @@ A row fills in ``portfolio_open`` (one plain document per row, rewritten by its 
 come (rows hold 500 closes: an update of ``portfolio`` would scan every big row on FerretDB) and is
 inserted once: when it holds every ticker the partition saw lately, when the partition has seen a minute
 ``ROW_SETTLE_AFTER`` later, or when untouched for half of ``PORTFOLIO_SINK_SETTLE_S``. Closes for rows
-already inserted (rare) are merged into them per batch (``services.sink.replace``). Rows carry
+already inserted (rare but for a backfill) are gathered (``services.sink.late``) and merged into them
+together when due (``services.sink.replace``). Rows carry
 ``rev.<TICKER>`` beside ``close.<TICKER>`` so a close replayed late never overwrites
 a newer one.
 """
@@ -25,7 +26,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pymongo.database import Database
 
-from services.sink.inserts import insert_new
+from services.sink.inserts import WriteConflict, insert_new
+from services.sink.late import LateItems
 from services.sink.replace import Replacement, replace_documents, rewrite_open
 from shared.layout import dump_json, latest_id, load_json, minute_id, open_collection
 from shared.mongo import LATEST, PORTFOLIO
@@ -133,14 +135,21 @@ def _row(ts: datetime, closes: dict[str, tuple[float, int]]) -> Document:
     return {"ts": ts, "close": {t: c for t, (c, _) in ordered}, "rev": {t: r for t, (_, r) in ordered}}
 
 
+@dataclass
+class RowsWritten:
+    written: int = 0  # rows inserted into ``portfolio`` or merged into there
+    late: int = 0  # closes for stored rows gathered, merged when due
+
+
 class PortfolioWriter:
     """Writes the rows of the closes partitions this sink owns: in ``portfolio_open`` while closes still
     come, inserted into ``portfolio`` once settled."""
 
-    def __init__(self, db: Database[Document]) -> None:
+    def __init__(self, db: Database[Document], late: LateItems) -> None:
         self.db = db
         self.portfolio = db[PORTFOLIO]
         self.latest = db[LATEST]
+        self.late = late
 
     def write(
         self,
@@ -148,15 +157,17 @@ class PortfolioWriter:
         sweep: set[int],
         now: datetime,
         untouched_since: datetime | None,
-    ) -> int:
+        apply_now: bool = False,
+    ) -> RowsWritten:
         """Merge ``(partition, close)`` pairs into their rows and settle the rows of those partitions and of
         ``sweep`` that are complete, far enough behind, or untouched since ``untouched_since`` (all when
-        None); return how many rows reached ``portfolio``."""
+        None); merge the gathered closes for stored rows when due."""
         by_partition: dict[int, list[CloseV1]] = {p: [] for p in sweep}
         for partition, close in closes:
             by_partition.setdefault(partition, []).append(close)
         if not by_partition:
-            return 0
+            return RowsWritten(written=self._merge_late(now, apply_now or untouched_since is None))
+        self.late.load(PORTFOLIO, by_partition)
         ids = {latest_id(PORTFOLIO, p): p for p in by_partition}
         stored = {doc["_id"]: doc for doc in self.latest.find({"_id": {"$in": sorted(ids)}})}
         open_docs: dict[int, list[Document]] = {p: [] for p in by_partition}
@@ -164,10 +175,13 @@ class PortfolioWriter:
             open_docs[doc["partition"]].append(doc)
         states = {p: _Rows.of(stored.get(i), open_docs[p]) for i, p in ids.items()}
         settle: dict[datetime, dict[str, tuple[float, int]]] = {}
+        owner: dict[datetime, int] = {}  # the closes partition of each row settled
         for partition, group in by_partition.items():
             _merge_closes(states[partition], group, settle, now)
             _settle_rows(states[partition], settle, untouched_since)
-        written = self._settle(settle)
+            owner |= {ts: partition for ts in settle if ts not in owner}
+        result = self._settle(settle, owner, now)
+        result.written += self._merge_late(now, apply_now or untouched_since is None)
         rewrite_open(
             self.db[open_collection(PORTFOLIO)],
             [minute_id(ts) for state in states.values() for ts in state.dirty],
@@ -176,40 +190,57 @@ class PortfolioWriter:
         for key, partition in sorted(ids.items()):
             if states[partition].changed:
                 self.latest.replace_one({"_id": key}, states[partition].document(partition), upsert=True)
-        return written
+        return result
 
-    def _settle(self, rows: dict[datetime, dict[str, tuple[float, int]]]) -> int:
-        """Insert settled rows; a row already stored (a replay, a late close, the earlier layout) is
-        merged into: only closes of a newer ``rev`` are set."""
+    def _settle(
+        self, rows: dict[datetime, dict[str, tuple[float, int]]], owner: dict[datetime, int], now: datetime
+    ) -> RowsWritten:
+        """Insert settled rows; the closes of a row already stored (a replay, a late close, the earlier
+        layout) are gathered, to be merged into it when due."""
         if not rows:
-            return 0
+            return RowsWritten()
         minutes = sorted(rows)
-        clashing = [
-            minutes[i]
-            for i in insert_new(
-                self.portfolio, [{"_id": minute_id(ts)} | _row(ts, rows[ts]) for ts in minutes]
-            )
-        ]
-        if not clashing:
-            return len(minutes)
-        # One find for all of them, by ts (rows of the earlier layout have an ObjectId _id), then one
-        # replacement of every changed row: rare (replays, late closes), and a constant number of commands.
+        documents = [{"_id": minute_id(ts)} | _row(ts, rows[ts]) for ts in minutes]
+        clashing = insert_new(self.portfolio, documents)
+        self.late.add(PORTFOLIO, [(owner[minutes[i]], documents[i]) for i in clashing], now)
+        return RowsWritten(written=len(minutes) - len(clashing), late=len(clashing))
+
+    def _merge_late(self, now: datetime, apply_now: bool) -> int:
+        """When due, merge every gathered close into its stored row, keeping per
+        ticker the close of the highest ``rev``: one find by ``ts`` (rows of the earlier layout have an
+        ObjectId ``_id``) and one replacement of the rows that change."""
+        due = self.late.due(PORTFOLIO, now, apply_now)
+        if not due:
+            return 0
+        late: dict[datetime, dict[str, tuple[float, int]]] = {}
+        for part in self.late.documents(PORTFOLIO, due):
+            row = late.setdefault(part["ts"], {})
+            for ticker, close in part["close"].items():
+                rev = int(part["rev"].get(ticker, -1))
+                if ticker not in row or rev >= row[ticker][1]:
+                    row[ticker] = (close, rev)
         replacements = []
-        for doc in self.portfolio.find({"ts": {"$in": clashing}}, batch_size=len(clashing) + 1):
+        found = self.portfolio.find({"ts": {"$in": sorted(late)}}, batch_size=len(late) + 1)
+        stored = {doc["ts"]: doc for doc in found}
+        for ts, row in sorted(late.items()):
+            doc = stored.get(ts)
+            if doc is None:
+                raise WriteConflict(f"{PORTFOLIO} {minute_id(ts)} vanished since it met the insert")
             revs = {t: int(r) for t, r in doc.get("rev", {}).items()}
             closes = dict(doc.get("close", {}))
             changed = False
-            for ticker, (close, rev) in rows[doc["ts"]].items():
+            for ticker, (close, rev) in row.items():
                 if ticker not in closes or rev > revs.get(ticker, -1):
                     closes[ticker], revs[ticker] = close, rev
                     changed = True
             if changed:
-                merged = {"_id": minute_id(doc["ts"])} | _row(
-                    doc["ts"], {t: (c, revs.get(t, -1)) for t, c in closes.items()}
+                merged = {"_id": minute_id(ts)} | _row(
+                    ts, {t: (c, revs.get(t, -1)) for t, c in closes.items()}
                 )
                 replacements.append(Replacement(PORTFOLIO, doc["_id"], merged))
         replace_documents(self.db, replacements)
-        return len(minutes) - len(clashing) + len(replacements)
+        self.late.clear(PORTFOLIO, due)
+        return len(replacements)
 
 
 def _merge_closes(

@@ -6,8 +6,9 @@ in progress and which settle (:mod:`services.sink.open_items`), insert the settl
 deliver the settled closes to the portfolio rows' owners (:mod:`services.sink.close_delivery`), write
 the rows of the closes this sink owns, then rewrite the ``latest`` documents. Each step may be repeated
 (a replay after a crash, a retry after an outage) and leaves the same documents: history is written and
-the closes are delivered before ``latest`` forgets an item, and an insert that meets a stored document
-(E11000) is compared with it; only a strictly newer one replaces it.
+the closes are delivered before ``latest`` forgets an item. An insert that meets a stored document
+(E11000) is a late item: gathered (:mod:`services.sink.late`) and, when due, compared with the stored one
+together with every other gathered item; only a strictly newer one replaces it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from services.sink.batch import DecodedBatch
-from services.sink.inserts import WriteConflict, insert_new
+from services.sink.inserts import insert_new
+from services.sink.late import LateItems
 from services.sink.open_items import (
     Item,
     Key,
@@ -37,7 +39,11 @@ from services.sink.open_items import (
     state_to_doc,
 )
 from services.sink.portfolio import CloseV1, PortfolioWriter, encode_close
-from services.sink.replace import Replacement, finish_replacements, replace_documents, rewrite_open
+from services.sink.replace import (
+    by_minute,
+    finish_replacements,
+    rewrite_open,
+)
 from services.sink.writes import (
     bar_item,
     latest_bars,
@@ -62,6 +68,7 @@ class Settled:
     """What became of the items a batch settled into one history collection."""
 
     current: list[Item] = field(default_factory=list)  # now the stored values (written or already there)
+    late: list[Item] = field(default_factory=list)  # met a stored document: gathered, compared when due
     inserted: int = 0
     updated: int = 0
     replayed: int = 0
@@ -78,6 +85,7 @@ class WriteOutcome:
     portfolio_rows: int = 0
     predictions_written: int = 0
     closes_published: int = 0
+    late_gathered: int = 0  # late items (bars, predictions, closes) gathered, to be compared when due
 
     @property
     def documents_written(self) -> dict[str, int]:
@@ -101,13 +109,12 @@ PREDICTION_KIND = _Kind(PREDICTIONS, "trained_at", stored_prediction_item, lambd
 
 
 def _key_query(items: Iterable[Item]) -> Document:
-    # A superset ($in × $in) filtered in Python: one index range scan on MongoDB, one scan on FerretDB.
-    # By (ticker, ts), not _id, so documents of the earlier layout (ObjectId _id) are found too.
-    items = list(items)
-    return {
-        "ticker": {"$in": sorted({i.ticker for i in items})},
-        "ts": {"$in": sorted({i.ts for i in items})},
-    }
+    # By (ticker, ts), not _id, so documents of the earlier layout (ObjectId _id) are found too; shaped
+    # for FerretDB's scan (services.sink.replace.by_minute). A superset, filtered in Python.
+    tickers: dict[datetime, list[Any]] = {}
+    for item in items:
+        tickers.setdefault(item.ts, []).append(item.ticker)
+    return by_minute(tickers, "ticker")
 
 
 class SinkRepository:
@@ -126,9 +133,14 @@ class SinkRepository:
         # (services.sink.app) and the write itself.
         self.idle = timedelta(seconds=settle_s / 2)
         self.latest = db[LATEST]
-        self.portfolio = PortfolioWriter(db)
+        self.late = LateItems(db, self.idle)
+        self.portfolio = PortfolioWriter(db, self.late)
         self._deliver = deliver
         self._now = now
+
+    def forget(self, kind: str, partitions: Iterable[int]) -> None:
+        """Partitions of ``kind`` gone to another member (a rebalance): their late items are its own."""
+        self.late.forget(kind, partitions)
 
     def ping(self) -> None:
         self.db.command("ping")
@@ -157,26 +169,36 @@ class SinkRepository:
         )
 
         bar_plans = _plan_all(BAR_KIND, states, bar_items, now, since)
-        settled = self._settle(BAR_KIND, [i for p in bar_plans.values() for i in p.settle])
+        settled = self._settle(BAR_KIND, bar_plans, now)
         replayed = [i for p in bar_plans.values() for i in p.replayed]
         # Delivered before ``latest`` forgets these bars: a replay may never meet them again (they often
         # settle because of a later bar), so a close lost in a crash after that would be lost for good.
-        self._deliver(
-            [encode_close(i.ticker, i.ts, i.doc["close"], i.rank) for i in settled.current + replayed]
-        )
-        outcome.closes_published = len(settled.current) + len(replayed)
-        outcome.bars_inserted, outcome.bars_updated = settled.inserted, settled.updated
-        outcome.bars_replayed = settled.replayed + len(replayed)
+        # Late ones too, now: a row keeps the close of the highest ``rev``, as history keeps the bar.
+        sent = settled.current + settled.late + replayed
+        self._deliver([encode_close(i.ticker, i.ts, i.doc["close"], i.rank) for i in sent])
+        outcome.closes_published = len(sent)
+        outcome.bars_inserted = settled.inserted
+        outcome.bars_replayed = len(replayed)
         outcome.bars_in_progress = sum(len(states[latest_id(BARS, p)].open) for p in bar_plans)
-        outcome.revisions_ignored += settled.stale + sum(p.stale for p in bar_plans.values())
+        outcome.revisions_ignored += sum(p.stale for p in bar_plans.values())
 
         prediction_plans = _plan_all(PREDICTION_KIND, states, prediction_items, now, since)
-        written = self._settle(PREDICTION_KIND, [i for p in prediction_plans.values() for i in p.settle])
-        outcome.predictions_written = written.inserted + written.updated
+        written = self._settle(PREDICTION_KIND, prediction_plans, now)
+        outcome.predictions_written = written.inserted
+        outcome.late_gathered = len(settled.late) + len(written.late)
 
-        outcome.portfolio_rows = self.portfolio.write(
-            batch.closes, batch.sweep.get(PORTFOLIO, set()), now, since
+        apply_now = batch.settle_all or batch.caught_up
+        applied = self.late.apply(BARS, stored_bar_item, _key_query, now, apply_now)
+        outcome.bars_updated, outcome.bars_replayed = (
+            applied.updated,
+            outcome.bars_replayed + applied.replayed,
         )
+        outcome.revisions_ignored += applied.stale
+        applied = self.late.apply(PREDICTIONS, stored_prediction_item, _key_query, now, apply_now)
+        outcome.predictions_written += applied.updated
+
+        rows = self.portfolio.write(batch.closes, batch.sweep.get(PORTFOLIO, set()), now, since, apply_now)
+        outcome.portfolio_rows, outcome.late_gathered = rows.written, outcome.late_gathered + rows.late
         for kind in (BAR_KIND, PREDICTION_KIND):
             self._write_open(kind, {k: v for k, v in states.items() if k.startswith(f"{kind.name}|")})
         return outcome
@@ -219,44 +241,27 @@ class SinkRepository:
             for p in partitions
         }
 
-    def _settle(self, kind: _Kind, items: list[Item]) -> Settled:
-        """Insert ``items`` into history; those already stored are compared and replaced only if older."""
+    def _settle(self, kind: _Kind, plans: dict[int, Plan], now: datetime) -> Settled:
+        """Insert the items the plans settle into history; those already stored are gathered as late, with
+        the partition they came from, before anything forgets them."""
         result = Settled()
+        # Gathered entries of partitions new to this sink read back first (added to, they count as held).
+        self.late.load(kind.name, plans)
+        items = [(p, i) for p, plan_ in sorted(plans.items()) for i in plan_.settle]
         if not items:
             return result
-        now = self._now()
         collection: Collection[Document] = self.db[kind.name]
-        documents = [{"_id": kind.id_of(i.key)} | i.doc | {"ingested_at": now} for i in items]
+        documents = [self._document(kind, i, now) for _, i in items]
         conflicts = set(insert_new(collection, documents))
-        result.current = [item for n, item in enumerate(items) if n not in conflicts]
+        result.current = [item for n, (_, item) in enumerate(items) if n not in conflicts]
         result.inserted = len(result.current)
-        if not conflicts:
-            return result
-        clashing = [items[n] for n in sorted(conflicts)]
-        keys = {i.key for i in clashing}
-        # All in the first reply: the default first batch (101) would add a getMore per ~250 documents.
-        found = collection.find(_key_query(clashing), batch_size=len(clashing) + 1)
-        stored = {key: doc for doc in found if (key := kind.from_stored(doc).key) in keys}
-        replacements = []
-        for item in clashing:
-            doc = stored.get(item.key)
-            if doc is None:
-                raise WriteConflict(f"{kind.name} {item.key} vanished between insert and read")
-            held = kind.from_stored(doc)
-            if item.rank > held.rank and item.values != held.values:
-                # A revision after the item settled: replaced with the others of the batch (a constant
-                # number of commands), guarded by the rank just read: an older one never overwrites it.
-                document = {"_id": kind.id_of(item.key)} | item.doc | {"ingested_at": now}
-                replacements.append(Replacement(kind.name, doc["_id"], document))
-                result.updated += 1
-                result.current.append(item)
-            elif item.rank >= held.rank:
-                result.replayed += 1
-                result.current.append(item)
-            else:
-                result.stale += 1
-        replace_documents(self.db, replacements)
+        result.late = [items[n][1] for n in sorted(conflicts)]
+        self.late.add(kind.name, [(items[n][0], documents[n]) for n in sorted(conflicts)], now)
         return result
+
+    @staticmethod
+    def _document(kind: _Kind, item: Item, now: datetime) -> Document:
+        return {"_id": kind.id_of(item.key)} | item.doc | {"ingested_at": now}
 
 
 def check_storable(batch: DecodedBatch) -> None:

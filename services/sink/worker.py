@@ -70,10 +70,12 @@ class BatchWriter:
         self.on_outage = on_outage
         self.reachable = reachable
         self.sweep = Sweep()
+        self.caught_up = False
 
     def write(self, items: Sequence[Item]) -> WriteOutcome:
         batch = sub_batch(items)
         batch.sweep, batch.settle_all = self.sweep.partitions, self.sweep.settle_all
+        batch.caught_up = self.caught_up
         return self.repository.write(batch)
 
     def _write_sweep(self) -> Isolated[Item, WriteOutcome]:
@@ -85,10 +87,13 @@ class BatchWriter:
             logger.warning("settling what is in progress failed: %s: %s", type(error).__name__, error)
         return Isolated(results=swept.results)
 
-    def start(self, flight: Flight, items: list[Item], sweep: Sweep | None = None) -> None:
+    def start(
+        self, flight: Flight, items: list[Item], sweep: Sweep | None = None, caught_up: bool = False
+    ) -> None:
         """Write ``items`` (and check ``sweep``'s partitions) on a worker thread; ``flight.done`` is set
-        when it ends, however it ends."""
+        when it ends, however it ends. ``caught_up``: less than a full batch was in hand."""
         self.sweep = sweep or Sweep()
+        self.caught_up = caught_up
 
         def work() -> None:
             delivered_before = self.delivery.delivered

@@ -20,7 +20,6 @@ from typing import Any
 from confluent_kafka import Consumer, Message
 from pymongo.database import Database
 
-from services.sink.open_items import SETTLE_AFTER
 from shared.kafka import client_config
 from shared.layout import open_items
 from shared.layout import portfolio_rows as layout_portfolio_rows
@@ -83,15 +82,11 @@ def newest(bars: Iterable[BarV1]) -> dict[BarKey, BarV1]:
 
 
 def outer_merge(bars: dict[BarKey, BarV1]) -> dict[datetime, dict[str, float]]:
-    """The rows of the settled bars: a bar's close joins its row once it settled (final, or its
-    ticker has a bar ``SETTLE_AFTER`` later; see ``services/sink/open_items.py``)."""
-    newest_ts: dict[str, datetime] = {}
-    for ticker, ts in bars:
-        newest_ts[ticker] = max(ts, newest_ts.get(ticker, ts))
+    """The rows of the bars: every bar's close joins its row, at the latest ``PORTFOLIO_SINK_SETTLE_S``
+    after its last message (bounded staleness, ``services/sink/settling.py``)."""
     rows: dict[datetime, dict[str, float]] = {}
     for (ticker, ts), bar in bars.items():
-        if bar.final or ts <= newest_ts[ticker] - SETTLE_AFTER:
-            rows.setdefault(ts, {})[ticker] = bar.close
+        rows.setdefault(ts, {})[ticker] = bar.close
     return rows
 
 

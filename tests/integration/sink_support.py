@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import monitoring
@@ -39,10 +40,12 @@ def bar_messages(bars: list[BarV1]) -> list[tuple[str | None, bytes]]:
 class CommandCounter(monitoring.CommandListener):
     def __init__(self) -> None:
         self.commands: Counter[str] = Counter()
+        self.by_collection: Counter[tuple[str, str]] = Counter()  # (command, collection)
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command_name not in ("ping", "endSessions", "hello", "isMaster"):
             self.commands[event.command_name] += 1
+            self.by_collection[(event.command_name, str(event.command.get(event.command_name)))] += 1
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -60,7 +63,8 @@ class Sink:
         producer = ReliableProducer(settings, client_id="test-late-closes")
         self.delivery = CloseDelivery(producer, closes_topic(settings.kafka.bars_topic), StopFlag())
         self.closes: list[bytes] = []
-        self.repository = SinkRepository(db, self._deliver)
+        self.skipped = timedelta()  # wall time skipped ahead: what settles by time settles without waiting
+        self.repository = SinkRepository(db, self._deliver, now=lambda: datetime.now(UTC) + self.skipped)
         self.counter = counter
 
     def _deliver(self, closes: Sequence[tuple[str, bytes]]) -> None:

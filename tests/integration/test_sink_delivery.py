@@ -37,9 +37,10 @@ def stored_predictions(db: Any) -> list[dict[str, Any]]:
 
 
 def test_latest_revision_wins_stale_is_ignored_and_the_portfolio_is_an_outer_merge(
-    integration_settings: Settings, tmp_path: Path
+    settings_factory: Any, tmp_path: Path
 ) -> None:
-    settings = integration_settings
+    # A revision of a stored bar is merged within the settle bound: a short one keeps the test short.
+    settings = settings_factory(sink={"settle_s": 20.0})
     bars = [
         bar("AAPL", 0, rev=0),
         bar("AAPL", 0, rev=2),  # final
@@ -48,9 +49,8 @@ def test_latest_revision_wins_stale_is_ignored_and_the_portfolio_is_an_outer_mer
         final(bar("MSFT", 0, rev=0)),
         final(bar("AAPL", 1, rev=0)),  # MSFT has no bar at minute 1
         final(bar("MSFT", 2, rev=0)),
-        bar("IBM", 3, rev=0),  # in progress: held in `latest`, not in history nor in the portfolio
-        bar("IBM", 3, rev=1),
     ]
+    in_progress = [bar("IBM", 3, rev=0), bar("IBM", 3, rev=1)]  # sent last, looked at before they settle
     produce(settings, bar_messages(bars))
     log_file = tmp_path / "sink.log"
     with make_client(settings) as client, service_process("sink", settings, log_file):
@@ -69,12 +69,6 @@ def test_latest_revision_wins_stale_is_ignored_and_the_portfolio_is_an_outer_mer
             "the late revision in the portfolio",
         )
 
-        assert db[BARS].find_one({"ticker": "IBM"}) is None
-        in_progress = [d for d in open_items(db, BARS) if d["ticker"] == "IBM"]
-        assert [(d["rev"], d["close"]) for d in in_progress] == [(1, bar("IBM", 3, rev=1).close)]
-        closes = load_closes(db, None, T0, T0 + timedelta(minutes=5))
-        assert len(closes) == 5 and closes["ticker"].tolist().count("IBM") == 1
-
         stored = {(d["ticker"], d["ts"]): d for d in db[BARS].find({}, {"_id": 0})}
         assert len(stored) == 4
         aapl = stored[("AAPL", T0)]
@@ -91,6 +85,20 @@ def test_latest_revision_wins_stale_is_ignored_and_the_portfolio_is_an_outer_mer
             T0 + timedelta(minutes=1): {"AAPL": bar("AAPL", 1).close},
             T0 + timedelta(minutes=2): {"MSFT": 77.0},
         }
+
+        # In progress: held in ``bars_open``, not in history nor in the portfolio (until it settles).
+        produce(settings, bar_messages(in_progress))
+        wait_until(
+            lambda: (
+                [(d["rev"], d["close"]) for d in open_items(db, BARS) if d["ticker"] == "IBM"]
+                == [(1, bar("IBM", 3, rev=1).close)]
+            ),
+            30,
+            "IBM in progress",
+        )
+        assert db[BARS].find_one({"ticker": "IBM"}) is None
+        closes = load_closes(db, None, T0, T0 + timedelta(minutes=5))
+        assert len(closes) == 5 and closes["ticker"].tolist().count("IBM") == 1
 
 
 def test_every_kind_of_poison_lands_in_the_dlq_while_good_bars_around_it_are_written(

@@ -52,7 +52,9 @@ def bars_after(
     bar (that would be a second scan where the sink's ``latest`` documents do not know it): a gap longer than
     the series hold is trimmed as it is ingested."""
     if tickers:
-        yield from _read(db, {"ticker": {"$in": sorted(tickers)}, "ts": {"$gt": after}})
+        # ``ts`` first: FerretDB evaluates the filter in Go on every stored document, keys in order, and
+        # stops at the first that fails: the documents before ``after`` cost one comparison, not ~250.
+        yield from _read(db, {"ts": {"$gt": after}, "ticker": {"$in": sorted(tickers)}})
 
 
 def _read(

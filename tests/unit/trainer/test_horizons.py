@@ -182,3 +182,12 @@ def test_a_horizon_no_training_session_has_room_for_gets_no_range_instead_of_a_f
     model = RangeModel.fit(returns[late], variance[late], minute[late], HORIZONS)
     assert 30 not in model.weights and 30 not in model.quantiles
     assert {1, 5} <= set(model.weights) and {1, 5} <= set(model.quantiles)
+
+
+def test_a_horizon_without_a_range_is_not_forecast_and_the_shorter_ones_are() -> None:
+    # Trained on the last 20 minutes of each session only: the range model has no 30-minute range.
+    bars = market(7, seed=5)
+    late = [b for b in bars if (b.minute - OPEN) % 1440 >= MINUTES - 20 and b.minute < OPEN + 6 * 1440]
+    forecaster = trained(late)
+    morning = [b for b in bars if b.minute == OPEN + 6 * 1440 + 100]
+    assert sorted(by_horizon(forecaster.step(morning), "T0")) == [1, 5, 15]
