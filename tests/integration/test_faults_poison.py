@@ -17,7 +17,7 @@ from services.sink.portfolio import closes_topic, decode_close
 from services.sink.repository import SinkRepository
 from shared.kafka import ReliableProducer, ensure_topics
 from shared.lifecycle import StopFlag
-from shared.mongo import ensure_indexes
+from shared.mongo import BARS, PORTFOLIO, ensure_indexes
 from shared.schemas import BarV1, encode
 from shared.settings import PORTFOLIO_SERIES
 from testkit.bars import bar
@@ -142,6 +142,12 @@ def test_a_message_the_database_refuses_is_found_by_splitting_the_batch(
             assert isinstance(outcome.poison[0][1], OverflowError)
             # What the closes topic would carry to the rows' owner (here: this one repository).
             repository.write(DecodedBatch(closes=[(0, decode_close(value)) for value in closes]))
+            # No sink loop sweeps this repository: settle what it holds as a stopping sink does
+            # (settling.settle_on_stop), the bars in progress, then the rows their closes make.
+            delivered = len(closes)
+            repository.write(DecodedBatch(sweep={BARS: {0}}, settle_all=True))
+            late = [(0, decode_close(value)) for value in closes[delivered:]]
+            repository.write(DecodedBatch(closes=late, sweep={PORTFOLIO: {0}}, settle_all=True))
             fault.every_bar_once(db, good)
     fault.report(
         "write refused: int > 64 bits, NaN (refused before FerretDB drops the connection)",
