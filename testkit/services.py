@@ -7,11 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from shared.lifecycle import StopFlag
 from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,3 +101,25 @@ def service_process(
 def log_text(log_file: Path) -> str:
     """What a service logged so far ("" before its log file exists)."""
     return log_file.read_text(encoding="utf-8") if log_file.exists() else ""
+
+
+class ServiceThread:
+    """A service's ``run(stop)`` on a thread of the test's own process, where the test can reach into it;
+    :meth:`shutdown` stops it and fails the test if it did not end or ended with an error."""
+
+    def __init__(self, run: Callable[[StopFlag], None]) -> None:
+        self.stop = StopFlag()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(run,), daemon=True)
+        self.thread.start()
+
+    def _run(self, run: Callable[[StopFlag], None]) -> None:
+        try:
+            run(self.stop)
+        except BaseException as exc:  # noqa: BLE001 (kept for shutdown() to fail the test with, not lost)
+            self.error = exc
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        self.thread.join(60)
+        assert not self.thread.is_alive() and self.error is None

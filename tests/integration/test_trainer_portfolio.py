@@ -4,7 +4,6 @@ carrying the reserved name is dead-lettered (``test_faults_poison.py``)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,10 +16,10 @@ from services.scoring.stored import stored_rows
 from services.sink import app as sink_app
 from services.trainer.forecaster.records import NAIVE_VERSION
 from shared.kafka import ensure_topics
-from shared.lifecycle import StopFlag
 from shared.mongo import METRICS, PREDICTIONS, database, make_client
 from shared.schemas import PredictionV1
 from shared.settings import PORTFOLIO_SERIES, Settings
+from testkit.services import ServiceThread
 from testkit.waiting import poll_until
 
 from .test_trainer_service import START, TINY, TINY_TRAINER, Predictions, Trainer, make_bars, produce
@@ -31,23 +30,9 @@ HORIZONS = {1, 5, 15, 30}
 FIELDS = ["ticker", "ts", "based_on_ts", "horizon_min", "model_version", "yhat"]
 
 
-class Sink:
+class Sink(ServiceThread):
     def __init__(self, settings: Settings) -> None:
-        self.stop = StopFlag()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(settings,), daemon=True)
-        self.thread.start()
-
-    def _run(self, settings: Settings) -> None:
-        try:
-            sink_app.run(settings, self.stop)
-        except BaseException as exc:
-            self.error = exc
-
-    def shutdown(self) -> None:
-        self.stop.set()
-        self.thread.join(60)
-        assert not self.thread.is_alive() and self.error is None
+        super().__init__(lambda stop: sink_app.run(settings, stop))
 
 
 def portfolio_horizons(items: list[tuple[str, PredictionV1]], based_on: datetime | None = None) -> set[int]:

@@ -19,12 +19,12 @@ from services.trainer.forecaster.per_stock import PerStockStrategy
 from services.trainer.forecaster.records import NAIVE_VERSION
 from services.trainer.stores.checkpoints import GRIDFS_BUCKET
 from shared.kafka import ReliableProducer, client_config, ensure_topics, make_consumer, subscribe
-from shared.lifecycle import StopFlag
 from shared.mongo import BARS, METRICS, database, make_client
 from shared.schemas import BarV1, PredictionV1, decode_prediction, encode
 from shared.settings import Settings
 from testkit.bars import synthetic_bar
 from testkit.kafka import headers_of, value_of
+from testkit.services import ServiceThread
 from testkit.waiting import poll_until
 
 pytestmark = pytest.mark.integration
@@ -91,23 +91,9 @@ class Predictions:
         self._consumer.close()
 
 
-class Trainer:
+class Trainer(ServiceThread):
     def __init__(self, settings: Settings, member: str) -> None:
-        self.stop = StopFlag()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(settings, member), daemon=True)
-        self.thread.start()
-
-    def _run(self, settings: Settings, member: str) -> None:
-        try:
-            trainer_app.run(settings, self.stop, member=member)
-        except BaseException as exc:
-            self.error = exc
-
-    def shutdown(self) -> None:
-        self.stop.set()
-        self.thread.join(60)
-        assert not self.thread.is_alive() and self.error is None
+        super().__init__(lambda stop: trainer_app.run(settings, stop, member=member))
 
 
 def keys(items: list[tuple[str, PredictionV1]]) -> set[tuple[str, datetime, int]]:
