@@ -232,11 +232,12 @@ def test_two_trainers_in_one_group_predict_disjoint_tickers_covering_the_portfol
         reader.close()
 
 
-def test_live_catch_up_forecasts_every_bar_as_the_backtest_does(
-    settings_factory: Callable[..., Settings], tmp_path: Any
-) -> None:
-    """A backlog (a replay at speed 0) through the real broker gives the backtest's forecasts, bar for bar:
-    same weights (the backtest's cold start, as a checkpoint), same history (in MongoDB), no warm update."""
+def backtested(
+    settings_factory: Callable[..., Settings], tmp_path: Any, *, sort: bool
+) -> tuple[Settings, list[BarV1], Any]:
+    """Two tickers' 240 minutes (in minute order with ``sort``), backtested with the tiny network on a cold
+    start over the first half, its checkpoint saved where the trainer of ``settings`` looks for it: what a
+    trainer that never stopped would have done, for a live trainer to be compared with."""
     import pandas as pd
 
     from services.trainer.backtest import run_backtest
@@ -249,12 +250,22 @@ def test_live_catch_up_forecasts_every_bar_as_the_backtest_does(
         common=TINY["common"],
     )
     ensure_topics(settings, [settings.kafka.bars_topic, settings.kafka.predictions_topic])
-    tickers = ["AAA", "BBB"]
-    bars = make_bars(tickers, 0, 240)
+    bars = make_bars(["AAA", "BBB"], 0, 240)
+    if sort:
+        bars = sorted(bars, key=lambda b: (b.ts, b.ticker))
     frame = pd.DataFrame([b.model_dump() for b in bars])
     result = run_backtest(frame, Config.from_settings(settings), cold_fraction=0.5)
     assert result.checkpoint is not None
     DirectoryStore(settings.trainer.checkpoint_dir).save(checkpoint_name(settings), result.checkpoint)
+    return settings, bars, result
+
+
+def test_live_catch_up_forecasts_every_bar_as_the_backtest_does(
+    settings_factory: Callable[..., Settings], tmp_path: Any
+) -> None:
+    """A backlog (a replay at speed 0) through the real broker gives the backtest's forecasts, bar for bar:
+    same weights (the backtest's cold start, as a checkpoint), same history (in MongoDB), no warm update."""
+    settings, bars, result = backtested(settings_factory, tmp_path, sort=False)
     boundary = START + timedelta(minutes=120)
     with make_client(settings) as client:
         db = database(client, settings)
@@ -296,24 +307,7 @@ def test_a_restarted_trainer_reads_only_the_gap_and_forecasts_as_one_that_never_
     """Stopped (the stop flag SIGTERM sets) and restarted: the last checkpoint's series stand in for the
     history, only the bars stored after them are read, and the forecasts before and after the restart are
     the backtest's (a trainer that never stopped), every horizon, intervals included."""
-    import pandas as pd
-
-    from services.trainer.backtest import run_backtest
-    from services.trainer.forecaster.records import Config
-    from services.trainer.stores.checkpoints import DirectoryStore, checkpoint_name
-
-    settings = settings_factory(
-        trainer=TINY_TRAINER
-        | {"update_steps": 0, "checkpoint_store": "volume", "checkpoint_dir": tmp_path / "ckpt"},
-        common=TINY["common"],
-    )
-    ensure_topics(settings, [settings.kafka.bars_topic, settings.kafka.predictions_topic])
-    tickers = ["AAA", "BBB"]
-    bars = sorted(make_bars(tickers, 0, 240), key=lambda b: (b.ts, b.ticker))
-    frame = pd.DataFrame([b.model_dump() for b in bars])
-    result = run_backtest(frame, Config.from_settings(settings), cold_fraction=0.5)
-    assert result.checkpoint is not None
-    DirectoryStore(settings.trainer.checkpoint_dir).save(checkpoint_name(settings), result.checkpoint)
+    settings, bars, result = backtested(settings_factory, tmp_path, sort=True)
 
     def at(first: int, end: int) -> list[BarV1]:
         return [b for b in bars if START + timedelta(minutes=first) <= b.ts < START + timedelta(minutes=end)]
