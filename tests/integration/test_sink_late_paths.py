@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from pymongo.database import Database
 
+from services.sink import late, replace
 from services.sink.batch import DecodedBatch
 from services.sink.late import LATE
 from shared.mongo import BARS, PORTFOLIO, database, ensure_indexes, make_client
@@ -121,3 +122,46 @@ def test_a_backlog_of_late_revisions_and_late_closes_costs_one_scan_pair_per_his
         assert set(row["rev"].values()) == {3}
     assert db["replacing"].count_documents({}) == 0
     assert late_items(db) == 0
+
+
+def test_partitions_handed_over_while_their_late_items_are_applied_are_applied_again_by_their_new_owner(
+    sink: tuple[Sink, Database[dict[str, Any]]],
+    integration_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    writer, db = sink
+    writer.write_bars(grid(rev=2))
+    writer.write_closes()
+    revisions = grid(rev=3, shift=0.5)
+    writer.write_bars(revisions)
+    handed_over = [0, 1]
+    held = {p: db[f"{LATE}_{BARS}_{p}"].count_documents({}) for p in handed_over}
+    assert all(held.values())
+
+    # The rebalance's revoke callback runs on the loop's thread while the worker's write is applying: here
+    # it lands between the replacement and the drop of the entries, the narrowest place.
+    applying = replace.replace_documents
+
+    def revoked_meanwhile(*args: Any, **kwargs: Any) -> None:
+        applying(*args, **kwargs)
+        writer.repository.forget(BARS, handed_over)
+
+    monkeypatch.setattr(late, "replace_documents", revoked_meanwhile)
+    writer.skipped += writer.repository.idle
+    applied, _, _ = writer.write(DecodedBatch(sweep={BARS: set(range(PARTITIONS))}))
+    assert applied.bars_updated == TICKERS * MINUTES
+    # What the handed-over partitions gathered stays for their new owner; the others' entries are gone.
+    left = {n for n in db.list_collection_names() if n.startswith(f"{LATE}_{BARS}_")}
+    assert left == {f"{LATE}_{BARS}_{p}" for p in handed_over}
+    assert {p: db[f"{LATE}_{BARS}_{p}"].count_documents({}) for p in handed_over} == held
+
+    # The new owner reads them back and applies them again: history already holds them, so nothing moves.
+    monkeypatch.undo()
+    owner = Sink(integration_settings, db, writer.counter)
+    owner.skipped = writer.skipped + owner.repository.idle
+    again, _, _ = owner.write(DecodedBatch(sweep={BARS: set(handed_over)}))
+    assert again.bars_updated == 0 and again.bars_replayed == sum(held.values())
+    assert late_items(db) == 0
+    newest = {(b.ticker, b.ts): b.close for b in revisions}
+    stored = {(d["ticker"], d["ts"]): (d["rev"], d["close"]) for d in db[BARS].find()}
+    assert stored == {key: (3, close) for key, close in newest.items()}
