@@ -40,9 +40,9 @@ from services.sink.open_items import (
 )
 from services.sink.portfolio import CloseV1, PortfolioWriter, encode_close
 from services.sink.replace import (
-    by_minute,
     finish_replacements,
     rewrite_open,
+    whole_minutes,
 )
 from services.sink.writes import (
     bar_item,
@@ -109,12 +109,10 @@ PREDICTION_KIND = _Kind(PREDICTIONS, "trained_at", stored_prediction_item, lambd
 
 
 def _key_query(items: Iterable[Item]) -> Document:
-    # By (ticker, ts), not _id, so documents of the earlier layout (ObjectId _id) are found too; shaped
-    # for FerretDB's scan (services.sink.replace.by_minute). A superset, filtered in Python.
-    tickers: dict[datetime, list[Any]] = {}
-    for item in items:
-        tickers.setdefault(item.ts, []).append(item.ticker)
-    return by_minute(tickers, "ticker")
+    # Every stored document of the items' minutes, by ``ts``, not ``_id``: documents of the earlier layout
+    # (ObjectId _id) are found too, and FerretDB pays least for a range (services.sink.replace). A
+    # superset, filtered in Python.
+    return whole_minutes(item.ts for item in items)
 
 
 class SinkRepository:
