@@ -7,8 +7,9 @@ brought into ``late_<kind>_<partition>`` (O(log n), like any insert) and keeps i
 gathered of a kind is compared with history in one find and replaced in one delete and one insert
 (:mod:`services.sink.replace`), and the collections dropped (a drop costs nothing; a delete would scan
 them), when: the oldest item has waited half of ``PORTFOLIO_SINK_SETTLE_S`` (an item untouched that long
-settles, as in progress); the sink has caught up (a batch short of ``PORTFOLIO_SINK_BATCH_MAX``: live,
-late items are rare and applied at once); the sink stops; or ``LATE_MAX`` items are held.
+settles, as in progress; or as long as the last application took, where that is longer); the sink has caught
+up (a batch short of ``PORTFOLIO_SINK_BATCH_MAX``: live, late items are rare and applied at once); the sink
+stops; or ``LATE_MAX`` items are held.
 
 Written before the batch's offsets are committed (and before ``latest`` forgets the items), the entries
 make the batch durable: a crash replays only what was never gathered, and a restarted sink (or the new
@@ -21,6 +22,7 @@ so what it gathers is read again from Kafka by the new owner).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -55,6 +57,9 @@ class LateItems:
         self.idle = idle
         self.held: dict[Scope, list[Document]] = {}
         self.oldest: dict[Scope, datetime] = {}
+        # How long the last application of each kind took (due to clear), and when the current one began.
+        self.spent: dict[str, timedelta] = {}
+        self.started: dict[str, float] = {}
         # ``forget`` runs on the loop's thread (a rebalance) while a write may be clearing.
         self.lock = threading.Lock()
 
@@ -103,9 +108,16 @@ class LateItems:
             mine = sorted(p for (k, p), held in self.held.items() if k == kind and held)
         if not mine:
             return []
-        waited = min(self.oldest[(kind, p)] for p in mine) <= now - self.idle
+        # Spaced by the last application's own time too: where one outlasts the bound (on FerretDB, a scan
+        # of a long history), back-to-back applications would leave a backlog nothing but scans, and the
+        # bound is out of reach either way; spaced, at most half of a backlog's time goes to them.
+        wait = max(self.idle, self.spent.get(kind, timedelta()))
+        waited = min(self.oldest[(kind, p)] for p in mine) <= now - wait
         full = sum(len(self.held[(kind, p)]) for p in mine) >= LATE_MAX
-        return mine if apply_now or waited or full else []
+        if apply_now or waited or full:
+            self.started[kind] = time.monotonic()
+            return mine
+        return []
 
     def documents(self, kind: str, partitions: list[int]) -> list[Document]:
         return [d for p in partitions for d in self.held.get((kind, p), [])]
@@ -162,6 +174,8 @@ class LateItems:
                     self.db.drop_collection(late_collection(kind, p))
                     self.held[(kind, p)] = []
                 self.oldest.pop((kind, p), None)
+        if kind in self.started:
+            self.spent[kind] = timedelta(seconds=time.monotonic() - self.started.pop(kind))
 
 
 def late_collection(kind: str, partition: int) -> str:

@@ -28,7 +28,7 @@ from pymongo.database import Database
 
 from services.sink.inserts import WriteConflict, insert_new
 from services.sink.late import LateItems
-from services.sink.replace import Replacement, replace_documents, rewrite_open
+from services.sink.replace import Replacement, replace_documents, rewrite_open, whole_minutes
 from shared.layout import dump_json, latest_id, load_json, minute_id, open_collection
 from shared.mongo import LATEST, PORTFOLIO
 from shared.schemas import Count, MessageError, MinuteTs, Price, Ticker, format_ts
@@ -220,7 +220,7 @@ class PortfolioWriter:
                 if ticker not in row or rev >= row[ticker][1]:
                     row[ticker] = (close, rev)
         replacements = []
-        found = self.portfolio.find({"ts": {"$in": sorted(late)}}, batch_size=len(late) + 1)
+        found = self.portfolio.find(whole_minutes(late), batch_size=len(late) + 1)
         stored = {doc["ts"]: doc for doc in found}
         for ts, row in sorted(late.items()):
             doc = stored.get(ts)
