@@ -16,13 +16,16 @@ add.
 
 One step per target minute, not per range: the tickers' misses in one minute come together (one market
 move misses them all), so the minute's share of misses is one outcome, and the bucket's scale moves with
-the ticker scale's step per minute (:data:`range_recalibration.GAMMA`). A step per range (as many per
-minute as there are tickers) was tried: it brought every bucket inside but chased each market move, and
-the 15- and 30-minute interval scores lost their edge over the EWMA baseline (docs/forecasting.md).
+the ticker scale's step per minute (:data:`range_recalibration.GAMMA`): a session moves it by the step
+times the bucket's misses less 20% of its outcomes, divided by the number of series. A step per range (as
+many per minute as there are tickers) was tried: it brought every bucket inside but chased each market
+move, and the 15- and 30-minute interval scores lost their edge over the EWMA baseline
+(docs/forecasting.md).
 
-A minute's outcomes are pooled before they move the scale: they are applied when the first outcome of a
-later target minute comes, so every range made in one minute sees the same scale whatever order its
-tickers' bars are folded in (the live state and the array form agree).
+A session's outcomes move the scale when it closes (when the first bar of a later session is folded, as
+the learnt profile changes): every range of a session sees one scale whatever order its tickers' bars are
+folded in (a live catch-up folds a ticker's backlog at a time; the backtest minute by minute), and an
+outcome folded after its session closed is not counted (the profile's rule for a late bar).
 """
 
 from __future__ import annotations
@@ -35,50 +38,48 @@ from services.scoring.intervals import BUCKET_MINUTES
 
 
 class BucketScale:
-    """Per horizon (index ``k``) the log scale of each bucket, and the outcomes of the latest target minute
-    not yet applied: (target epoch minute, bucket, misses - target share summed, count)."""
+    """Per horizon (index ``k``) and bucket: the log scale, and the session's outcomes not yet applied (the
+    ranges scored and those missed, both whole numbers: their sums do not depend on the order)."""
 
     def __init__(self, horizons: int, minutes: int, step: float, target_miss: float, limit: float) -> None:
         self.buckets = -(-minutes // BUCKET_MINUTES)
         self.step, self.target_miss, self.limit = step, target_miss, limit
         self.log_scale = [[0.0] * self.buckets for _ in range(horizons)]
-        self.pending: list[list[float]] = [[-1.0, 0.0, 0.0, 0.0] for _ in range(horizons)]
+        self.scored = [[0.0] * self.buckets for _ in range(horizons)]
+        self.missed = [[0.0] * self.buckets for _ in range(horizons)]
 
     def bucket(self, session_minute: int) -> int:
         """The bucket of a target's minute of the session (clipped: a range past the close is not made)."""
         return min(max(session_minute // BUCKET_MINUTES, 0), self.buckets - 1)
 
-    def outcome(self, k: int, target: int, target_session_minute: int, missed: float, count: float) -> None:
-        """``count`` outcomes at horizon ``k`` of ranges that targeted epoch minute ``target``, ``missed`` of
-        them outside (a minute's outcomes may come one by one, as its tickers' bars are folded)."""
-        if self.pending[k][0] != target:
-            self._apply(k)
-            self.pending[k] = [float(target), float(self.bucket(target_session_minute)), 0.0, 0.0]
-        pending = self.pending[k]
-        pending[2] += missed - self.target_miss * count
-        pending[3] += count
+    def outcome(self, k: int, target_session_minute: int, missed: float, scored: float) -> None:
+        """``scored`` outcomes at horizon ``k`` of ranges that targeted a minute of the session being folded,
+        ``missed`` of them outside."""
+        b = self.bucket(target_session_minute)
+        self.scored[k][b] += scored
+        self.missed[k][b] += missed
 
-    def _apply(self, k: int) -> None:
-        _, b, excess, count = self.pending[k]
-        if count > 0:
-            u = self.log_scale[k][int(b)] + self.step * excess / count
-            self.log_scale[k][int(b)] = min(max(u, -self.limit), self.limit)
+    def close_session(self, series: int) -> None:
+        """The session's outcomes move each bucket's scale (``series``: the tickers the state carries)."""
+        for scales, scored, missed in zip(self.log_scale, self.scored, self.missed, strict=True):
+            for b in range(self.buckets):
+                if scored[b] > 0:
+                    u = scales[b] + self.step * (missed[b] - self.target_miss * scored[b]) / max(series, 1)
+                    scales[b] = min(max(u, -self.limit), self.limit)
+                scored[b] = missed[b] = 0.0
 
-    def log_at(self, k: int, target_session_minute: int) -> float:
-        return self.log_scale[k][self.bucket(target_session_minute)]
+    def factor(self, k: int, target_session_minute: int) -> float:
+        return math.exp(self.log_scale[k][self.bucket(target_session_minute)])
 
     def state(self) -> dict[str, Any]:
-        return {"log_scale": [list(u) for u in self.log_scale], "pending": [list(p) for p in self.pending]}
+        return {"log_scale": self.log_scale, "scored": self.scored, "missed": self.missed}
 
     def restore(self, saved: Mapping[str, Any] | None) -> None:
         """Go on from :meth:`state`; none saved (a checkpoint written before) or another shape: afresh."""
         if saved is None:
             return
-        scales = [[float(u) for u in row] for row in saved["log_scale"]]
-        if len(scales) != len(self.log_scale) or any(len(row) != self.buckets for row in scales):
+        parts = [[[float(v) for v in row] for row in saved[key]] for key in ("log_scale", "scored", "missed")]
+        shape = [len(row) for row in self.log_scale]
+        if any([len(row) for row in part] != shape for part in parts):
             return
-        self.log_scale = scales
-        self.pending = [[float(v) for v in p] for p in saved["pending"]]
-
-    def factor(self, k: int, target_session_minute: int) -> float:
-        return math.exp(self.log_at(k, target_session_minute))
+        self.log_scale, self.scored, self.missed = parts

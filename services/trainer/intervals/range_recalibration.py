@@ -102,6 +102,7 @@ class Recalibration:
                     counts[0][b] += counts[1][b]
                     sums[1][b] = counts[1][b] = 0.0
             self._refresh()
+            self.by_bucket.close_session(len(self.waiting))
         self.session = opened
 
     def observe(self, opened: int, session_minute: int, d2: float, range_: float) -> None:
@@ -139,7 +140,8 @@ class Recalibration:
                     u = scales[k] + (_UP if missed else _DOWN)
                     u = LIMIT if u > LIMIT else max(u, -LIMIT)
                     scales[k], factors[k] = u, math.exp(u)
-                    by_bucket.outcome(k, minute, m, float(missed), 1.0)
+                    if minute - m == self.session:  # an outcome of a closed session: not counted
+                        by_bucket.outcome(k, m, float(missed), 1.0)
         if not 0 <= m < self.minutes:
             return
         cum, start = self.cum, self.cum[m + 1]
@@ -277,16 +279,15 @@ def recalibrated_intervals(
         by_bucket = BucketScale(1, count, gamma, TARGET_MISS, LIMIT)
         low, high = np.full(sigma.shape, np.nan), np.full(sigma.shape, np.nan)
         for t in range(len(minutes)):
+            if t > 0 and sid[t] != sid[t - 1]:  # the live state's begin(): a session closes
+                by_bucket.close_session(sigma.shape[1])
             s = source[t]
             if s >= 0:
                 z = log_close[t] - log_close[s]
                 made = np.isfinite(low[s]) & np.isfinite(z)
                 miss = (z < low[s]) | (z > high[s])
                 u = np.where(made, np.clip(u + gamma * (miss - TARGET_MISS), -LIMIT, LIMIT), u)
-                if made.any():
-                    by_bucket.outcome(
-                        0, int(minutes[t]), int(m[t]), float(np.sum(miss[made])), float(np.sum(made))
-                    )
+                by_bucket.outcome(0, int(m[t]), float(np.sum(miss[made])), float(np.sum(made)))
             factor = np.exp(u) * by_bucket.factor(0, int(m[t]) + h)
             low[t] = q_low * sigma[t] * factor
             high[t] = q_high * sigma[t] * factor
