@@ -47,6 +47,7 @@ class BucketScale:
         self.log_scale = [[0.0] * self.buckets for _ in range(horizons)]
         self.scored = [[0.0] * self.buckets for _ in range(horizons)]
         self.missed = [[0.0] * self.buckets for _ in range(horizons)]
+        self.factors = [[1.0] * self.buckets for _ in range(horizons)]  # exp(log_scale): a fold reads it
 
     def bucket(self, session_minute: int) -> int:
         """The bucket of a target's minute of the session (clipped: a range past the close is not made)."""
@@ -67,9 +68,10 @@ class BucketScale:
                     u = scales[b] + self.step * (missed[b] - self.target_miss * scored[b]) / max(series, 1)
                     scales[b] = min(max(u, -self.limit), self.limit)
                 scored[b] = missed[b] = 0.0
+        self.factors = [[math.exp(u) for u in scales] for scales in self.log_scale]
 
     def factor(self, k: int, target_session_minute: int) -> float:
-        return math.exp(self.log_scale[k][self.bucket(target_session_minute)])
+        return self.factors[k][self.bucket(target_session_minute)]
 
     def state(self) -> dict[str, Any]:
         return {"log_scale": self.log_scale, "scored": self.scored, "missed": self.missed}
@@ -83,3 +85,4 @@ class BucketScale:
         if any([len(row) for row in part] != shape for part in parts):
             return
         self.log_scale, self.scored, self.missed = parts
+        self.factors = [[math.exp(u) for u in scales] for scales in self.log_scale]
