@@ -17,6 +17,8 @@ On the shared recording that leaves two errors a fit cannot remove (docs/forecas
   it was made (delayed feedback), moves ``u`` by ``GAMMA · (miss - 0.2)``: up after a miss, down after a
   hit, standing still at 80% inside. Misses of overlapping ranges come in runs, so the step is small
   (:data:`GAMMA`; larger steps bought coverage with interval score: the table in the docs).
+* **The level per time of day.** The ticker's scale is pooled over the day; a bias by time of day, the same
+  at every ticker, is tracked by a scale per horizon and 30-minute bucket of the target (:mod:`bucket_scale`).
 
 The live form (:class:`Recalibration`, carried in :class:`range_state.RangeState` and its checkpoint) folds
 each final bar as it comes (``portfolio backtest`` runs it too); :func:`recalibrated_intervals` is the same
@@ -33,41 +35,21 @@ from typing import Any
 
 import numpy as np
 
+from services.trainer.intervals.bucket_scale import BucketScale
 from services.trainer.intervals.horizon_ranges import BUCKET, RangeModel
+from services.trainer.intervals.learnt_profile import (
+    PRIOR_WEIGHT,
+    bucket_levels,
+    cumulative,
+    normalized,
+    profile_of,
+)
 from services.trainer.intervals.seasonal import session_ids
 
 GAMMA = 0.002  # the step of a ticker's log quantile scale per outcome
 LIMIT = math.log(2.0)  # the scale stays within a factor 2 of the fitted quantiles
-PRIOR_WEIGHT = float(BUCKET)  # the fitted profile's weight, in observations per bucket
 TARGET_MISS = 0.2  # the 80% range: q10 and q90
 _UP, _DOWN = GAMMA * (1 - TARGET_MISS), -GAMMA * TARGET_MISS  # u's step after a miss, after a hit
-
-
-def bucket_levels(profile: np.ndarray) -> list[float]:
-    """The per-minute profile's level per bucket."""
-    return [float(np.mean(profile[b : b + BUCKET])) for b in range(0, len(profile), BUCKET)]
-
-
-def profile_of(
-    prior: Sequence[float], sums: Sequence[float], counts: Sequence[float], weight: float = PRIOR_WEIGHT
-) -> list[float]:
-    """The per-minute profile from the fitted bucket levels and what completed sessions added."""
-    levels = [(weight * p + s) / (weight + n) for p, s, n in zip(prior, sums, counts, strict=True)]
-    levels = [v if v > 0 and math.isfinite(v) else p for v, p in zip(levels, prior, strict=True)]
-    return [v for v in levels for _ in range(BUCKET)]
-
-
-def _normalized(per_minute: list[float], minutes: int) -> list[float]:
-    per_minute = per_minute[:minutes]
-    mean = sum(per_minute) / len(per_minute)
-    return [v / mean for v in per_minute]
-
-
-def _cumulative(profile: Sequence[float]) -> list[float]:
-    out = [0.0]
-    for v in profile:
-        out.append(out[-1] + v)
-    return out
 
 
 class Recalibration:
@@ -92,6 +74,8 @@ class Recalibration:
         self.waiting: list[list[deque[tuple[int, float, float, float]]]] = [
             [deque() for _ in self.horizons] for _ in range(tickers)
         ]
+        # Per horizon and 30-minute bucket of the target: the scale for a time-of-day bias (bucket_scale.py).
+        self.by_bucket = BucketScale(len(self.horizons), self.minutes, GAMMA, TARGET_MISS, LIMIT)
         # Per horizon: h, the weights and the two quantiles, as floats (the fold's hot path).
         self._terms = [
             (h, model.weights[h].tolist(), float(model.quantiles[h][0]), float(model.quantiles[h][-1]))
@@ -101,10 +85,10 @@ class Recalibration:
 
     def _refresh(self) -> None:
         self.profile, self.range_profile = (
-            _normalized(profile_of(p, s[0], n[0]), self.minutes)
+            normalized(profile_of(p, s[0], n[0]), self.minutes)
             for p, s, n in zip(self.prior, self.sums, self.counts, strict=True)
         )
-        self.cum = _cumulative(self.profile)
+        self.cum = cumulative(self.profile)
 
     def begin(self, opened: int) -> None:
         """A bar of the session opened at epoch minute ``opened``: a later session than the one being folded
@@ -118,6 +102,7 @@ class Recalibration:
                     counts[0][b] += counts[1][b]
                     sums[1][b] = counts[1][b] = 0.0
             self._refresh()
+            self.by_bucket.close_session(len(self.waiting))
         self.session = opened
 
     def observe(self, opened: int, session_minute: int, d2: float, range_: float) -> None:
@@ -145,15 +130,18 @@ class Recalibration:
             return
         log_close = math.log(close)
         queues, scales, factors = self.waiting[i], self.log_scale[i], self.factor[i]
+        m, by_bucket = session_minute, self.by_bucket
         for k, queue in enumerate(queues):
             while queue and queue[0][0] <= minute:
                 target, base, low, high = queue.popleft()
                 if target == minute:  # a target minute without a bar has no outcome
                     z = log_close - base
-                    u = scales[k] + (_UP if z < low or z > high else _DOWN)
+                    missed = z < low or z > high
+                    u = scales[k] + (_UP if missed else _DOWN)
                     u = LIMIT if u > LIMIT else max(u, -LIMIT)
                     scales[k], factors[k] = u, math.exp(u)
-        m = session_minute
+                    if minute - m == self.session:  # an outcome of a closed session: not counted
+                        by_bucket.outcome(k, m, float(missed), 1.0)
         if not 0 <= m < self.minutes:
             return
         cum, start = self.cum, self.cum[m + 1]
@@ -161,13 +149,22 @@ class Recalibration:
             if m + h >= self.minutes:
                 break  # and every longer horizon
             level = max(sum(map(mul, weights, components)), 1e-12)
-            sigma = math.sqrt(level * (cum[m + h + 1] - start)) * scale * factors[k]
+            sigma = (
+                math.sqrt(level * (cum[m + h + 1] - start)) * scale * factors[k] * by_bucket.factor(k, m + h)
+            )
             queues[k].append((minute + h, log_close, q_low * sigma, q_high * sigma))
 
-    def factors(self, rows: Sequence[int], horizon: int) -> np.ndarray:
-        """``exp(u)`` of each row's ticker at ``horizon``."""
+    def factors(self, rows: Sequence[int], horizon: int, session_minute: Sequence[int]) -> np.ndarray:
+        """The quantile scale of each row's ticker at ``horizon`` made at ``session_minute``: ``exp(u)``
+        times the scale of the bucket its target falls in."""
         k = self.horizons.index(horizon)
-        return np.array([self.factor[i][k] for i in rows], np.float64)
+        return np.array(
+            [
+                self.factor[i][k] * self.by_bucket.factor(k, m + horizon)
+                for i, m in zip(rows, session_minute, strict=True)
+            ],
+            np.float64,
+        )
 
     def state(self) -> dict[str, Any]:
         return {
@@ -177,6 +174,7 @@ class Recalibration:
             "session": self.session if math.isfinite(self.session) else None,
             "log_scale": [list(u) for u in self.log_scale],
             "waiting": [[[list(r) for r in queue] for queue in queues] for queues in self.waiting],
+            "by_bucket": self.by_bucket.state(),
         }
 
     def restore(self, saved: Mapping[str, Any]) -> None:
@@ -192,6 +190,7 @@ class Recalibration:
             [deque((int(r[0]), float(r[1]), float(r[2]), float(r[3])) for r in queue) for queue in queues]
             for queues in saved["waiting"]
         ]
+        self.by_bucket.restore(saved.get("by_bucket"))  # absent in a state saved before: it starts afresh
         self._refresh()
 
 
@@ -220,7 +219,7 @@ def session_profiles(
         sums, counts = np.zeros(len(fitted)), np.zeros(len(fitted))
         ok = np.isfinite(value) & inside[:, None]
         for s in range(sessions):
-            per_session[k][s] = _normalized(
+            per_session[k][s] = normalized(
                 profile_of(fitted, sums.tolist(), counts.tolist(), prior_weight), minutes
             )
             rows = sid == s
@@ -277,15 +276,19 @@ def recalibrated_intervals(
             -1,
         )
         u = np.zeros(sigma.shape[1])
+        by_bucket = BucketScale(1, count, gamma, TARGET_MISS, LIMIT)
         low, high = np.full(sigma.shape, np.nan), np.full(sigma.shape, np.nan)
         for t in range(len(minutes)):
+            if t > 0 and sid[t] != sid[t - 1]:  # the live state's begin(): a session closes
+                by_bucket.close_session(sigma.shape[1])
             s = source[t]
             if s >= 0:
                 z = log_close[t] - log_close[s]
                 made = np.isfinite(low[s]) & np.isfinite(z)
                 miss = (z < low[s]) | (z > high[s])
                 u = np.where(made, np.clip(u + gamma * (miss - TARGET_MISS), -LIMIT, LIMIT), u)
-            factor = np.exp(u)
+                by_bucket.outcome(0, int(m[t]), float(np.sum(miss[made])), float(np.sum(made)))
+            factor = np.exp(u) * by_bucket.factor(0, int(m[t]) + h)
             low[t] = q_low * sigma[t] * factor
             high[t] = q_high * sigma[t] * factor
         out[h] = (np.exp(log_close + low), np.exp(log_close + high))

@@ -164,7 +164,7 @@ class RangeState:
             valid = (rows >= 0) & (session + h < self._session.length) & (session >= 0)
             sigma = np.where(valid, np.sqrt(np.where(valid, level * ahead, 1.0)) * scale, np.nan)
             q = self.model.quantiles[h]
-            sigma = sigma * self.recalibration.factors(at, h)
+            sigma = sigma * self.recalibration.factors(at, h, session.tolist())
             out[h] = (centre * np.exp(q[0] * sigma), centre * np.exp(q[-1] * sigma))
         return out
 
@@ -187,10 +187,12 @@ def fit_state(
         return None
     close = np.full((len(minutes), len(tickers)), np.nan)
     pk = np.full(close.shape, np.nan)
+    present = np.zeros(close.shape, bool)
     for j, t in enumerate(tickers):
         m, c = arrays[t]
         at = np.searchsorted(minutes, m)
         close[at, j] = c
+        present[at, j] = True
         known = ranges.get(t, {})
         pk[at, j] = [known.get(int(k), math.nan) for k in m]
     sessions = session.minute_of(minutes)
@@ -206,9 +208,12 @@ def fit_state(
     except (ValueError, np.linalg.LinAlgError):
         return None
     state = RangeState(model, {t: j for j, t in enumerate(tickers)})
-    for t in tickers:
+    # Minute by minute, every ticker's bar of a minute before the next minute's, as bars come live: the
+    # profile learns a session's bars only while that session is the latest begun (a fold ticker by ticker
+    # left it the first ticker's sessions and the last one of the rest).
+    for row in range(len(minutes)):
         pause()  # the fold is Python, bar by bar: it holds the interpreter
-        known = ranges.get(t, {})
-        for m, c in zip(*arrays[t], strict=True):
-            state.fold(t, int(m), float(c), known.get(int(m), math.nan))
+        for j, t in enumerate(tickers):
+            if present[row, j]:
+                state.fold(t, int(minutes[row]), float(close[row, j]), float(pk[row, j]))
     return state

@@ -1,13 +1,16 @@
 """The range model's online recalibration: nothing at or before t moves when later bars change (the scale of
 an h-minute range learns from its outcome only once that outcome's bar is in), a ticker whose h-minute
-moves left the fit's is brought back to 80% inside, and the profile is learnt from completed sessions only."""
+moves left the fit's is brought back to 80% inside, so (in part) is a part of the day whose moves left it at
+every ticker (the bucket's scale), and the profile is learnt from completed sessions only."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import pytest
 
+from services.trainer.intervals.bucket_scale import BucketScale
 from services.trainer.intervals.horizon_ranges import BUCKET, RangeModel, parkinson
 from services.trainer.intervals.range_recalibration import recalibrated_intervals
 from services.trainer.intervals.range_state import RangeState
@@ -70,6 +73,7 @@ def test_shifting_the_future_changes_no_recalibrated_range_or_state_at_or_before
         states.append(state.state())
     assert states[0] == states[1]
     assert any(u != 0.0 for scales in states[0]["recalibration"]["log_scale"] for u in scales)
+    assert any(u != 0.0 for scales in states[0]["recalibration"]["by_bucket"]["log_scale"] for u in scales)
 
 
 def test_a_ticker_whose_moves_no_longer_add_up_as_in_the_fit_is_brought_back_to_80_percent_inside() -> None:
@@ -116,3 +120,49 @@ def test_the_profile_is_learnt_from_completed_sessions_only() -> None:
         assert np.ptp(seen_at[s * MINUTES : (s + 1) * MINUTES]) == 0.0
     # Four sessions with the spike and four without: the learnt bucket is about twice the fitted one.
     assert seen_at[-1] > 1.5 * fitted_ratio
+
+
+def test_a_time_of_day_bias_the_tickers_scales_cannot_see_is_corrected_by_the_buckets_scale(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # After the training part every ticker reverts within one hour of the day (its 30-minute moves there are
+    # narrower than the fit's): a bias of that hour, the same at every ticker, which a ticker's scale (pooled
+    # over the day) cannot remove.
+    epochs, minute, close, returns, variance = data(40, seed=8)
+    hour = (minute >= 120) & (minute < 180) & (np.arange(len(minute)) > TRAIN)
+    for row in np.flatnonzero(hour):
+        returns[row] -= 0.5 * returns[row - 1]
+    close = 100.0 * np.exp(np.cumsum(np.nan_to_num(returns), axis=0))
+    model = fitted(returns, variance, minute)
+    h = 30
+    ranges = {"both": recalibrated_intervals(model, epochs, close, returns, variance, minute, (h,))[h]}
+    monkeypatch.setattr(BucketScale, "factor", lambda _self, _k, _m: 1.0)
+    ranges["tickers only"] = recalibrated_intervals(model, epochs, close, returns, variance, minute, (h,))[h]
+    ahead = np.full(close.shape, np.nan)
+    ahead[:-h] = close[h:]
+    ahead[minute + h >= MINUTES] = np.nan
+    target = np.clip(minute + h, 0, MINUTES - 1) // 30
+    scored = (np.arange(len(minute)) >= 20 * MINUTES)[:, None] & np.isfinite(ahead)
+    shares = {}
+    for name, (low, high) in ranges.items():
+        inside = (ahead >= low) & (ahead <= high)
+        for b in (2, 5):  # an hour before, the reverting hour
+            shares[name, b] = float(np.mean(inside[scored & (target == b)[:, None]]))
+    assert shares["tickers only", 5] > 0.86, shares
+    assert abs(shares["both", 5] - 0.8) < abs(shares["tickers only", 5] - 0.8) - 0.03, shares
+    assert abs(shares["both", 2] - 0.8) < 0.04, shares
+
+
+def test_the_buckets_scale_does_not_depend_on_the_order_a_minutes_bars_are_folded_in() -> None:
+    epochs, minute, close, returns, variance = data(6, seed=3)
+    model = fitted(returns, variance, minute)
+    scales = []
+    for order in ("ABC", "CBA"):
+        state = RangeState(model, {"A": 0, "B": 1, "C": 2})
+        for row in range(len(minute)):
+            for ticker in order:
+                j = "ABC".index(ticker)
+                state.fold(ticker, int(epochs[row]), float(close[row, j]), float(variance[row, j]))
+        scales.append(np.array(state.recalibration.by_bucket.log_scale))
+    assert np.abs(scales[0]).max() > 0
+    np.testing.assert_allclose(scales[0], scales[1], rtol=1e-9, atol=1e-12)
