@@ -199,14 +199,14 @@ class TrainerLoop:
             return
         bars = self.decode(messages)
         self.load_history(sorted({b.ticker for b in bars} - self.loaded), arrived)
-        # Every bar is forecast (a backlog too), batched across tickers: the backtest's own call; what they
-        # settle is scored after. The portfolio's bars go in where they became ready, under the lock the
-        # checkpoint copies under: no checkpoint holds a portfolio bar built but not in its series.
-        taken = [bar_in(bar) for bar in bars]
-        with self.forecaster.lock:
-            mixed = with_portfolio(self.forecaster.portfolio_value, taken, time.monotonic())
-            forecasts = self.forecaster.step(mixed, score=False)
-        self.publish(forecasts)
+        # Every bar is forecast (a backlog too), batched across tickers (the backtest's call), scored after;
+        # the portfolio's bars go in where they became ready, under the checkpoint's lock (none half-built).
+        with heap.collections_after():  # the minute's garbage is collected once it is published
+            taken = [bar_in(bar) for bar in bars]
+            with self.forecaster.lock:
+                mixed = with_portfolio(self.forecaster.portfolio_value, taken, time.monotonic())
+                forecasts = self.forecaster.step(mixed, score=False)
+            self.publish(forecasts)
         seconds = time.perf_counter() - arrived
         observe_many(self.metrics.latency, seconds, len(forecasts))
         logger.debug("poll: %d messages -> %d forecasts published in %.1f ms", len(messages), len(forecasts),
