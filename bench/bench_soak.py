@@ -20,7 +20,8 @@ back in the next batch, as through the closes topic; the wall clock the sink set
 * bytes on disk per stored bar and per portfolio row (``collStats``).
 
 Run: ``python -m bench.bench_soak [--quick]`` against the local stack. The issue's sizes are the defaults
-(1M bars; 10 trading days of portfolio rows; 60-minute outage; 390-minute backfill).
+(1M bars with a portfolio row per stored minute, 5 trading days: ``--stored-bars 1950000`` for 10; a
+60-minute outage; a 390-minute backfill).
 """
 
 from __future__ import annotations
