@@ -101,9 +101,10 @@ class LateItems:
 
     def due(self, kind: str, now: datetime, apply_now: bool) -> list[int]:
         """The partitions whose items are applied now: every one holding items of ``kind`` (all of them
-        this sink's: a partition handed over is forgotten), when one waited ``idle``, when they reach
-        ``LATE_MAX``, or with ``apply_now`` (a stop, or the sink caught up: a batch short of the maximum,
-        so no backlog left to gather across; whatever partitions that batch held); else none."""
+        this sink's: a partition handed over is forgotten), when one waited ``idle`` (or the last
+        application's time), when they reach ``LATE_MAX``, or with ``apply_now`` (a stop, or the sink caught
+        up: a batch short of the maximum, so no backlog left to gather across; whatever partitions that batch
+        held); else none. Partitions returned mark an application's start: :meth:`clear` times it."""
         with self.lock:
             mine = sorted(p for (k, p), held in self.held.items() if k == kind and held)
         if not mine:

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -34,6 +35,7 @@ from services.sink.inserts import WriteConflict, insert_new
 
 REPLACING = "replacing"
 Document = dict[str, Any]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -99,11 +101,20 @@ def by_minute(values: dict[datetime, list[Any]], field: str) -> Document:
     minutes = sorted(values)
     # Deduplicated (old and new ids are the same but for documents of earlier layouts).
     leaves = [(ts, _sorted_values(values[ts])) for ts in minutes]
-    return {"ts": {"$gte": minutes[0], "$lte": minutes[-1]}} | _guarded({}, _minutes_tree(leaves, field))
+
+    def one_minute(part: list[tuple[datetime, list[Any]]]) -> Document | None:
+        if len(part) > 1:
+            return None
+        ts, minute_values = part[0]
+        return {"ts": ts} | _search_tree(minute_values, field, lambda v: v, partial(_few, field))
+
+    tree = _search_tree(leaves, "ts", lambda leaf: leaf[0], one_minute)
+    return {"ts": {"$gte": minutes[0], "$lte": minutes[-1]}} | tree
 
 
 # Values compared one by one at a leaf: below this, another halving costs more comparisons than it saves.
 LEAF = 8
+MINUTE = timedelta(minutes=1)
 
 
 def _sorted_values(values: list[Any]) -> list[Any]:
@@ -113,33 +124,12 @@ def _sorted_values(values: list[Any]) -> list[Any]:
     return sorted(unique) if all(isinstance(v, str) for v in unique) else sorted(unique, key=str)
 
 
-def _minutes_tree(leaves: list[tuple[datetime, list[Any]]], field: str) -> Document:
-    if len(leaves) == 1:
-        ts, values = leaves[0]
-        return {"ts": ts} | _guarded({}, _values_tree(values, field))
-    mid = len(leaves) // 2
-    pivot = leaves[mid][0]
-    return {
-        "$or": [
-            _guarded({"ts": {"$lt": pivot}}, _minutes_tree(leaves[:mid], field)),
-            _guarded({"ts": {"$gte": pivot}}, _minutes_tree(leaves[mid:], field)),
-        ]
-    }
-
-
-def _values_tree(values: list[Any], field: str) -> Document:
-    # Ranges of strings only: a string bound never matches another BSON type, so a minute holding an
-    # ObjectId is compared value by value.
+def _few(field: str, values: list[Any]) -> Document | None:
+    """A minute's values compared one by one, when few, or when not all strings: a string bound never
+    matches another BSON type, so a minute holding an ObjectId is not split by range."""
     if len(values) <= LEAF or not all(isinstance(v, str) for v in values):
         return {field: {"$in": values}}
-    mid = len(values) // 2
-    pivot = values[mid]
-    return {
-        "$or": [
-            _guarded({field: {"$lt": pivot}}, _values_tree(values[:mid], field)),
-            _guarded({field: {"$gte": pivot}}, _values_tree(values[mid:], field)),
-        ]
-    }
+    return None
 
 
 def whole_minutes(minutes: Iterable[datetime]) -> Document:
@@ -154,30 +144,35 @@ def whole_minutes(minutes: Iterable[datetime]) -> Document:
             runs[-1] = (runs[-1][0], ts)
         else:
             runs.append((ts, ts))
-    return {"ts": {"$gte": ordered[0], "$lte": ordered[-1]}} | _guarded({}, _runs_tree(runs))
 
-
-MINUTE = timedelta(minutes=1)
-
-
-def _runs_tree(runs: list[tuple[datetime, datetime]]) -> Document:
-    if len(runs) == 1:
-        first, last = runs[0]
+    def one_run(part: list[tuple[datetime, datetime]]) -> Document | None:
+        if len(part) > 1:
+            return None
+        first, last = part[0]
         return {"ts": first if first == last else {"$gte": first, "$lte": last}}
-    mid = len(runs) // 2
-    pivot = runs[mid][0]
-    return {
-        "$or": [
-            _guarded({"ts": {"$lt": pivot}}, _runs_tree(runs[:mid])),
-            _guarded({"ts": {"$gte": pivot}}, _runs_tree(runs[mid:])),
-        ]
-    }
+
+    tree = _search_tree(runs, "ts", lambda run: run[0], one_run)
+    return {"ts": {"$gte": ordered[0], "$lte": ordered[-1]}} | tree
 
 
-def _guarded(guard: Document, node: Document) -> Document:
-    """``node`` behind ``guard`` (the bound that sends a document down this side): an inner node only; a
-    leaf or a single minute already compares exactly, and merging would clash on its key."""
-    return guard | node if list(node) == ["$or"] else node
+def _search_tree(
+    items: list[T], field: str, bound: Callable[[T], Any], leaf: Callable[[list[T]], Document | None]
+) -> Document:
+    """A search tree written as nested ``$or`` over ``items`` (in the order of ``bound``): halves told
+    apart by a bound on ``field``, down to what ``leaf`` compares exactly (None: halve again)."""
+    exact = leaf(items)
+    if exact is not None:
+        return exact
+    mid = len(items) // 2
+    pivot = bound(items[mid])
+    halves = (({"$lt": pivot}, items[:mid]), ({"$gte": pivot}, items[mid:]))
+    branches = []
+    for condition, half in halves:
+        node = _search_tree(half, field, bound, leaf)
+        # The bound goes in front of an inner node only: a leaf compares exactly already, and merged with
+        # it the bound would clash on its key.
+        branches.append({field: condition} | node if list(node) == ["$or"] else node)
+    return {"$or": branches}
 
 
 def rewrite_open(collection: Collection[Document], gone: list[Any], documents: list[Document]) -> None:
