@@ -47,6 +47,7 @@ from shared.kafka import (
     make_consumer,
     store_offsets,
     subscribe,
+    take_arrived,
     wait_for_kafka,
 )
 from shared.lifecycle import StopFlag
@@ -62,6 +63,9 @@ logger = logging.getLogger(__name__)
 # (signals, producer callbacks) responsive.
 POLL_BATCH = 5_000
 POLL_TIMEOUT_S = 0.05
+# How long a poll goes on taking bars after the last came (shared.kafka.take_arrived): a minute's bars come in
+# fetches a few milliseconds apart, and forecasting them in one batch beats two batches one after the other.
+GATHER_S = 0.003
 # Predictions leave at once: the shared producer's 20 ms linger (batching for throughput) would be added to
 # every forecast's latency, and a minute's forecasts are produced together anyway, so they batch by
 # themselves (issue 12: p99 bar -> prediction <= 50 ms).
@@ -228,15 +232,7 @@ class TrainerLoop:
             self.publish(forecasts)
 
     def take(self) -> list[Message]:
-        """The bars already fetched, or else the first to come within the poll timeout and those fetched
-        with it. ``consume(POLL_BATCH, timeout)`` alone returns only when the batch is full or the timeout
-        has passed, so a minute's bars (far fewer than ``POLL_BATCH``) waited up to the whole timeout."""
-        messages: list[Message] = self.consumer.consume(num_messages=POLL_BATCH, timeout=0)
-        if not messages:
-            messages = self.consumer.consume(num_messages=1, timeout=POLL_TIMEOUT_S)
-            if messages:
-                messages += self.consumer.consume(num_messages=POLL_BATCH - 1, timeout=0)
-        return messages
+        return take_arrived(self.consumer, POLL_BATCH, POLL_TIMEOUT_S, GATHER_S)
 
     def update_lag(self, now: float) -> None:
         if now < self.next_lag:

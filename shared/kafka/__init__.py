@@ -20,6 +20,7 @@ from shared.kafka.consumer import (
     next_offsets,
     store_offsets,
     subscribe,
+    take_arrived,
 )
 from shared.kafka.producer import ReliableProducer
 
@@ -35,5 +36,6 @@ __all__ = [
     "next_offsets",
     "store_offsets",
     "subscribe",
+    "take_arrived",
     "wait_for_kafka",
 ]
