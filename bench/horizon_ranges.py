@@ -24,7 +24,8 @@ from services.trainer.intervals.ewma_baseline import EwmaProfileBaseline
 from services.trainer.intervals.horizon_ranges import COMPONENTS, RangeModel
 from services.trainer.intervals.learnt_profile import PRIOR_WEIGHT
 from services.trainer.intervals.range_grid import Grid, epoch_minutes, grid_of, portfolio_closes
-from services.trainer.intervals.range_recalibration import GAMMA, recalibrated_intervals
+from services.trainer.intervals.range_recalibration import GAMMA
+from services.trainer.intervals.recalibrated_arrays import recalibrated_intervals
 from shared.session import SessionClock, clock_for
 from shared.settings import PORTFOLIO_SERIES
 

@@ -200,8 +200,11 @@ class Forecaster:
             self.range_state.fold(ticker, minute, close, variance)
 
     def score_settled(self) -> None:
-        """Score the forecasts settled by the bars recorded so far, in the order they were settled."""
+        """Score the forecasts settled by the bars recorded so far, in the order they were settled, and keep
+        the ranges those bars made for their outcomes (work that can wait until the forecasts are out)."""
         with self.lock:
+            if self.range_state is not None:
+                self.range_state.recalibration.keep_made()
             settled, self.settled = self.settled, []
             for ticker, pending, actual, target in settled:
                 self.walk_forward.add(ticker, pending, actual, target)

@@ -21,7 +21,7 @@ On the shared recording that leaves two errors a fit cannot remove (docs/forecas
   at every ticker, is tracked by a scale per horizon and 30-minute bucket of the target (:mod:`bucket_scale`).
 
 The live form (:class:`Recalibration`, carried in :class:`range_state.RangeState` and its checkpoint) folds
-each final bar as it comes (``portfolio backtest`` runs it too); :func:`recalibrated_intervals` is the same
+each final bar as it comes (``portfolio backtest`` runs it too); ``recalibrated_arrays.py`` is the same
 computation on arrays, for research (``bench/horizon_ranges.py``) and tests.
 """
 
@@ -38,13 +38,11 @@ import numpy as np
 from services.trainer.intervals.bucket_scale import BucketScale
 from services.trainer.intervals.horizon_ranges import BUCKET, RangeModel
 from services.trainer.intervals.learnt_profile import (
-    PRIOR_WEIGHT,
     bucket_levels,
     cumulative,
     normalized,
     profile_of,
 )
-from services.trainer.intervals.seasonal import session_ids
 
 GAMMA = 0.002  # the step of a ticker's log quantile scale per outcome
 LIMIT = math.log(2.0)  # the scale stays within a factor 2 of the fitted quantiles
@@ -81,6 +79,9 @@ class Recalibration:
             (h, model.weights[h].tolist(), float(model.quantiles[h][0]), float(model.quantiles[h][-1]))
             for h in self.horizons
         ]
+        # The bars settled whose ranges are not kept yet (:meth:`keep_made`), and their tickers.
+        self._owed: list[tuple[int, int, int, float, Sequence[float], float]] = []
+        self._owed_rows: set[int] = set()
         self._refresh()
 
     def _refresh(self) -> None:
@@ -96,6 +97,7 @@ class Recalibration:
         if opened <= self.session:
             return
         if self.session > -math.inf:
+            self.keep_made()  # with the profile and bucket scales of the session they were made in
             for sums, counts in zip(self.sums, self.counts, strict=True):
                 for b in range(len(sums[0])):
                     sums[0][b] += sums[1][b]
@@ -124,13 +126,17 @@ class Recalibration:
         components: Sequence[float],
         scale: float,
     ) -> None:
-        """After ticker ``i``'s final bar at ``minute`` is folded: score the ranges that targeted it, then
-        keep the ranges made from it (those :meth:`RangeState.bounds` gives from the same state)."""
+        """After ticker ``i``'s final bar at ``minute`` is folded: score the ranges that targeted it now (the
+        ranges forecast next read the scales they move); the ranges made from the bar (those
+        :meth:`RangeState.bounds` gives from the same state) are kept by :meth:`keep_made`, later."""
         if not close > 0:
             return
+        if i in self._owed_rows:
+            self.keep_made()  # the ticker's last bar's ranges, before any can be settled
         log_close = math.log(close)
         queues, scales, factors = self.waiting[i], self.log_scale[i], self.factor[i]
         m, by_bucket = session_minute, self.by_bucket
+        counted = minute - m == self.session  # an outcome of a closed session is not counted by bucket
         for k, queue in enumerate(queues):
             while queue and queue[0][0] <= minute:
                 target, base, low, high = queue.popleft()
@@ -140,19 +146,36 @@ class Recalibration:
                     u = scales[k] + (_UP if missed else _DOWN)
                     u = LIMIT if u > LIMIT else max(u, -LIMIT)
                     scales[k], factors[k] = u, math.exp(u)
-                    if minute - m == self.session:  # an outcome of a closed session: not counted
+                    if counted:
                         by_bucket.outcome(k, m, float(missed), 1.0)
-        if not 0 <= m < self.minutes:
-            return
-        cum, start = self.cum, self.cum[m + 1]
-        for k, (h, weights, q_low, q_high) in enumerate(self._terms):
-            if m + h >= self.minutes:
-                break  # and every longer horizon
-            level = max(sum(map(mul, weights, components)), 1e-12)
-            sigma = (
-                math.sqrt(level * (cum[m + h + 1] - start)) * scale * factors[k] * by_bucket.factor(k, m + h)
-            )
-            queues[k].append((minute + h, log_close, q_low * sigma, q_high * sigma))
+        if 0 <= m < self.minutes:
+            self._owed.append((i, minute, m, log_close, components, scale))
+            self._owed_rows.add(i)
+
+    def keep_made(self) -> None:
+        """Keep the ranges made from the bars settled since the last call, waiting for their outcomes.
+
+        Nothing reads them before the ticker's next bar, so the forecaster calls this once a poll's
+        forecasts are published (a ~quarter of the fold's time at 500 tickers, off the minute's latency,
+        issue 18); :meth:`settle` of the same ticker, a session's close (:meth:`begin`) and :meth:`state`
+        call it first. Each range is computed from what it would have been at the bar: the components are
+        the bar's, and a ticker's factors and the profile change only in those three."""
+        owed, self._owed = self._owed, []
+        self._owed_rows.clear()
+        cum, by_bucket, waiting = self.cum, self.by_bucket, self.waiting
+        for i, minute, m, log_close, components, scale in owed:
+            queues, factors, start = waiting[i], self.factor[i], cum[m + 1]
+            for k, (h, weights, q_low, q_high) in enumerate(self._terms):
+                if m + h >= self.minutes:
+                    break  # and every longer horizon
+                level = max(sum(map(mul, weights, components)), 1e-12)
+                sigma = (
+                    math.sqrt(level * (cum[m + h + 1] - start))
+                    * scale
+                    * factors[k]
+                    * by_bucket.factor(k, m + h)
+                )
+                queues[k].append((minute + h, log_close, q_low * sigma, q_high * sigma))
 
     def factors(self, rows: Sequence[int], horizon: int, session_minute: Sequence[int]) -> np.ndarray:
         """The quantile scale of each row's ticker at ``horizon`` made at ``session_minute``: ``exp(u)``
@@ -167,6 +190,7 @@ class Recalibration:
         )
 
     def state(self) -> dict[str, Any]:
+        self.keep_made()
         return {
             "horizons": list(self.horizons),
             "sums": self.sums,
@@ -181,6 +205,7 @@ class Recalibration:
         """Go on from :meth:`state` (one saved for other horizons is left alone: the state starts afresh)."""
         if [int(h) for h in saved["horizons"]] != self.horizons:
             return
+        self._owed, self._owed_rows = [], set()  # made from the state replaced
         self.sums = [[[float(v) for v in part] for part in kind] for kind in saved["sums"]]
         self.counts = [[[float(v) for v in part] for part in kind] for kind in saved["counts"]]
         self.session = -math.inf if saved["session"] is None else int(saved["session"])
@@ -192,104 +217,3 @@ class Recalibration:
         ]
         self.by_bucket.restore(saved.get("by_bucket"))  # absent in a state saved before: it starts afresh
         self._refresh()
-
-
-def session_profiles(
-    model: RangeModel,
-    returns: np.ndarray,
-    ranges: np.ndarray,
-    session_minute: np.ndarray,
-    prior_weight: float = PRIOR_WEIGHT,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(profile, range profile) of each row ``[rows]``, as :class:`Recalibration` has them when the row's
-    bar is folded, and the profile of each session ``[sessions, minutes]``."""
-    minutes = len(model.profile)
-    sid = session_ids(session_minute)
-    m = np.asarray(session_minute, np.int64)
-    inside = (m >= 0) & (m < minutes)
-    bucket = np.where(inside, m // BUCKET, 0)
-    values = (
-        np.square(np.asarray(returns, np.float64) / model.scale),
-        np.asarray(ranges, np.float64) / model.range_scale,
-    )
-    sessions = int(sid.max()) + 1 if len(sid) else 0
-    prior = (bucket_levels(model.profile), bucket_levels(model.range_profile))
-    per_session = [np.zeros((sessions, minutes)), np.zeros((sessions, minutes))]
-    for k, (value, fitted) in enumerate(zip(values, prior, strict=True)):
-        sums, counts = np.zeros(len(fitted)), np.zeros(len(fitted))
-        ok = np.isfinite(value) & inside[:, None]
-        for s in range(sessions):
-            per_session[k][s] = normalized(
-                profile_of(fitted, sums.tolist(), counts.tolist(), prior_weight), minutes
-            )
-            rows = sid == s
-            np.add.at(
-                sums,
-                np.broadcast_to(bucket[rows][:, None], value[rows].shape)[ok[rows]],
-                value[rows][ok[rows]],
-            )
-            np.add.at(counts, np.broadcast_to(bucket[rows][:, None], value[rows].shape)[ok[rows]], 1.0)
-    at = np.clip(m, 0, minutes - 1)
-    return per_session[0][sid, at], per_session[1][sid, at], per_session[0]
-
-
-def recalibrated_intervals(
-    model: RangeModel,
-    minutes: np.ndarray,
-    close: np.ndarray,
-    returns: np.ndarray,
-    ranges: np.ndarray,
-    session_minute: np.ndarray,
-    horizons: Sequence[int],
-    gamma: float = GAMMA,
-    prior_weight: float = PRIOR_WEIGHT,
-) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Per horizon (q10, q90) of the close h minutes after each row ``[rows, tickers]``, around the row's
-    close, from the bars up to the row only: what the live state gives a final bar at each row. ``minutes``:
-    each row's epoch minute (an outcome settles the range made ``h`` minutes before it). Other ``gamma`` and
-    ``prior_weight`` than the live ones serve research (``bench/horizon_ranges.py``): 0 keeps the fitted
-    quantiles, a huge weight the fitted profile."""
-    m = np.asarray(session_minute, np.int64)
-    count = len(model.profile)
-    profile, range_profile, per_session = session_profiles(model, returns, ranges, m, prior_weight)
-    x = model.components(returns, ranges, m, seasons=(profile, range_profile))
-    sid = session_ids(m)
-    cum = np.concatenate([np.zeros((len(per_session), 1)), np.cumsum(per_session, axis=1)], axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        log_close = np.log(np.asarray(close, np.float64))
-    minutes = np.asarray(minutes, np.int64)
-    out = {}
-    for h in horizons:
-        if h not in model.weights:
-            continue
-        level = np.maximum(x @ model.weights[h], 1e-12)
-        ahead = cum[sid, np.clip(m + h + 1, 0, count)] - cum[sid, np.clip(m + 1, 0, count)]
-        valid = (m >= 0) & (m + h < count)
-        sigma = np.where(
-            valid[:, None], np.sqrt(level * np.where(valid, ahead, 1.0)[:, None]) * model.scale, np.nan
-        )
-        q_low, q_high = float(model.quantiles[h][0]), float(model.quantiles[h][-1])
-        source = np.searchsorted(minutes, minutes - h)
-        source = np.where(
-            (source < len(minutes)) & (minutes[np.minimum(source, len(minutes) - 1)] == minutes - h),
-            source,
-            -1,
-        )
-        u = np.zeros(sigma.shape[1])
-        by_bucket = BucketScale(1, count, gamma, TARGET_MISS, LIMIT)
-        low, high = np.full(sigma.shape, np.nan), np.full(sigma.shape, np.nan)
-        for t in range(len(minutes)):
-            if t > 0 and sid[t] != sid[t - 1]:  # the live state's begin(): a session closes
-                by_bucket.close_session(sigma.shape[1])
-            s = source[t]
-            if s >= 0:
-                z = log_close[t] - log_close[s]
-                made = np.isfinite(low[s]) & np.isfinite(z)
-                miss = (z < low[s]) | (z > high[s])
-                u = np.where(made, np.clip(u + gamma * (miss - TARGET_MISS), -LIMIT, LIMIT), u)
-                by_bucket.outcome(0, int(m[t]), float(np.sum(miss[made])), float(np.sum(made)))
-            factor = np.exp(u) * by_bucket.factor(0, int(m[t]) + h)
-            low[t] = q_low * sigma[t] * factor
-            high[t] = q_high * sigma[t] * factor
-        out[h] = (np.exp(log_close + low), np.exp(log_close + high))
-    return out

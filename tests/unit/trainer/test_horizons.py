@@ -13,8 +13,8 @@ import pytest
 from services.trainer.forecaster.core import Forecaster
 from services.trainer.forecaster.records import BarIn, Config, Forecast
 from services.trainer.intervals.horizon_ranges import RangeModel, fit_weights, parkinson
-from services.trainer.intervals.range_recalibration import recalibrated_intervals
 from services.trainer.intervals.range_state import RangeState
+from services.trainer.intervals.recalibrated_arrays import recalibrated_intervals
 from services.trainer.messages import prediction_message
 from services.trainer.model.series import to_minute
 from shared.session import UTC_DAY

@@ -5,6 +5,7 @@ every ticker (the bucket's scale), and the profile is learnt from completed sess
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -12,8 +13,8 @@ import pytest
 
 from services.trainer.intervals.bucket_scale import BucketScale
 from services.trainer.intervals.horizon_ranges import BUCKET, RangeModel, parkinson
-from services.trainer.intervals.range_recalibration import recalibrated_intervals
 from services.trainer.intervals.range_state import RangeState
+from services.trainer.intervals.recalibrated_arrays import recalibrated_intervals
 from tests.unit.trainer.range_data import MINUTES, sessions
 from tests.unit.trainer.test_horizons import OPEN
 
@@ -166,3 +167,34 @@ def test_the_buckets_scale_does_not_depend_on_the_order_a_minutes_bars_are_folde
         scales.append(np.array(state.recalibration.by_bucket.log_scale))
     assert np.abs(scales[0]).max() > 0
     np.testing.assert_allclose(scales[0], scales[1], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("order", ["minute by minute", "ticker by ticker", "partitions read unevenly"])
+def test_the_ranges_made_kept_after_the_forecasts_are_those_kept_at_once(order: str) -> None:
+    """The service keeps a poll's ranges made once its forecasts are out (``keep_made``); a ticker's next bar,
+    a session's close and a checkpoint keep them first. Folding minute by minute (live), a ticker's session
+    at a time or in uneven runs (a catch-up's partitions), with ``keep_made`` after every bar or after every
+    500th: after every bar the scales are the same, and so are the ranges waiting once those owed are
+    kept."""
+    epochs, minute, close, returns, variance = data(6, seed=5)
+    model = fitted(returns, variance, minute)
+    cells = [(row, j) for row in range(len(minute)) for j in range(3)]
+    if order == "ticker by ticker":
+        cells.sort(key=lambda cell: (cell[0] // MINUTES, cell[1], cell[0]))
+    elif (
+        order == "partitions read unevenly"
+    ):  # B's bars 200 minutes behind: it ends a session after it closed
+        cells.sort(key=lambda cell: (cell[0] + (200 if cell[1] == 1 else 0), cell[1]))
+    eager, lazy = (RangeState(model, {"A": 0, "B": 1, "C": 2}) for _ in range(2))
+    for n, (row, j) in enumerate(cells):
+        for state in (eager, lazy):
+            state.fold("ABC"[j], int(epochs[row]), float(close[row, j]), float(variance[row, j]))
+        eager.recalibration.keep_made()
+        if n % 500 == 499:  # a backlog poll's bars: not aligned with minutes or sessions
+            lazy.recalibration.keep_made()
+        assert lazy.recalibration.log_scale == eager.recalibration.log_scale
+        kept = copy.deepcopy(lazy.recalibration)
+        kept.keep_made()
+        assert kept.waiting == eager.recalibration.waiting, (n, row, j)
+    assert lazy.state() == eager.state()
+    assert any(u != 0.0 for u in eager.recalibration.log_scale[0])
