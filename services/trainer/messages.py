@@ -68,6 +68,9 @@ class PredictionEncoder:
         self._minutes: dict[int, str | None] = {}
         self._tails: dict[tuple[str, datetime], str | None] = {}
         self._tickers: dict[str, bool] = {}
+        # The last forecast's (ticker, based_on, yhat, model_version, trained_at) and their text.
+        self._key: tuple[object, ...] = (None,) * 5
+        self._parts: tuple[str, str, str] | None = None
 
     def encode(self, forecast: Forecast) -> bytes:
         fast = self._fast(forecast)
@@ -77,27 +80,57 @@ class PredictionEncoder:
 
     def _fast(self, fc: Forecast) -> str | None:
         ticker, based_on, minute, yhat, _, version, trained_at, _, q10, q90 = fc
-        if type(minute) is not int or type(based_on) is not int or not 1 <= minute - based_on <= _MAX_HORIZON:
+        # A bar's horizons share its ticker, minute, point forecast and version (the same objects): their
+        # text is checked and written once, and reused while the next forecast holds the very same objects.
+        key = self._key
+        if not (
+            ticker is key[0]
+            and based_on is key[1]
+            and yhat is key[2]
+            and version is key[3]
+            and trained_at is key[4]
+        ):
+            self._key = (ticker, based_on, yhat, version, trained_at)
+            self._parts = self._bar_parts(ticker, based_on, yhat, version, trained_at)
+        parts = self._parts
+        if parts is None or type(minute) is not int or not 1 <= minute - based_on <= _MAX_HORIZON:
             return None
-        # Exact types before the caches: a subclass equal to a cached value must not reuse its text.
-        if type(ticker) is not str or type(version) is not str or type(trained_at) is not datetime:
+        ts = self._minute(minute)
+        if ts is None:
             return None
-        price, ts, based_on_ts = _price(yhat), self._minute(minute), self._minute(based_on)
-        if price is None or ts is None or based_on_ts is None or not self._ticker(ticker):
+        if q10 is None and q90 is None:
+            interval = ""
+        # _price of each, inlined (twice a message), and q10 <= q90: one chained comparison holds all.
+        elif (
+            isinstance(q10, float)
+            and isinstance(q90, float)
+            and _MIN_FAST_FLOAT <= q10 <= q90 < _MAX_FAST_FLOAT
+        ):
+            interval = f',"q10":{float.__repr__(q10)},"q90":{float.__repr__(q90)}'
+        else:
+            return None
+        head, middle, rest = parts
+        return f"{head}{ts}{middle}{minute - based_on}{rest}{interval}}}"
+
+    def _bar_parts(
+        self, ticker: object, based_on: object, yhat: object, version: object, trained_at: object
+    ) -> tuple[str, str, str] | None:
+        """The text around a forecast's target minute and horizon, or None where the fast path cannot write
+        it. Exact types before the caches: a subclass equal to a cached value must not reuse its text."""
+        if type(based_on) is not int or type(ticker) is not str or type(version) is not str:
+            return None
+        if type(trained_at) is not datetime:
+            return None
+        price, based_on_ts = _price(yhat), self._minute(based_on)
+        if price is None or based_on_ts is None or not self._ticker(ticker):
             return None
         tail = self._tail(version, trained_at)
         if tail is None:
             return None
-        if q10 is None and q90 is None:
-            interval = ""
-        else:
-            low, high = _price(q10), _price(q90)
-            if low is None or high is None or not q10 <= q90:  # type: ignore[operator]  # _price: floats
-                return None
-            interval = f',"q10":{low},"q90":{high}'
         return (
-            f'{{"v":1,"ticker":"{ticker}","ts":"{ts}","yhat":{price},"horizon_min":{minute - based_on},'
-            f'"based_on_ts":"{based_on_ts}"{tail}{interval}}}'
+            f'{{"v":1,"ticker":"{ticker}","ts":"',
+            f'","yhat":{price},"horizon_min":',
+            f',"based_on_ts":"{based_on_ts}"{tail}',
         )
 
     def _minute(self, minute: int) -> str | None:

@@ -74,38 +74,50 @@ def with_horizons(forecaster: Forecaster, base: list[Forecast]) -> list[Forecast
     last = np.array([fc.last_close for fc in base])
     session = [sessions[fc.based_on] for fc in base]
     ranges = state.bounds([fc.ticker for fc in base], last, np.array(session, np.int64), horizons)
-    lows = {h: lo.tolist() for h, (lo, _) in ranges.items()}
-    highs = {h: hi.tolist() for h, (_, hi) in ranges.items()}
+    # Per horizon, whether each forecast gets it: a finite, positive range (all rows at once) and,
+    # beyond the next minute, a target inside the session.
+    lows: dict[int, list[float]] = {}
+    highs: dict[int, list[float]] = {}
+    given: dict[int, list[bool]] = {}
+    at = np.array(session, np.int64)
+    for h, (lo, hi) in ranges.items():
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(lo) & np.isfinite(hi) & (lo > 0) & (lo <= hi)
+        if h != 1:
+            ok &= (at >= 0) & (at < clock.length - h)
+        lows[h], highs[h], given[h] = lo.tolist(), hi.tolist(), ok.tolist()
+    longer = [h for h in horizons if h != 1 and h in given]  # a horizon without weights gets none
     out: list[Forecast] = []
     for i, fc in enumerate(base):
-        ticker, based_on, _, yhat, last_close, version, trained_at, ar, q10, q90 = fc
-        if 1 in lows and _ok(lows[1][i], highs[1][i]):
-            q10, q90 = lows[1][i], highs[1][i]
-        out.append(
-            Forecast(ticker, based_on, based_on + 1, yhat, last_close, version, trained_at, ar, q10, q90)
-        )
-        for h in horizons:
-            # A horizon the range model has no weights for (no training session had room) gets none.
-            if h == 1 or h not in lows or not 0 <= session[i] < clock.length - h:
-                continue
-            if not _ok(lows[h][i], highs[h][i]):
-                continue
-            out.append(
-                Forecast(
-                    ticker,
-                    based_on,
-                    based_on + h,
-                    yhat,
-                    last_close,
-                    version,
-                    trained_at,
-                    ar,
-                    lows[h][i],
-                    highs[h][i],
-                )
+        ticker, based_on, _, yhat, last_close, version, trained_at, ar, _, _ = fc
+        if 1 in given and given[1][i]:
+            fc = Forecast(  # noqa: PLW2901 (the same forecast, with the range model's range)
+                ticker,
+                based_on,
+                based_on + 1,
+                yhat,
+                last_close,
+                version,
+                trained_at,
+                ar,
+                lows[1][i],
+                highs[1][i],
             )
+        out.append(fc)
+        out.extend(
+            Forecast(
+                ticker,
+                based_on,
+                based_on + h,
+                yhat,
+                last_close,
+                version,
+                trained_at,
+                ar,
+                lows[h][i],
+                highs[h][i],
+            )
+            for h in longer
+            if given[h][i]
+        )
     return out
-
-
-def _ok(low: float, high: float) -> bool:
-    return math.isfinite(low) and math.isfinite(high) and 0 < low <= high

@@ -173,7 +173,7 @@ class CarriedStates:
         carried = [self.states[r.ticker] for r in live]
         n, layers, units = len(live), self.model.layers, self.model.units
         rows = torch.tensor([s.row for s in carried])
-        h, c = self.h[:, :, rows], self.c[:, :, rows]  # [layers, 2, n, units], copies
+        h, c = self.h.index_select(2, rows), self.c.index_select(2, rows)  # [layers, 2, n, units], copies
         counts = np.array([s.minute for s in carried]) - np.array([s.start for s in carried])
         lengths = np.array([len(r.inputs) for r in live])
         if lengths.max() == 1:  # the live case: one new bar per ticker
@@ -217,11 +217,19 @@ class CarriedStates:
         result = {r.ticker: scaled[i] for i, r in enumerate(live) if ready[i]}
         stored = [i for i, r in enumerate(live) if r.store]
         if stored:
-            keep = torch.tensor(stored)
-            self.h[:, :, rows[keep]], self.c[:, :, rows[keep]] = h[:, :, keep], c[:, :, keep]
+            self._store(rows, h, c, stored)
             for i in stored:
                 carried[i].minute, carried[i].close = live[i].minute, live[i].close
         return result
+
+    def _store(self, rows: torch.Tensor, h: torch.Tensor, c: torch.Tensor, stored: list[int]) -> None:
+        """Keep the ``stored`` ones of the stepped states (``rows``: their rows, one per ticker): index_copy_,
+        not indexed assignment, half the time at 500 tickers."""
+        if len(stored) < len(rows):
+            keep = torch.tensor(stored)
+            rows, h, c = rows[keep], h.index_select(2, keep), c.index_select(2, keep)
+        self.h.index_copy_(2, rows, h)
+        self.c.index_copy_(2, rows, c)
 
     @torch.no_grad()
     def prime(self, primers: dict[str, Primer]) -> None:

@@ -127,6 +127,30 @@ def test_edge_case_forecasts_give_the_same_bytes_or_the_same_error(target: Targe
     assert same_as_validated(forecasts, target) > 1000  # boundary values that are valid take the fast path
 
 
+@pytest.mark.parametrize("target", ["return", "price"])
+def test_a_bars_horizons_sharing_its_objects_give_the_same_bytes_or_the_same_error(target: Target) -> None:
+    """The forecasts of a bar's horizons hold the very same ticker, minute, yhat and version objects
+    (``with_horizons``): the encoder reuses their text for those objects only."""
+    rng = random.Random(181818)
+    forecasts = []
+    for _ in range(1500):
+        fc = edge(rng)
+        for h in rng.sample(EDGE_HORIZONS, 4):
+            q10, q90 = (rng.choice(EDGE_FLOATS) for _ in range(2)) if rng.random() < 0.2 else (fc.q10, fc.q90)
+            fc = fc._replace(minute=fc.based_on + h, q10=q10, q90=q90)
+            if rng.random() < 0.2:  # one of the shared fields changes, the others are the same objects
+                field, cases = rng.choice(
+                    [("ticker", EDGE_TICKERS), ("yhat", EDGE_FLOATS), ("model_version", EDGE_VERSIONS),
+                     ("trained_at", EDGE_TRAINED)]
+                )  # fmt: skip
+                fc = fc._replace(**{field: rng.choice(cases)})
+            elif rng.random() < 0.1:
+                based_on = rng.choice(EDGE_BASED_ON)
+                fc = fc._replace(based_on=based_on, minute=based_on + h)
+            forecasts.append(fc)
+    assert same_as_validated(forecasts, target) > 500  # most with the text of the bar before
+
+
 def test_every_boundary_float_as_each_price_field() -> None:
     base = Forecast("AAPL", BASED_ON, BASED_ON + 5, 187.25, 187.0, "m1", TRAINED, None, 180.0, 190.0)
     forecasts = []
