@@ -200,11 +200,11 @@ class Forecaster:
             self.range_state.fold(ticker, minute, close, variance)
 
     def score_settled(self) -> None:
-        """Score the forecasts settled by the bars recorded so far, in the order they were settled, and keep
-        the ranges those bars made for their outcomes (work that can wait until the forecasts are out)."""
+        """Score the forecasts settled by the bars recorded so far, in the order they were settled, and let
+        the range recalibration learn from those bars (work that waits until their forecasts are out)."""
         with self.lock:
             if self.range_state is not None:
-                self.range_state.recalibration.keep_made()
+                self.range_state.recalibration.learn()
             settled, self.settled = self.settled, []
             for ticker, pending, actual, target in settled:
                 self.walk_forward.add(ticker, pending, actual, target)

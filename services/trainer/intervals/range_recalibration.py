@@ -21,7 +21,8 @@ On the shared recording that leaves two errors a fit cannot remove (docs/forecas
   at every ticker, is tracked by a scale per horizon and 30-minute bucket of the target (:mod:`bucket_scale`).
 
 The live form (:class:`Recalibration`, carried in :class:`range_state.RangeState` and its checkpoint) folds
-each final bar as it comes (``portfolio backtest`` runs it too); ``recalibrated_arrays.py`` is the same
+each final bar as it comes and learns from it once the bar's forecasts are out (``portfolio backtest`` runs
+it too); ``recalibrated_arrays.py`` is the same
 computation on arrays, for research (``bench/horizon_ranges.py``) and tests.
 """
 
@@ -79,7 +80,7 @@ class Recalibration:
             (h, model.weights[h].tolist(), float(model.quantiles[h][0]), float(model.quantiles[h][-1]))
             for h in self.horizons
         ]
-        # The bars settled whose ranges are not kept yet (:meth:`keep_made`), and their tickers.
+        # The bars settled that :meth:`learn` has not taken in yet, and their tickers.
         self._owed: list[tuple[int, int, int, float, Sequence[float], float]] = []
         self._owed_rows: set[int] = set()
         self._refresh()
@@ -97,7 +98,7 @@ class Recalibration:
         if opened <= self.session:
             return
         if self.session > -math.inf:
-            self.keep_made()  # with the profile and bucket scales of the session they were made in
+            self.learn()  # with the profile and bucket scales of the session the bars were folded in
             for sums, counts in zip(self.sums, self.counts, strict=True):
                 for b in range(len(sums[0])):
                     sums[0][b] += sums[1][b]
@@ -126,56 +127,58 @@ class Recalibration:
         components: Sequence[float],
         scale: float,
     ) -> None:
-        """After ticker ``i``'s final bar at ``minute`` is folded: score the ranges that targeted it now (the
-        ranges forecast next read the scales they move); the ranges made from the bar (those
-        :meth:`RangeState.bounds` gives from the same state) are kept by :meth:`keep_made`, later."""
+        """Ticker ``i``'s final bar at ``minute`` is folded: what it teaches (the ranges it made, the outcomes
+        of those that targeted it) is taken in by :meth:`learn`, once the bar's forecasts are out."""
         if not close > 0:
             return
         if i in self._owed_rows:
-            self.keep_made()  # the ticker's last bar's ranges, before any can be settled
-        log_close = math.log(close)
-        queues, scales, factors = self.waiting[i], self.log_scale[i], self.factor[i]
-        m, by_bucket = session_minute, self.by_bucket
-        counted = minute - m == self.session  # an outcome of a closed session is not counted by bucket
-        for k, queue in enumerate(queues):
-            while queue and queue[0][0] <= minute:
-                target, base, low, high = queue.popleft()
-                if target == minute:  # a target minute without a bar has no outcome
-                    z = log_close - base
-                    missed = z < low or z > high
-                    u = scales[k] + (_UP if missed else _DOWN)
-                    u = LIMIT if u > LIMIT else max(u, -LIMIT)
-                    scales[k], factors[k] = u, math.exp(u)
-                    if counted:
-                        by_bucket.outcome(k, m, float(missed), 1.0)
-        if 0 <= m < self.minutes:
-            self._owed.append((i, minute, m, log_close, components, scale))
-            self._owed_rows.add(i)
+            self.learn()  # the ticker's last bar first
+        self._owed.append((i, minute, session_minute, math.log(close), components, scale))
+        self._owed_rows.add(i)
 
-    def keep_made(self) -> None:
-        """Keep the ranges made from the bars settled since the last call, waiting for their outcomes.
+    def learn(self) -> None:
+        """Take in the bars settled since the last call, each in turn: keep the ranges it made, waiting for
+        their outcomes (those :meth:`RangeState.bounds` gave from the same state: the bar's components, the
+        ticker's scales before the bar's own outcomes), then move the ticker's scales by the outcomes of the
+        ranges that targeted the bar.
 
-        Nothing reads them before the ticker's next bar, so the forecaster calls this once a poll's
-        forecasts are published (a ~quarter of the fold's time at 500 tickers, off the minute's latency,
-        issue 18); :meth:`settle` of the same ticker, a session's close (:meth:`begin`) and :meth:`state`
-        call it first. Each range is computed from what it would have been at the bar: the components are
-        the bar's, and a ticker's factors and the profile change only in those three."""
+        So a forecast reads its ticker's scales as they were before its own bar's outcomes: they are learnt
+        once the forecasts are out. The forecaster calls this after a poll's forecasts are published, taking
+        the fold's costliest part (Python per ticker and horizon, ~4 ms of a 500-ticker minute) off the
+        minute's latency (issue 18). The ticker's next bar (:meth:`settle`), a session's close
+        (:meth:`begin`) and a checkpoint (:meth:`state`) call it first, so no result depends on when it is
+        called: a backtest and a live trainer, however polls cut the bars, give the same ranges.
+        """
         owed, self._owed = self._owed, []
         self._owed_rows.clear()
-        cum, by_bucket, waiting = self.cum, self.by_bucket, self.waiting
+        cum, by_bucket, waiting, session = self.cum, self.by_bucket, self.waiting, self.session
         for i, minute, m, log_close, components, scale in owed:
-            queues, factors, start = waiting[i], self.factor[i], cum[m + 1]
-            for k, (h, weights, q_low, q_high) in enumerate(self._terms):
-                if m + h >= self.minutes:
-                    break  # and every longer horizon
-                level = max(sum(map(mul, weights, components)), 1e-12)
-                sigma = (
-                    math.sqrt(level * (cum[m + h + 1] - start))
-                    * scale
-                    * factors[k]
-                    * by_bucket.factor(k, m + h)
-                )
-                queues[k].append((minute + h, log_close, q_low * sigma, q_high * sigma))
+            queues, scales, factors = waiting[i], self.log_scale[i], self.factor[i]
+            if 0 <= m < self.minutes:  # the ranges made first: as bounds() gave them, before the outcomes
+                start = cum[m + 1]
+                for k, (h, weights, q_low, q_high) in enumerate(self._terms):
+                    if m + h >= self.minutes:
+                        break  # and every longer horizon
+                    level = max(sum(map(mul, weights, components)), 1e-12)
+                    sigma = (
+                        math.sqrt(level * (cum[m + h + 1] - start))
+                        * scale
+                        * factors[k]
+                        * by_bucket.factor(k, m + h)
+                    )
+                    queues[k].append((minute + h, log_close, q_low * sigma, q_high * sigma))
+            counted = minute - m == session  # an outcome of a closed session is not counted by bucket
+            for k, queue in enumerate(queues):
+                while queue and queue[0][0] <= minute:
+                    target, base, low, high = queue.popleft()
+                    if target == minute:  # a target minute without a bar has no outcome
+                        z = log_close - base
+                        missed = z < low or z > high
+                        u = scales[k] + (_UP if missed else _DOWN)
+                        u = LIMIT if u > LIMIT else max(u, -LIMIT)
+                        scales[k], factors[k] = u, math.exp(u)
+                        if counted:
+                            by_bucket.outcome(k, m, float(missed), 1.0)
 
     def factors(self, rows: Sequence[int], horizon: int, session_minute: Sequence[int]) -> np.ndarray:
         """The quantile scale of each row's ticker at ``horizon`` made at ``session_minute``: ``exp(u)``
@@ -190,7 +193,7 @@ class Recalibration:
         )
 
     def state(self) -> dict[str, Any]:
-        self.keep_made()
+        self.learn()
         return {
             "horizons": list(self.horizons),
             "sums": self.sums,

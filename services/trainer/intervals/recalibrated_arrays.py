@@ -102,6 +102,11 @@ def recalibrated_intervals(
         for t in range(len(minutes)):
             if t > 0 and sid[t] != sid[t - 1]:  # the live state's begin(): a session closes
                 by_bucket.close_session(sigma.shape[1])
+            # The row's ranges read the scales before its own outcomes (the live state learns from a bar
+            # once its forecasts are out: Recalibration.learn).
+            factor = np.exp(u) * by_bucket.factor(0, int(m[t]) + h)
+            low[t] = q_low * sigma[t] * factor
+            high[t] = q_high * sigma[t] * factor
             s = source[t]
             if s >= 0:
                 z = log_close[t] - log_close[s]
@@ -109,8 +114,5 @@ def recalibrated_intervals(
                 miss = (z < low[s]) | (z > high[s])
                 u = np.where(made, np.clip(u + gamma * (miss - TARGET_MISS), -LIMIT, LIMIT), u)
                 by_bucket.outcome(0, int(m[t]), float(np.sum(miss[made])), float(np.sum(made)))
-            factor = np.exp(u) * by_bucket.factor(0, int(m[t]) + h)
-            low[t] = q_low * sigma[t] * factor
-            high[t] = q_high * sigma[t] * factor
         out[h] = (np.exp(log_close + low), np.exp(log_close + high))
     return out

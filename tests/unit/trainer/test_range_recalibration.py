@@ -170,12 +170,13 @@ def test_the_buckets_scale_does_not_depend_on_the_order_a_minutes_bars_are_folde
 
 
 @pytest.mark.parametrize("order", ["minute by minute", "ticker by ticker", "partitions read unevenly"])
-def test_the_ranges_made_kept_after_the_forecasts_are_those_kept_at_once(order: str) -> None:
-    """The service keeps a poll's ranges made once its forecasts are out (``keep_made``); a ticker's next bar,
-    a session's close and a checkpoint keep them first. Folding minute by minute (live), a ticker's session
-    at a time or in uneven runs (a catch-up's partitions), with ``keep_made`` after every bar or after every
-    500th: after every bar the scales are the same, and so are the ranges waiting once those owed are
-    kept."""
+def test_what_the_bars_teach_is_the_same_whenever_it_is_learnt(order: str) -> None:
+    """The service lets the recalibration learn from a poll's bars once their forecasts are out
+    (``learn``); a ticker's next bar, a session's close and a checkpoint make it learn first. Folding minute
+    by minute (live), a ticker's session at a time or one ticker far behind (a catch-up's partitions), and
+    learning after every bar or after every 500th: a forecast of each bar reads the same scales (its
+    ticker's, after its earlier bars' outcomes, before its own), and once learnt the scales and the ranges
+    waiting are the same."""
     epochs, minute, close, returns, variance = data(6, seed=5)
     model = fitted(returns, variance, minute)
     cells = [(row, j) for row in range(len(minute)) for j in range(3)]
@@ -186,15 +187,21 @@ def test_the_ranges_made_kept_after_the_forecasts_are_those_kept_at_once(order: 
     ):  # B's bars 200 minutes behind: it ends a session after it closed
         cells.sort(key=lambda cell: (cell[0] + (200 if cell[1] == 1 else 0), cell[1]))
     eager, lazy = (RangeState(model, {"A": 0, "B": 1, "C": 2}) for _ in range(2))
+    moved = 0  # bars whose own outcomes moved their ticker's scales when learnt, not when folded
     for n, (row, j) in enumerate(cells):
         for state in (eager, lazy):
             state.fold("ABC"[j], int(epochs[row]), float(close[row, j]), float(variance[row, j]))
-        eager.recalibration.keep_made()
+        # What a forecast of this bar reads: its ticker's scales after its earlier bars' outcomes only.
+        unlearnt = list(eager.recalibration.log_scale[j])
+        assert lazy.recalibration.log_scale[j] == unlearnt, (n, row, j)
+        eager.recalibration.learn()
         if n % 500 == 499:  # a backlog poll's bars: not aligned with minutes or sessions
-            lazy.recalibration.keep_made()
-        assert lazy.recalibration.log_scale == eager.recalibration.log_scale
-        kept = copy.deepcopy(lazy.recalibration)
-        kept.keep_made()
-        assert kept.waiting == eager.recalibration.waiting, (n, row, j)
+            lazy.recalibration.learn()
+        learnt = copy.deepcopy(lazy.recalibration)
+        learnt.learn()
+        assert learnt.log_scale == eager.recalibration.log_scale, (n, row, j)
+        assert learnt.waiting == eager.recalibration.waiting, (n, row, j)
+        moved += unlearnt != eager.recalibration.log_scale[j]
     assert lazy.state() == eager.state()
+    assert moved > len(cells) / 2
     assert any(u != 0.0 for u in eager.recalibration.log_scale[0])
