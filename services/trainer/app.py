@@ -21,12 +21,13 @@ import time
 from contextlib import ExitStack
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message
 from prometheus_client import CollectorRegistry
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from services.scoring.score import NAIVE_PREFIX
+from services.trainer.assignment import Assignment
 from services.trainer.forecaster.core import Forecaster
 from services.trainer.forecaster.portfolio_value import live_portfolio, with_portfolio
 from services.trainer.forecaster.records import Config, Forecast
@@ -63,32 +64,14 @@ logger = logging.getLogger(__name__)
 # (signals, producer callbacks) responsive.
 POLL_BATCH = 5_000
 POLL_TIMEOUT_S = 0.05
-# How long a poll goes on taking bars after the last came (shared.kafka.take_arrived): a minute's bars come in
-# fetches a few milliseconds apart, and forecasting them in one batch beats two batches one after the other.
+# How long a poll goes on taking bars after the last came, unless every partition has given some
+# (shared.kafka.take_arrived): a minute's bars come in fetches a few milliseconds apart, and forecasting
+# them in one batch beats two batches one after the other.
 GATHER_S = 0.003
 # Predictions leave at once: the shared producer's 20 ms linger (batching for throughput) would be added to
 # every forecast's latency, and a minute's forecasts are produced together anyway, so they batch by
 # themselves (issue 12: p99 bar -> prediction <= 50 ms).
 PREDICTION_LINGER_MS = 1
-
-
-class Assignment:
-    """Which tickers this member owns, learnt from the partitions its bars come from."""
-
-    def __init__(self, forecaster: Forecaster) -> None:
-        self.forecaster = forecaster
-        self.partition_of: dict[str, int] = {}
-
-    def on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        logger.info("assigned partitions %s", sorted(p.partition for p in partitions))
-
-    def on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        lost = {p.partition for p in partitions}
-        tickers = [t for t, p in self.partition_of.items() if p in lost]
-        for t in tickers:
-            del self.partition_of[t]
-        self.forecaster.forget(tickers)
-        logger.info("revoked partitions %s: dropped %d tickers", sorted(lost), len(tickers))
 
 
 def run(settings: Settings, stop: StopFlag, *, member: str | None = None) -> None:
@@ -232,7 +215,8 @@ class TrainerLoop:
             self.publish(forecasts)
 
     def take(self) -> list[Message]:
-        return take_arrived(self.consumer, POLL_BATCH, POLL_TIMEOUT_S, GATHER_S)
+        complete = self.assignment.every_partition
+        return take_arrived(self.consumer, POLL_BATCH, POLL_TIMEOUT_S, GATHER_S, complete=complete)
 
     def update_lag(self, now: float) -> None:
         if now < self.next_lag:

@@ -39,11 +39,13 @@ class ScriptedConsumer:
         return list(range(count))
 
 
-def take(consumer: ScriptedConsumer, limit: int = 5000) -> list[int]:
+def take(consumer: ScriptedConsumer, limit: int = 5000, expected: int | None = None) -> list[int]:
     scripted = cast("Consumer", consumer)  # the one method take_arrived calls
-    return cast(
-        "list[int]", take_arrived(scripted, limit, wait_s=0.05, gather_s=0.003, clock=lambda: consumer.now)
+    complete = None if expected is None else (lambda messages: len(messages) >= expected)
+    taken = take_arrived(
+        scripted, limit, wait_s=0.05, gather_s=0.003, clock=lambda: consumer.now, complete=complete
     )
+    return cast("list[int]", taken)
 
 
 def test_a_minute_fetched_in_two_parts_is_taken_in_one_poll() -> None:
@@ -76,3 +78,12 @@ def test_a_steady_trickle_is_cut_after_ten_gathers() -> None:
     taken = take(consumer)
     assert 25 <= len(taken) <= 35  # 30 ms of it at one a millisecond
     assert consumer.now <= 0.001 + 10 * 0.003 + 0.003
+
+
+def test_gathering_stops_once_what_is_in_hand_is_complete() -> None:
+    consumer = ScriptedConsumer([(0.010, 80), (0.012, 420), (0.014, 5)])
+    assert len(take(consumer, expected=500)) == 500  # the 5 after it wait for the next poll
+    assert abs(consumer.now - 0.013) < 1e-9  # no wait after the second fetch
+    consumer = ScriptedConsumer([(0.010, 80), (0.012, 420)])
+    assert len(take(consumer, expected=80)) == 80  # complete from the first fetch on: no wait at all
+    assert abs(consumer.now - 0.010) < 1e-9
