@@ -244,7 +244,6 @@ class Forecaster:
             model_out: dict[str, ModelForecast] = {}
             if self.model is not None and now_version is not None:
                 model_out = self.strategy.forecast(tickers)
-            intervals = self.strategy.intervals({t: v[2] for t, v in model_out.items()})
             out: list[Forecast] = []
             for t in tickers:
                 series = self.series.get(t)
@@ -263,17 +262,19 @@ class Forecaster:
                         None,
                     )
                     version = NAIVE_VERSION
-                q = None if standin else intervals.get(t)
-                fc = Forecast(
-                    t, based_on, based_on + 1, yhat, last, version, trained_at, base, *(q or (None, None))
-                )
+                fc = Forecast(t, based_on, based_on + 1, yhat, last, version, trained_at, base, None, None)
                 out.append(fc)
                 if self.lineage:
                     waiting = self.pending.setdefault(t, {})
                     waiting[fc.minute] = Pending(last, yhat, self.lineage, version, base, standin)
                     while len(waiting) > _MAX_PENDING:
                         del waiting[min(waiting)]
-            return with_horizons(self, out)
+            # The strategy's own interval, for the model's forecasts the range model gives no range.
+            return with_horizons(
+                self,
+                out,
+                lambda names: self.strategy.intervals({t: model_out[t][2] for t in names if t in model_out}),
+            )
 
     def baseline_prices(self, windows: np.ndarray, last: np.ndarray, scalers: list[Scaler]) -> np.ndarray:
         if self.baseline is None:
