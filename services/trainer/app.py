@@ -68,6 +68,9 @@ POLL_TIMEOUT_S = 0.05
 # (shared.kafka.take_arrived): a minute's bars come in fetches a few milliseconds apart, and forecasting
 # them in one batch beats two batches one after the other.
 GATHER_S = 0.003
+# Tickers a cold start made forecastable, forecast again a chunk a poll: all 500 at once took ~60 ms, and a
+# minute's bars arriving meanwhile waited for it (issue 18).
+REFRESH_CHUNK = 64
 # Predictions leave at once: the shared producer's 20 ms linger (batching for throughput) would be added to
 # every forecast's latency, and a minute's forecasts are produced together anyway, so they batch by
 # themselves (issue 12: p99 bar -> prediction <= 50 ms).
@@ -172,7 +175,7 @@ class TrainerLoop:
     def poll_once(self) -> None:
         messages = self.take()
         arrived = time.perf_counter()
-        refresh = self.forecaster.take_refresh()
+        refresh = self.forecaster.take_refresh(REFRESH_CHUNK)
         if messages or refresh:
             self.gate.serving()
         self.producer.poll(0)

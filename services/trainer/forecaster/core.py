@@ -239,6 +239,7 @@ class Forecaster:
         cannot serve yet (no model, too little history since a cut, not trained on yet) gets the naive
         forecast, labelled as such (counted against the model's coverage, never scored as its forecast)."""
         with self.lock:
+            self.refresh.difference_update(tickers)  # their newest bar is forecast now, by today's weights
             now_version = self.model_version
             trained_at = self.trained_at or datetime.now(UTC)
             model_out: dict[str, ModelForecast] = {}
@@ -281,7 +282,9 @@ class Forecaster:
             return np.full(last.shape, np.nan)
         return to_price(self.baseline.predict(windows), last, scalers)
 
-    def take_refresh(self) -> list[str]:
+    def take_refresh(self, limit: int | None = None) -> list[str]:
+        """Up to ``limit`` (None: all) of the tickers to forecast again, the others left for later calls."""
         with self.lock:
-            tickers, self.refresh = sorted(self.refresh), set()
+            tickers = sorted(self.refresh)[:limit]
+            self.refresh.difference_update(tickers)
             return tickers

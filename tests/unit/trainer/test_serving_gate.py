@@ -153,3 +153,24 @@ def test_a_range_model_fitted_on_the_polling_thread_does_not_give_way_to_itself(
     forecasts = forecaster.forecast(forecaster.tickers())
     assert forecaster.ranges_for == forecaster.lineage
     assert sorted(by_horizon(forecasts, "T0")) == list(HORIZONS)
+
+
+def test_the_refresh_is_taken_a_chunk_at_a_time_and_a_ticker_forecast_meanwhile_leaves_it() -> None:
+    """The polling thread forecasts a cold start's refresh a chunk a poll (a minute's bars arriving meanwhile
+    wait for one chunk, not for every ticker): what a chunk leaves is taken by the next, and a ticker whose
+    new bar is forecast first is not forecast again."""
+    bars = market(7)
+    forecaster = Forecaster(tiny_config(max_epochs=1))
+    cut = OPEN + 6 * 1440 + 100
+    for bar in bars:
+        if bar.minute < cut:
+            forecaster.ingest(bar.ticker, bar.minute, bar.close, bar.rev, bar.final, bar.high, bar.low)
+    assert forecaster.train_cycle().cold_start is not None
+    tickers = sorted(forecaster.tickers())
+    assert len(tickers) == 3 and sorted(forecaster.refresh) == tickers
+    assert forecaster.take_refresh(1) == tickers[:1]
+    assert sorted(forecaster.refresh) == tickers[1:]
+    newest = [b for b in bars if b.minute == cut and b.ticker == tickers[2]]
+    assert {fc.ticker for fc in forecaster.step(newest)} == {tickers[2]}
+    assert forecaster.take_refresh(1) == tickers[1:2]
+    assert forecaster.take_refresh(1) == [] and not forecaster.refresh
