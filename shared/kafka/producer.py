@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -62,12 +62,28 @@ class ReliableProducer:
     def produce(
         self, topic: str, value: bytes, key: bytes | str | None = None, headers: Headers | None = None
     ) -> None:
-        key_bytes = key.encode() if isinstance(key, str) else key
-        # A first attempt is reported to one bound method, and a failure rebuilds what to resend from the
-        # reported message (whose headers a delivery report leaves out): a record and a closure per
-        # message were half the cost of producing one.
+        self.produce_many(topic, ((value, key),), headers)
+
+    def produce_many(
+        self, topic: str, messages: Iterable[tuple[bytes, bytes | str | None]], headers: Headers | None = None
+    ) -> None:
+        """Produce each ``(value, key)`` of ``messages`` to ``topic``, all with ``headers``.
+
+        First attempts are reported to one bound method, and a failure rebuilds what to resend from the
+        reported message (whose headers a delivery report leaves out): a record and a closure per message
+        were half the cost of producing one, and a Python call per message beside librdkafka's a third of
+        what is left (the trainer's 2,000 predictions a minute, issue 18)."""
         report = partial(self._report_first, headers)
-        self._produce(topic, value, key_bytes, headers, report)
+        produce = self._producer.produce
+        for value, key in messages:
+            while True:
+                try:
+                    produce(topic, value, key, headers=headers, on_delivery=report)
+                    break
+                except BufferError:
+                    # The local queue is full: serve delivery reports to make room, then try again.
+                    self._producer.poll(0.05)
+            self._in_flight += 1
 
     def _send(self, item: _Pending) -> None:
         """Resend a failed message, counting its attempts."""

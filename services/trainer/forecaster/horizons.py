@@ -59,6 +59,8 @@ def adopt_ranges(forecaster: Forecaster, state: RangeState | None, lineage: str)
                 known = forecaster.variances.get(t, {})
                 for k in range(int(np.searchsorted(minutes, state.last_folded(t), "right")), len(minutes)):
                     state.fold(t, int(minutes[k]), float(closes[k]), known.get(int(minutes[k]), math.nan))
+            # What the fit's last minutes teach, learnt here rather than inside the first minute served.
+            state.recalibration.learn()
         forecaster.range_state, forecaster.ranges_for = state, lineage
 
 
