@@ -18,7 +18,7 @@ from services.trainer.intervals.interval_rows import close_bounds
 from services.trainer.intervals.running_sigma import RunningSigma
 from services.trainer.model.ar_baseline import LinearAR
 from services.trainer.model.scaling import ReturnScaler
-from services.trainer.model.series import Segment, TickerSeries
+from services.trainer.model.series import Segment, TickerSeries, regularize
 from services.trainer.model.training import fit
 from services.trainer.model.windows import Examples, Prepared, examples, prepare, scale_rows, to_price_rows
 from services.trainer.serving.per_stock import PerStockServing
@@ -199,8 +199,11 @@ class PerStockStrategy:
     def _prepare_with_segments(
         self, tickers: list[str]
     ) -> tuple[dict[str, Prepared], dict[str, list[Segment]]]:
+        # The points are copied under the lock, regularized outside it: at 500 tickers the segments took
+        # tens of ms, and a minute being served waited for the lock meanwhile (issue 18).
         with self.f.lock:
-            segments = {t: self.f.series[t].segments(self.f.config.ffill_max) for t in tickers}
+            points = {t: (list(self.f.series[t].minutes), list(self.f.series[t].closes)) for t in tickers}
+        segments = {t: regularize(m, c, self.f.config.ffill_max) for t, (m, c) in points.items()}
         prepared = {}
         for t, segs in segments.items():
             closes, starts = [seg.closes[:, None] for seg in segs], [seg.start for seg in segs]
@@ -217,10 +220,11 @@ class PerStockStrategy:
         holdout = Examples.concat([p.holdout for p in prepared.values()])
         model, optimizer = self.f.learner.new_network(1)
         report = self.f.learner.fit(model, optimizer, train, holdout, should_stop)
+        baseline = LinearAR.fit(train.x, train.y)  # outside the lock: a least-squares fit of every window
         with self.f.lock:
             for t, p in prepared.items():
                 self.f.scalers[t] = p.scalers[0]
-            self.f.baseline = LinearAR.fit(train.x, train.y)
+            self.f.baseline = baseline
         calibration = None
         if self.f.config.target == "return":
             calibration = fit_calibration(
