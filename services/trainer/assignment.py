@@ -25,7 +25,7 @@ class Assignment:
 
     def every_partition(self, messages: list[Message]) -> bool:
         """Whether ``messages`` hold one from every partition this member owns: a live minute is in."""
-        return len({m.partition() for m in messages}) >= len(self.partitions)
+        return self.partitions <= {m.partition() for m in messages}
 
     def on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         lost = {p.partition for p in partitions}

@@ -102,18 +102,7 @@ def with_horizons(
     for i, fc in enumerate(base):
         ticker, based_on, _, yhat, last_close, version, trained_at, ar, _, _ = fc
         if 1 in given and given[1][i]:
-            fc = Forecast(  # noqa: PLW2901 (the same forecast, with the range model's range)
-                ticker,
-                based_on,
-                based_on + 1,
-                yhat,
-                last_close,
-                version,
-                trained_at,
-                ar,
-                lows[1][i],
-                highs[1][i],
-            )
+            fc = Forecast(*fc[:8], lows[1][i], highs[1][i])  # noqa: PLW2901 (with the range model's range)
         out.append(fc)
         out.extend(
             Forecast(

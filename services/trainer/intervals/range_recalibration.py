@@ -22,8 +22,8 @@ On the shared recording that leaves two errors a fit cannot remove (docs/forecas
 
 The live form (:class:`Recalibration`, carried in :class:`range_state.RangeState` and its checkpoint) folds
 each final bar as it comes and learns from it once the bar's forecasts are out (``portfolio backtest`` runs
-it too); ``recalibrated_arrays.py`` is the same
-computation on arrays, for research (``bench/horizon_ranges.py``) and tests.
+it too); ``recalibrated_arrays.py`` is the same computation on arrays, for research
+(``bench/horizon_ranges.py``) and tests.
 """
 
 from __future__ import annotations
